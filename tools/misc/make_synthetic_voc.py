@@ -1,0 +1,51 @@
+"""Write the synthetic VOC2007-layout data set (fq_det.datasets.synthetic_voc).
+
+Example::
+
+    python tools/misc/make_synthetic_voc.py --out data/synthvoc --num-train 200 --num-test 50 --seed 0
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _load_generator():
+    """The generator module alone: it needs only numpy and OpenCV, not the whole package."""
+    try:
+        from fq_det.datasets import synthetic_voc
+        return synthetic_voc
+    except ImportError:  # fq_det not importable (e.g. mmcv ops missing): load the file itself
+        path = REPO_ROOT / 'fq_det' / 'datasets' / 'synthetic_voc.py'
+        spec = importlib.util.spec_from_file_location('fq_det_synthetic_voc', path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--out', required=True, help='data root; VOC2007/ is written inside it')
+    parser.add_argument('--num-train', type=int, default=200, help='trainval images')
+    parser.add_argument('--num-test', type=int, default=50, help='test images')
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--size', type=int, nargs=2, metavar=('W', 'H'), default=(320, 240),
+                        help='image width and height in pixels')
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    gen = _load_generator()
+    root = gen.make_synthetic_voc(args.out, args.num_train, args.num_test, seed=args.seed,
+                                  image_size=tuple(args.size))
+    print(f'synthetic VOC ({args.num_train} trainval + {args.num_test} test images, '
+          f'{args.size[0]}x{args.size[1]}, seed {args.seed}, classes {", ".join(gen.SYNTH_CLASSES)})')
+    print(f'written to {root / "VOC2007"}; train on it with: python tools/train.py configs/synthvoc/faster_rcnn_r18_pow_synthvoc.py --data-root {root}')
+
+
+if __name__ == '__main__':
+    main()
