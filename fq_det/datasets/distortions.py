@@ -1,1 +1,345 @@
-"""Placeholder: being written."""
+"""Image distortions of the paper (and Gaussian noise), as pure functions.
+
+Every distortion is a pure function of ``(image, severity, rng, boxes)``: a uint8
+``HxWx3`` image (BGR, as mmcv loads it; only ``jpeg``'s chroma handling cares), a
+severity in ``1..5``, a :class:`numpy.random.Generator` that supplies all randomness,
+and, for ``targeted_occlusion`` only, the ground-truth boxes ``(K, 4)`` in ``xyxy``
+pixel coordinates. It returns a new uint8 image of the same shape; the input is
+never modified.
+
+The strength of each severity lives in :data:`SEVERITY_TABLE` (rendered in
+``docs/distortions.md`` by :func:`severity_table_markdown`). Each function draws its
+random numbers first and scales them by the severity afterwards, so with the same
+generator state a higher severity is a strictly stronger version of a lower one
+(the same blur angle, nested noise masks, nested occluders).
+
+Optionally, the 15 corruptions of the common-corruption benchmark are available as
+``'ic:<name>'`` (e.g. ``'ic:fog'``) when the ``imagecorruptions`` package is
+importable; see :data:`IC_CORRUPTIONS`.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import cv2
+import numpy as np
+
+__all__ = [
+    'DISTORTIONS', 'SEVERITIES', 'IC_CORRUPTIONS', 'SEVERITY_TABLE', 'DistortionSpec',
+    'distort', 'check_distortion', 'check_severity', 'available_distortions',
+    'needs_boxes', 'severity_table_markdown',
+]
+
+SEVERITIES = (1, 2, 3, 4, 5)
+
+#: The common-corruption benchmark's 15 corruptions, reachable as ``'ic:<name>'``.
+IC_CORRUPTIONS = (
+    'gaussian_noise', 'shot_noise', 'impulse_noise', 'defocus_blur', 'glass_blur',
+    'motion_blur', 'zoom_blur', 'snow', 'frost', 'fog', 'brightness', 'contrast',
+    'elastic_transform', 'pixelate', 'jpeg_compression')
+IC_PREFIX = 'ic:'
+
+
+@dataclass(frozen=True)
+class DistortionSpec:
+    """One distortion: its severity parameter and the value for severities 1..5."""
+
+    parameter: str
+    levels: tuple
+    description: str
+    needs_boxes: bool = False
+
+
+#: THE severity table: one row per distortion, one value per severity 1..5.
+SEVERITY_TABLE: dict[str, DistortionSpec] = {
+    'motion_blur': DistortionSpec(
+        'kernel length (px)', (5, 9, 13, 19, 27),
+        'line kernel at a random angle, applied with cv2.filter2D'),
+    'jpeg': DistortionSpec(
+        'JPEG quality', (25, 15, 10, 6, 3),
+        'cv2.imencode/imdecode round trip'),
+    'salt_pepper': DistortionSpec(
+        'fraction of pixels', (0.02, 0.05, 0.09, 0.15, 0.25),
+        'chosen pixels set to 0 or 255 (all channels, equal odds)'),
+    'ngrn': DistortionSpec(
+        'uniform noise amplitude a (of 255)', (16, 32, 48, 72, 100),
+        'non-Gaussian random noise: i.i.d. U(-a, a) added per pixel and channel'),
+    'inpainting': DistortionSpec(
+        'fraction of image area removed', (0.03, 0.06, 0.10, 0.15, 0.22),
+        '8 random rectangles removed, filled by cv2.inpaint (Telea) at <= 128 px'),
+    'targeted_occlusion': DistortionSpec(
+        'fraction of each box covered', (0.10, 0.20, 0.30, 0.45, 0.60),
+        'a noise patch of the box aspect inside every ground-truth box', needs_boxes=True),
+    'gaussian_noise': DistortionSpec(
+        'noise sigma (of 255)', (10, 20, 30, 45, 60),
+        'i.i.d. N(0, sigma^2) added per pixel and channel'),
+}
+
+#: The distortions of this project (the paper's six + Gaussian noise).
+DISTORTIONS = tuple(SEVERITY_TABLE)
+
+_INPAINT_REGIONS = 8
+_INPAINT_MAX_SIDE = 128
+
+
+# --------------------------------------------------------------------------- checks
+def available_distortions() -> tuple[str, ...]:
+    """Names accepted by :func:`distort`: :data:`DISTORTIONS`, plus ``ic:*`` if installed."""
+    return DISTORTIONS + (tuple(IC_PREFIX + n for n in IC_CORRUPTIONS) if _ic_available() else ())
+
+
+def check_distortion(name: str) -> str:
+    """Return ``name`` if it is a known distortion, else raise ``ValueError`` listing the choices."""
+    if isinstance(name, str) and name in SEVERITY_TABLE:
+        return name
+    if isinstance(name, str) and name.startswith(IC_PREFIX):
+        corruption = name[len(IC_PREFIX):]
+        if corruption not in IC_CORRUPTIONS:
+            raise ValueError(f'Unknown common corruption {name!r}; valid choices: '
+                             f'{", ".join(IC_PREFIX + n for n in IC_CORRUPTIONS)}')
+        _import_ic()  # clear ImportError when the optional package is missing
+        return name
+    raise ValueError(f'Unknown distortion {name!r}; valid choices: {", ".join(DISTORTIONS)}'
+                     f' (and ic:<name> for the {len(IC_CORRUPTIONS)} common corruptions'
+                     f' when imagecorruptions is installed)')
+
+
+def check_severity(severity: int) -> int:
+    """Return ``severity`` as int if it is one of :data:`SEVERITIES`, else raise ``ValueError``."""
+    if isinstance(severity, (bool, np.bool_)) or not isinstance(severity, (int, np.integer)) \
+            or int(severity) not in SEVERITIES:
+        raise ValueError(f'Invalid severity {severity!r}; valid choices: '
+                         f'{", ".join(map(str, SEVERITIES))}')
+    return int(severity)
+
+
+def needs_boxes(name: str) -> bool:
+    """Whether the distortion needs ground-truth boxes (only ``targeted_occlusion``)."""
+    spec = SEVERITY_TABLE.get(name)
+    return bool(spec and spec.needs_boxes)
+
+
+def _check_image(image: np.ndarray) -> None:
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 \
+            or image.shape[2] != 3:
+        desc = (f'{image.dtype} array of shape {image.shape}' if isinstance(image, np.ndarray)
+                else type(image).__name__)
+        raise ValueError(f'Distortions take a uint8 HxWx3 image, got a {desc}')
+
+
+def _check_boxes(boxes, name: str) -> np.ndarray:
+    if boxes is None:
+        raise ValueError(f'{name!r} needs ground-truth boxes (K, 4) in xyxy pixels; got None. '
+                         'In a pipeline, put Distort after LoadAnnotations.')
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4) if len(boxes) else \
+        np.zeros((0, 4))
+    return boxes
+
+
+# --------------------------------------------------------------------- distortions
+def _motion_blur(image: np.ndarray, length: int, rng: np.random.Generator) -> np.ndarray:
+    """``y = x * k``, ``k`` a normalised anti-aliased line of ``length`` px at a random angle."""
+    angle = rng.uniform(0.0, math.pi)
+    size = length if length % 2 else length + 1
+    kernel = np.zeros((size, size), np.float32)
+    c = (size - 1) / 2.0
+    dx, dy = (length - 1) / 2.0 * math.cos(angle), (length - 1) / 2.0 * math.sin(angle)
+    shift = 4  # sub-pixel precision of cv2.line
+    p0 = (round((c - dx) * 16), round((c - dy) * 16))
+    p1 = (round((c + dx) * 16), round((c + dy) * 16))
+    cv2.line(kernel, p0, p1, 1.0, 1, cv2.LINE_AA, shift)
+    kernel /= kernel.sum()
+    return cv2.filter2D(image, -1, kernel, borderType=cv2.BORDER_REFLECT_101)
+
+
+def _jpeg(image: np.ndarray, quality: int, rng: np.random.Generator) -> np.ndarray:
+    """JPEG round trip at ``quality`` (deterministic; ``rng`` unused)."""
+    ok, buf = cv2.imencode('.jpg', image, [int(cv2.IMWRITE_JPEG_QUALITY), int(quality)])
+    if not ok:
+        raise RuntimeError('cv2.imencode failed to encode the image as JPEG')
+    return cv2.imdecode(buf, cv2.IMREAD_COLOR)
+
+
+def _salt_pepper(image: np.ndarray, fraction: float, rng: np.random.Generator) -> np.ndarray:
+    """Pixels with ``u < fraction`` (u ~ U(0, 1)) become 0 or 255 with equal odds."""
+    h, w = image.shape[:2]
+    u = rng.random((h, w), dtype=np.float32)
+    salt = rng.random((h, w), dtype=np.float32) < 0.5
+    out = image.copy()
+    hit = u < fraction
+    out[hit & salt] = 255
+    out[hit & ~salt] = 0
+    return out
+
+
+def _add_noise(image: np.ndarray, noise: np.ndarray) -> np.ndarray:
+    out = image.astype(np.float32)
+    out += noise
+    np.clip(out, 0, 255, out=out)
+    return np.rint(out, out=out).astype(np.uint8)
+
+
+def _ngrn(image: np.ndarray, amplitude: float, rng: np.random.Generator) -> np.ndarray:
+    """``y = clip(x + a * u)``, ``u ~ U(-1, 1)`` i.i.d. (non-Gaussian random noise)."""
+    noise = rng.random(image.shape, dtype=np.float32)
+    noise -= 0.5
+    noise *= 2.0 * amplitude
+    return _add_noise(image, noise)
+
+
+def _gaussian_noise(image: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
+    """``y = clip(x + sigma * n)``, ``n ~ N(0, 1)`` i.i.d."""
+    noise = rng.standard_normal(image.shape, dtype=np.float32)
+    noise *= sigma
+    return _add_noise(image, noise)
+
+
+def _inpainting(image: np.ndarray, area: float, rng: np.random.Generator) -> np.ndarray:
+    """Remove random rectangles covering about ``area`` of the image; fill them by inpainting.
+
+    Inpainting runs on a copy downscaled to at most 128 px a side (Telea, radius 3),
+    is upscaled, and replaces only the removed pixels.
+    """
+    h, w = image.shape[:2]
+    centers = rng.random((_INPAINT_REGIONS, 2))
+    aspects = np.exp(rng.uniform(-0.7, 0.7, _INPAINT_REGIONS))
+    side = math.sqrt(area * h * w / _INPAINT_REGIONS)
+    mask = np.zeros((h, w), np.uint8)
+    for (cx, cy), aspect in zip(centers, aspects):
+        rw, rh = side * math.sqrt(aspect), side / math.sqrt(aspect)
+        x0, x1 = round(cx * w - rw / 2), round(cx * w + rw / 2)
+        y0, y1 = round(cy * h - rh / 2), round(cy * h + rh / 2)
+        mask[max(y0, 0):max(y1, 0), max(x0, 0):max(x1, 0)] = 1
+    if not mask.any():
+        return image.copy()
+    scale = min(1.0, _INPAINT_MAX_SIDE / max(h, w))
+    if scale < 1.0:
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        small_mask = cv2.resize(mask, size, interpolation=cv2.INTER_AREA) > 0
+        small_mask = cv2.dilate(small_mask.astype(np.uint8), np.ones((3, 3), np.uint8))
+        filled = cv2.inpaint(small, small_mask, 3, cv2.INPAINT_TELEA)
+        filled = cv2.resize(filled, (w, h), interpolation=cv2.INTER_LINEAR)
+    else:
+        filled = cv2.inpaint(image, mask, 3, cv2.INPAINT_TELEA)
+    out = image.copy()
+    out[mask > 0] = filled[mask > 0]
+    return out
+
+
+def _targeted_occlusion(image: np.ndarray, fraction: float, rng: np.random.Generator,
+                        boxes: np.ndarray) -> np.ndarray:
+    """Cover ``fraction`` of every box with a uniform-noise patch of the box's aspect.
+
+    Only pixels whose whole square lies inside a box change (columns
+    ``ceil(x1) .. floor(x2) - 1``); boxes are clipped to the image first.
+    """
+    h, w = image.shape[:2]
+    out = image.copy()
+    scale = math.sqrt(fraction)
+    for x1, y1, x2, y2 in boxes:
+        # Random numbers first, so the same rng state gives nested patches over severities.
+        u, v = rng.random(2)
+        c0, c1 = max(math.ceil(x1), 0), min(math.floor(x2), w)
+        r0, r1 = max(math.ceil(y1), 0), min(math.floor(y2), h)
+        bw, bh = c1 - c0, r1 - r0
+        texture = rng.integers(0, 256, (max(bh, 0), max(bw, 0), 3), dtype=np.uint8)
+        if bw <= 0 or bh <= 0:
+            continue
+        pw, ph = max(1, round(bw * scale)), max(1, round(bh * scale))
+        # Patch centre moves within the box so the patch stays inside it.
+        cx = c0 + pw / 2 + u * (bw - pw)
+        cy = r0 + ph / 2 + v * (bh - ph)
+        px0, py0 = round(cx - pw / 2), round(cy - ph / 2)
+        out[py0:py0 + ph, px0:px0 + pw] = texture[py0 - r0:py0 - r0 + ph, px0 - c0:px0 - c0 + pw]
+    return out
+
+
+_FUNCTIONS: dict[str, Callable] = {
+    'motion_blur': _motion_blur,
+    'jpeg': _jpeg,
+    'salt_pepper': _salt_pepper,
+    'ngrn': _ngrn,
+    'inpainting': _inpainting,
+    'targeted_occlusion': _targeted_occlusion,
+    'gaussian_noise': _gaussian_noise,
+}
+
+
+# ------------------------------------------------------------ common corruptions
+def _import_ic():
+    try:
+        import imagecorruptions
+    except ImportError as e:  # pragma: no cover - depends on the optional package
+        raise ImportError(
+            'The ic:<name> distortions need the optional package imagecorruptions '
+            '(see requirements/optional.txt and docs/distortions.md): '
+            'pip install --no-deps imagecorruptions scikit-image') from e
+    return imagecorruptions
+
+
+def _ic_available() -> bool:
+    try:
+        _import_ic()
+    except ImportError:
+        return False
+    return True
+
+
+def _common_corruption(image: np.ndarray, corruption: str, severity: int,
+                       rng: np.random.Generator) -> np.ndarray:
+    """imagecorruptions' version (RGB, global numpy RNG: seeded from ``rng`` and restored)."""
+    ic = _import_ic()
+    state = np.random.get_state()
+    np.random.seed(int(rng.integers(0, 2**32 - 1)))
+    try:
+        out = ic.corrupt(np.ascontiguousarray(image[..., ::-1]), severity=severity,
+                         corruption_name=corruption)
+    finally:
+        np.random.set_state(state)
+    out = np.ascontiguousarray(np.asarray(out, dtype=np.uint8)[..., ::-1])
+    if out.shape != image.shape:  # a few corruptions work on a resized canvas
+        out = cv2.resize(out, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_LINEAR)
+    return out
+
+
+# ------------------------------------------------------------------- entry point
+def distort(image: np.ndarray, name: str, severity: int, rng: np.random.Generator,
+            boxes: np.ndarray | Sequence | None = None) -> np.ndarray:
+    """Apply distortion ``name`` at ``severity`` (1..5) to a uint8 HxWx3 image.
+
+    Args:
+        image: uint8 ``HxWx3`` (BGR) image; not modified.
+        name: one of :data:`DISTORTIONS`, or ``'ic:<corruption>'``.
+        severity: 1 (mild) .. 5 (strong); parameters in :data:`SEVERITY_TABLE`.
+        rng: the only source of randomness.
+        boxes: ``(K, 4)`` xyxy pixel boxes; required by ``targeted_occlusion``.
+
+    Returns:
+        A new uint8 image of the same shape.
+    """
+    name = check_distortion(name)
+    severity = check_severity(severity)
+    _check_image(image)
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f'rng must be a numpy.random.Generator, got {type(rng).__name__}')
+    if name.startswith(IC_PREFIX):
+        return _common_corruption(image, name[len(IC_PREFIX):], severity, rng)
+    spec = SEVERITY_TABLE[name]
+    level = spec.levels[severity - 1]
+    if spec.needs_boxes:
+        return _FUNCTIONS[name](image, level, rng, _check_boxes(boxes, name))
+    return _FUNCTIONS[name](image, level, rng)
+
+
+def severity_table_markdown() -> str:
+    """The severity table as Markdown (what docs/distortions.md shows)."""
+    head = '| distortion | parameter | ' + ' | '.join(f'sev. {s}' for s in SEVERITIES) + \
+        ' | how |'
+    rows = [head, '|' + '---|' * (len(SEVERITIES) + 3)]
+    for name, spec in SEVERITY_TABLE.items():
+        rows.append(f'| `{name}` | {spec.parameter} | '
+                    + ' | '.join(str(v) for v in spec.levels) + f' | {spec.description} |')
+    return '\n'.join(rows)
