@@ -1,0 +1,75 @@
+# Small, fast Faster R-CNN (ResNet-18 at 1/4 width, from scratch) on the synthetic VOC set
+# (fq_det.datasets.synthetic_voc; write it with tools/misc/make_synthetic_voc.py). Plain baseline.
+# Point it at another folder with `tools/train.py CONFIG --data-root DIR` (or edit data_root).
+_base_ = '../faster_rcnn_r18.py'
+
+data_root = 'data/synthvoc/'
+image_scale = (256, 192)  # (W, H) the images are resized to (the generator's default 4:3 aspect)
+max_iters = 1200
+# fq_det.datasets.synthetic_voc.SYNTH_CLASSES / SYNTH_PALETTE (tests check they agree)
+metainfo = dict(
+    classes=('circle', 'square', 'triangle', 'cross', 'star'),
+    palette=[(220, 20, 60), (0, 130, 200), (60, 180, 75), (245, 130, 48), (145, 30, 180)])
+
+model = dict(
+    backbone=dict(base_channels=16, frozen_stages=-1, norm_eval=False, init_cfg=None),
+    neck=dict(in_channels=[16, 32, 64, 128], out_channels=64),
+    rpn_head=dict(
+        in_channels=64, feat_channels=64,
+        anchor_generator=dict(scales=[4])),  # 16-256 px anchors over strides 4-64
+    roi_head=dict(
+        bbox_roi_extractor=dict(out_channels=64),
+        bbox_head=dict(in_channels=64, fc_out_channels=256, num_classes=len(metainfo['classes'])),
+    ),
+    train_cfg=dict(rpn_proposal=dict(nms_pre=1000, max_per_img=500)),
+    test_cfg=dict(rpn=dict(nms_pre=500, max_per_img=300)))
+
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations', with_bbox=True),
+    dict(type='Resize', scale=image_scale, keep_ratio=True),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PackDetInputs'),
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=image_scale, keep_ratio=True),
+    dict(type='LoadAnnotations', with_bbox=True),
+    dict(type='PackDetInputs', meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
+]
+
+train_dataloader = dict(
+    batch_size=4,
+    num_workers=0,
+    persistent_workers=False,
+    sampler=dict(type='InfiniteSampler', shuffle=True),
+    dataset=dict(
+        _delete_=True,
+        type='VOCDataset',
+        data_root=data_root,
+        metainfo=metainfo,
+        ann_file='VOC2007/ImageSets/Main/trainval.txt',
+        data_prefix=dict(sub_data_root='VOC2007/'),
+        filter_cfg=dict(filter_empty_gt=True),
+        pipeline=train_pipeline))
+val_dataloader = dict(
+    batch_size=4,
+    num_workers=0,
+    persistent_workers=False,
+    dataset=dict(data_root=data_root, metainfo=metainfo, pipeline=test_pipeline))
+test_dataloader = val_dataloader
+
+train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters)
+optim_wrapper = dict(optimizer=dict(lr=0.02), clip_grad=dict(max_norm=35, norm_type=2))
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=100),
+    dict(type='MultiStepLR', by_epoch=False, begin=0, end=max_iters,
+         milestones=[int(max_iters * 0.75), int(max_iters * 0.9)], gamma=0.1),
+]
+auto_scale_lr = dict(base_batch_size=4)
+
+default_hooks = dict(
+    logger=dict(interval=20),
+    checkpoint=dict(by_epoch=False, interval=max_iters // 2, max_keep_ckpts=2))
+log_processor = dict(by_epoch=False, window_size=20)
+env_cfg = dict(dist_cfg=dict(backend='gloo'))  # CPU-friendly; tools/train.py keeps nccl on GPUs

@@ -1,0 +1,97 @@
+"""Evaluate a trained detector on a config's test split (MMDetection's flags, over mmengine's Runner).
+
+    python tools/test.py configs/faster_rcnn_r50_pow.py work_dirs/faster_rcnn_r50_pow/epoch_4.pth
+    python tools/test.py CONFIG CKPT --out results.pkl --show-dir vis --tta
+    bash tools/dist_test.sh CONFIG CKPT 8
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import os.path as osp
+import sys
+
+from mmengine.config import ConfigDict, DictAction
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
+
+REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+if REPO_ROOT not in sys.path:  # run from a checkout without `pip install -e .`
+    sys.path.insert(0, REPO_ROOT)
+import fq_det  # noqa: E402,F401  (registers the plugin and makes checkpoints loadable)
+from fq_det.datasets.data_check import DataNotFoundError, check_data  # noqa: E402
+
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from train import setup_cfg  # noqa: E402
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Test (and evaluate) a detector')
+    parser.add_argument('config', help='config file')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--work-dir', help='where the metrics log goes (default: work_dirs/<config name>)')
+    parser.add_argument('--data-root', help="read the config's data sets from this folder")
+    parser.add_argument('--out', help='also dump the predictions to this .pkl file')
+    parser.add_argument('--show-dir', help='draw predictions into this folder (inside the run\'s '
+                        'timestamped work dir)')
+    parser.add_argument('--show', action='store_true', help='show predictions in a window')
+    parser.add_argument('--wait-time', type=float, default=2, help='seconds per shown image')
+    parser.add_argument('--tta', action='store_true', help='test-time augmentation (flip)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config entries, key=value')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    if args.out and not args.out.endswith(('.pkl', '.pickle')):
+        parser.error(f'--out must end in .pkl or .pickle, got {args.out!r}')
+    return args
+
+
+def add_flip_tta(cfg) -> None:
+    """Wrap the model in MMDetection's DetTTAModel with a flip / no-flip test pipeline."""
+    cfg.setdefault('tta_model', dict(type='DetTTAModel',
+                                     tta_cfg=dict(nms=dict(type='nms', iou_threshold=0.5), max_per_img=100)))
+    if 'tta_pipeline' not in cfg:
+        leaf = cfg.test_dataloader.dataset
+        while 'dataset' in leaf:
+            leaf = leaf['dataset']
+        pipeline = copy.deepcopy(leaf.pipeline)
+        pack = dict(pipeline[-1])
+        pack['meta_keys'] = tuple(pack.get('meta_keys', ())) + ('flip', 'flip_direction')
+        pipeline[-1] = dict(type='TestTimeAug', transforms=[
+            [dict(type='RandomFlip', prob=1.0), dict(type='RandomFlip', prob=0.0)], [pack]])
+        cfg.tta_pipeline = pipeline
+    cfg.model = ConfigDict(**cfg.tta_model, module=cfg.model)
+    leaf = cfg.test_dataloader.dataset
+    while 'dataset' in leaf:
+        leaf = leaf['dataset']
+    leaf.pipeline = cfg.tta_pipeline
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    cfg = setup_cfg(args)
+    try:
+        check_data(cfg, ('test',), config_name=args.config)
+    except DataNotFoundError as err:
+        sys.exit(f'error: {err}')
+    if not os.path.isfile(args.checkpoint):
+        sys.exit(f'error: checkpoint not found: {args.checkpoint}')
+    cfg.load_from = args.checkpoint
+    if args.show or args.show_dir:
+        from mmdet.engine.hooks.utils import trigger_visualization_hook
+        cfg = trigger_visualization_hook(cfg, args)
+    if args.tta:
+        add_flip_tta(cfg)
+
+    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    if args.out:
+        from mmdet.evaluation import DumpDetResults
+        runner.test_evaluator.metrics.append(DumpDetResults(out_file_path=args.out))
+    runner.test()
+
+
+if __name__ == '__main__':
+    main()
