@@ -1,0 +1,2 @@
+_base_ = './smallnet-pow1-l2_cifar10.py'  # HPOW option: per-sample exponents in the middle block
+model = dict(backbone=dict(quant_cfg=dict(type='HPOW', reduction=8)))

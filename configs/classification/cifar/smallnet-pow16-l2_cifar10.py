@@ -1,0 +1,2 @@
+_base_ = './smallnet-pow1-l2_cifar10.py'  # Table 1: +POW-16, L2 regularisation
+model = dict(backbone=dict(quant_cfg=dict(num_splits=16, alpha_reg=dict(type='L2'))))
