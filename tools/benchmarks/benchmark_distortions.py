@@ -1,0 +1,108 @@
+"""Milliseconds per image for every distortion, next to imagecorruptions' counterpart.
+
+    python tools/benchmarks/benchmark_distortions.py [--size 500 375] [--severity 5]
+                                                     [--repeats 30] [--threads 1]
+
+Measured on one thread (OpenCV and numpy's BLAS limited to ``--threads``), median
+over ``--repeats`` runs on a generated natural-looking image, all in one process.
+The common-corruption package (``imagecorruptions``) is timed on the same image at
+the same severity when importable; otherwise its column says 'not installed'.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+# Distortion -> (imagecorruptions' counterpart, speed target in ms).
+TARGETS_MS = {'motion_blur': 20, 'jpeg': 20, 'salt_pepper': 20, 'ngrn': 20,
+              'gaussian_noise': 20, 'inpainting': 60, 'targeted_occlusion': 60}
+COUNTERPARTS = {'motion_blur': 'motion_blur', 'jpeg': 'jpeg_compression',
+                'salt_pepper': 'impulse_noise', 'gaussian_noise': 'gaussian_noise'}
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Time every distortion per image.')
+    parser.add_argument('--size', type=int, nargs=2, default=(500, 375), metavar=('W', 'H'))
+    parser.add_argument('--severity', type=int, default=5)
+    parser.add_argument('--repeats', type=int, default=30)
+    parser.add_argument('--threads', type=int, default=1)
+    return parser.parse_args(argv)
+
+
+def natural_image(w: int, h: int, seed: int = 0):
+    """Smooth shading, band-limited texture and a few flat objects (uint8 BGR)."""
+    import cv2
+    import numpy as np
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    img = np.stack([120 + 50 * np.sin(xx / 23 + c) * np.cos(yy / 31 - c)
+                    + 25 * np.sin((xx + yy) / 11.0) for c in range(3)], axis=2)
+    img += cv2.GaussianBlur(rng.normal(0, 40, (h, w, 3)).astype(np.float32), (0, 0), 2.5)
+    cv2.rectangle(img, (w // 10, h // 6), (w // 2, h // 2), (30, 200, 90), -1)
+    cv2.circle(img, (2 * w // 3, 2 * h // 3), h // 5, (220, 40, 40), -1)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def median_ms(fn, repeats: int) -> float:
+    fn()  # warm-up (first-call allocations, lazy imports)
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t) * 1000)
+    return sorted(times)[len(times) // 2]
+
+
+def main(argv=None) -> list[dict]:
+    args = parse_args(argv)
+    for var in ('OMP_NUM_THREADS', 'MKL_NUM_THREADS', 'OPENBLAS_NUM_THREADS'):
+        os.environ[var] = str(args.threads)
+    import cv2
+    import numpy as np
+
+    from fq_det.datasets.distortions import DISTORTIONS, check_severity, distort
+    cv2.setNumThreads(args.threads)
+    severity = check_severity(args.severity)
+    w, h = args.size
+    img = natural_image(w, h)
+    boxes = np.array([[0.1 * w, 0.15 * h, 0.5 * w, 0.55 * h], [0.5 * w, 0.4 * h, 0.9 * w, 0.9 * h],
+                      [0.3 * w, 0.1 * h, 0.45 * w, 0.3 * h]])
+    try:
+        import imagecorruptions
+    except ImportError:
+        imagecorruptions = None
+    rgb = np.ascontiguousarray(img[..., ::-1])
+
+    rows = []
+    for name in DISTORTIONS:
+        rng = np.random.default_rng(0)
+        ms = median_ms(lambda: distort(img, name, severity, rng, boxes=boxes), args.repeats)
+        other, other_ms = COUNTERPARTS.get(name), None
+        if other and imagecorruptions is not None:
+            other_ms = median_ms(lambda: imagecorruptions.corrupt(
+                rgb, severity=severity, corruption_name=other), args.repeats)
+        ok = ms <= TARGETS_MS[name] and (other_ms is None or ms <= other_ms)
+        rows.append(dict(distortion=name, ms=ms, target_ms=TARGETS_MS[name], counterpart=other,
+                         counterpart_ms=other_ms, ok=ok))
+
+    print(f'{w}x{h} image, severity {severity}, {args.threads} thread(s), median of '
+          f'{args.repeats}; imagecorruptions: '
+          f'{getattr(imagecorruptions, "__version__", "installed") if imagecorruptions else "not installed"}')
+    print('| distortion | fq_det ms | target ms | imagecorruptions counterpart | its ms | ok |')
+    print('|---|---:|---:|---|---:|---|')
+    for r in rows:
+        if r['counterpart'] is None:
+            other = '-'
+            other_ms = '-'
+        else:
+            other = r['counterpart']
+            other_ms = 'not installed' if r['counterpart_ms'] is None else f'{r["counterpart_ms"]:.1f}'
+        print(f'| {r["distortion"]} | {r["ms"]:.1f} | {r["target_ms"]} | {other} | {other_ms} | '
+              f'{"yes" if r["ok"] else "NO"} |')
+    return rows
+
+
+if __name__ == '__main__':  # pragma: no cover
+    main(sys.argv[1:])
