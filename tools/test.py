@@ -70,7 +70,8 @@ def add_flip_tta(cfg) -> None:
     leaf.pipeline = cfg.tta_pipeline
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> dict:
+    """Run the test loop; return its metrics (e.g. ``pascal_voc/mAP``)."""
     args = parse_args(argv)
     cfg = setup_cfg(args)
     try:
@@ -90,7 +91,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.out:
         from mmdet.evaluation import DumpDetResults
         runner.test_evaluator.metrics.append(DumpDetResults(out_file_path=args.out))
-    runner.test()
+    return runner.test()
 
 
 if __name__ == '__main__':

@@ -64,7 +64,7 @@ def setup_cfg(args: argparse.Namespace) -> Config:
     return cfg
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> Runner:
     args = parse_args(argv)
     cfg = setup_cfg(args)
     splits = ('train', 'val') if cfg.get('val_cfg') and cfg.get('val_dataloader') else ('train',)
@@ -89,6 +89,7 @@ def main(argv: list[str] | None = None) -> None:
 
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
     runner.train()
+    return runner
 
 
 if __name__ == '__main__':
