@@ -187,6 +187,18 @@ class SyntheticClsDataset(_InMemoryClsDataset):
         return self._make_data_list(labels, f'synthcls{self.seed}')
 
 
+def set_data_root(cfg, data_root: str) -> None:
+    """Point the train/val/test dataloaders' data sets of ``cfg`` (in place) at ``data_root``."""
+    cfg.data_root = data_root
+    for name in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        loader = cfg.get(name)
+        dataset = loader.get('dataset') if loader else None
+        while dataset is not None and 'data_root' not in dataset and 'dataset' in dataset:
+            dataset = dataset['dataset']  # dataset wrappers
+        if dataset is not None and 'data_root' in dataset:
+            dataset['data_root'] = data_root
+
+
 def draw_synthetic_image(label: int, size: int, rng: np.random.Generator) -> np.ndarray:
     """One uint8 (size, size, 3) image of class ``label`` (see ``SYNTH_CLS_CLASSES``)."""
     bg = rng.integers(0, 100, 3)

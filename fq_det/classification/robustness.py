@@ -91,16 +91,23 @@ def run_classification_robustness(cfg: Config | str, checkpoint: str, out_dir: s
     if torch.cuda.is_available():
         model = model.cuda()
     model.eval()
-    dataloader = Runner.build_dataloader(cfg.test_dataloader, seed=0)
+    # Workers must not outlive a condition: the pipeline is swapped between conditions, and
+    # non-persistent workers pick the current one up when each pass starts.
+    loader_cfg = copy.deepcopy(cfg.test_dataloader)
+    loader_cfg['persistent_workers'] = False
+    dataloader = Runner.build_dataloader(loader_cfg, seed=0)
     dataset = dataloader.dataset
     pipeline_cfg = list(cfg.test_dataloader.dataset.pipeline)
     evaluator_cfg = cfg.get('test_evaluator', dict(type='TopKAccuracy', topk=(1, 5)))
 
     partial_file = out_dir / 'partial.json'
     done = json.loads(partial_file.read_text()) if partial_file.is_file() else {}
-    if done.get('checkpoint') not in (None, str(checkpoint)):
+    identity = {'checkpoint': str(checkpoint), 'num_samples': len(dataset)}
+    if any(done.get(k, v) != v for k, v in identity.items()):
+        print_log(f'{partial_file} belongs to another checkpoint or test set: starting afresh',
+                  logger='current')
         done = {}
-    done['checkpoint'] = str(checkpoint)
+    done.update(identity)
     conditions = [('clean', 0, 0)] + [(d, s, seed) for seed in seeds for d in distortions for s in severities]
     for name, severity, seed in conditions:
         key = f'{name}/{severity}/{seed}'

@@ -12,7 +12,7 @@ import os.path as osp
 import sys
 
 import fq_det  # noqa: F401
-from fq_det.classification.datasets import DataFolderNotFoundError
+from fq_det.classification.datasets import DataFolderNotFoundError, set_data_root
 from fq_det.classification.robustness import run_classification_robustness
 from mmengine.config import Config, DictAction
 
@@ -27,6 +27,7 @@ def main() -> int:
                         help='distortion seeds; several give mean and std (default: 0)')
     parser.add_argument('--out-dir', help='default: ./work_dirs/<config name>/robustness')
     parser.add_argument('--name', help='row label in the table (default: config name)')
+    parser.add_argument('--data-root', help='data folder of the test set (see train.py --data-root)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config entries, e.g. test_dataloader.batch_size=64')
     args = parser.parse_args()
@@ -34,6 +35,8 @@ def main() -> int:
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
+    if args.data_root:
+        set_data_root(cfg, args.data_root)
     name = osp.splitext(osp.basename(args.config))[0]
     out_dir = args.out_dir or osp.join('./work_dirs', name, 'robustness')
     try:

@@ -6,7 +6,7 @@ import os.path as osp
 import sys
 
 import fq_det  # noqa: F401  (registers everything; checkpoint compat before any load)
-from fq_det.classification.datasets import DataFolderNotFoundError
+from fq_det.classification.datasets import DataFolderNotFoundError, set_data_root
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
@@ -19,6 +19,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--resume', nargs='?', const='auto', default=None,
                         help='resume from CHECKPOINT, or from the latest one in the work dir')
     parser.add_argument('--amp', action='store_true', help='automatic mixed precision')
+    parser.add_argument('--data-root', help='data folder for every dataloader (CIFAR: the folder '
+                        'holding cifar-10-batches-py/; ImageNet: the one holding train/ and val/)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config entries, e.g. randomness.seed=1 train_cfg.max_epochs=2')
     return parser.parse_args()
@@ -28,6 +30,8 @@ def build_cfg(args: argparse.Namespace) -> Config:
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
+    if args.data_root:
+        set_data_root(cfg, args.data_root)
     cfg.work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
         './work_dirs', osp.splitext(osp.basename(args.config))[0])
     if args.amp:

@@ -1,0 +1,198 @@
+"""Classification module: configs build, data sets, metric, networks (no training here)."""
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import fq_det  # noqa: F401
+from fq_det.classification import (CIFARClsDataset, DataFolderNotFoundError, ImageFolderClsDataset,
+                                   SyntheticClsDataset, TopKAccuracy)
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
+
+from mmdet.registry import DATASETS, METRICS, MODELS
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIGS = sorted(p for p in (REPO / 'configs' / 'classification').rglob('*.py') if '_base_' not in p.parts)
+init_default_scope('mmdet')
+
+
+def test_config_grid_is_complete():
+    names = {p.stem for p in CONFIGS}
+    for ds in ('cifar10', 'cifar100'):  # supplement Table 1
+        assert f'smallnet_{ds}' in names
+        assert {f'smallnet-pow{k}-{r}_{ds}' for k in (1, 2, 4, 8, 16) for r in ('l1', 'l2')} <= names
+    table3 = {'resnet18_imagenet', 'resnet18-sf10_imagenet', 'resnet18-sf100_imagenet',
+              'resnet50_imagenet', 'resnet50-sf10_imagenet', 'resnet50-sf100_imagenet',
+              'plain10_imagenet'} | {f'plain10-pow{k}_imagenet' for k in (1, 2, 4, 8)}
+    assert table3 <= names
+
+
+@pytest.mark.parametrize('path', CONFIGS, ids=[p.stem for p in CONFIGS])
+def test_config_builds(path):
+    cfg = Config.fromfile(path)
+    assert cfg.default_scope == 'mmdet'
+    model = MODELS.build(cfg.model)
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        assert DATASETS.get(cfg[loader].dataset.type) is not None
+    assert METRICS.get(cfg.val_evaluator.type) is TopKAccuracy
+    alphas = [n for n, _ in model.named_parameters() if n.endswith('.alpha')]
+    quant = cfg.model.backbone.get('quant_cfg')
+    reg = quant.get('alpha_reg') if quant else None
+    hooks = [h['type'] for h in cfg.get('custom_hooks', [])]
+    if 'pow' in path.stem:  # POW/HPOW: learnable exponents, regularised through the hook
+        assert alphas or 'hpow' in path.stem
+        assert reg and reg['type'] == ('L1' if '-l1' in path.stem else 'L2')
+        assert 'AlphaRegularizationHook' in hooks
+        if '-pow' in path.stem:
+            k = int(path.stem.split('-pow')[1].split('-')[0].split('_')[0])
+            assert quant['num_splits'] == k
+    else:
+        assert not alphas
+
+
+@pytest.mark.parametrize('name,channels', [('CifarSmallNet', 10), ('Plain10', 32)])
+@pytest.mark.parametrize('quant', [None, dict(type='SF', resolution=10), dict(type='POW', num_splits=2),
+                                   dict(type='HPOW', num_splits=1, reduction=4)])
+def test_small_nets_forward_backward(name, channels, quant):
+    kwargs = dict(num_classes=10, base_channels=8) if name == 'CifarSmallNet' else dict(base_channels=4)
+    net = MODELS.build(dict(type=name, quant_cfg=quant, **kwargs))
+    out = net(torch.randn(2, 3, 32, 32))
+    assert isinstance(out, tuple) and out[-1].shape[:2] == (2, channels)
+    out[-1].sum().backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in net.parameters() if p.requires_grad)
+    assert any(type(m).__name__ == (quant or {}).get('type') for m in net.modules()) == (quant is not None)
+
+
+def test_classifier_modes():
+    model = MODELS.build(dict(type='ImageClassifier',
+                              backbone=dict(type='CifarSmallNet', num_classes=4, base_channels=8),
+                              head=dict(type='ClsHead', num_classes=4)))
+    data = dict(inputs=[torch.randint(0, 255, (3, 16, 16), dtype=torch.uint8) for _ in range(3)],
+                data_samples=[_sample(i % 4) for i in range(3)])
+    batch = model.data_preprocessor(data, training=True)
+    losses = model(**batch, mode='loss')
+    assert losses['loss_cls'] > 0 and 0 <= losses['acc_top1'] <= 100
+    preds = model(**batch, mode='predict')
+    assert torch.allclose(preds[0].pred_score.sum(), torch.tensor(1.0))
+    assert model(batch['inputs'], mode='tensor').shape == (3, 4)
+    with pytest.raises(ValueError, match="'loss', 'predict' or 'tensor'"):
+        model(**batch, mode='bogus')
+
+
+def _sample(label):
+    from mmengine.structures import BaseDataElement
+    return BaseDataElement(gt_label=torch.tensor(label))
+
+
+def test_topk_metric_values():
+    metric = TopKAccuracy(topk=(1, 2, 5))
+    scores = torch.tensor([[0.7, 0.2, 0.1], [0.2, 0.5, 0.3], [0.6, 0.3, 0.1], [0.1, 0.2, 0.7]])
+    labels = [0, 2, 2, 0]  # ranks 0, 1, 2, 2
+    metric.process(None, [dict(pred_score=s, gt_label=torch.tensor(y)) for s, y in zip(scores, labels)])
+    out = metric.compute_metrics(metric.results)
+    assert out == {'top1': 25.0, 'top2': 50.0, 'top5': 100.0}
+    with pytest.raises(ValueError, match='topk'):
+        TopKAccuracy(topk=(0,))
+
+
+def test_synthetic_dataset_is_deterministic_and_pipelined():
+    pipeline = [dict(type='PackClsInputs')]
+    a = SyntheticClsDataset(num_samples=12, num_classes=6, seed=3, pipeline=pipeline)
+    b = SyntheticClsDataset(num_samples=12, num_classes=6, seed=3, pipeline=pipeline)
+    c = SyntheticClsDataset(num_samples=12, num_classes=6, seed=4, pipeline=pipeline)
+    assert len(a) == 12 and a.metainfo['classes'] == ('disc', 'square', 'triangle', 'cross', 'ring', 'h_stripes')
+    item = a[7]
+    assert item['inputs'].shape == (3, 32, 32) and item['inputs'].dtype == torch.uint8
+    assert int(item['data_samples'].gt_label) == 7 % 6
+    assert torch.equal(a[7]['inputs'], b[7]['inputs']) and not torch.equal(a[7]['inputs'], c[7]['inputs'])
+    info = a.get_data_info(2)
+    assert info['img'].shape == (32, 32, 3) and info['img_id'] == 'synthcls3_000002'
+
+
+def test_synthetic_dataset_works_with_distort():
+    from fq_det.classification.robustness import distorted_pipeline
+    base = [dict(type='PackClsInputs')]
+    ds = SyntheticClsDataset(num_samples=2, seed=0, pipeline=base)
+    for name in ('salt_pepper', 'targeted_occlusion'):
+        ds_d = SyntheticClsDataset(num_samples=2, seed=0, pipeline=distorted_pipeline(base, name, 5, seed=0))
+        again = SyntheticClsDataset(num_samples=2, seed=0, pipeline=distorted_pipeline(base, name, 5, seed=0))
+        assert not torch.equal(ds[0]['inputs'], ds_d[0]['inputs'])
+        assert torch.equal(ds_d[0]['inputs'], again[0]['inputs'])  # seeded per image
+
+
+def _write_fake_cifar(root: Path, n_per_batch: int = 3) -> None:
+    folder = root / 'cifar-10-batches-py'
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i, name in enumerate([f'data_batch_{k}' for k in range(1, 6)] + ['test_batch']):
+        data = rng.integers(0, 256, (n_per_batch, 3072), dtype=np.uint8)
+        data[0, :1024] = 255  # first image: pure red (R plane) -> BGR last channel
+        data[0, 1024:] = 0
+        with open(folder / name, 'wb') as f:
+            pickle.dump({b'data': data, b'labels': [(i + j) % 10 for j in range(n_per_batch)]}, f)
+    with open(folder / 'batches.meta', 'wb') as f:
+        pickle.dump({b'label_names': [f'c{i}' for i in range(10)]}, f)
+
+
+def test_cifar_dataset_reads_torchvision_layout(tmp_path):
+    _write_fake_cifar(tmp_path)
+    train = CIFARClsDataset(data_root=str(tmp_path), split='train', pipeline=[])
+    test = CIFARClsDataset(data_root=str(tmp_path), split='test', pipeline=[])
+    assert len(train) == 15 and len(test) == 3
+    assert train.metainfo['classes'][3] == 'c3'
+    info = train[0]
+    assert info['img'].shape == (32, 32, 3)
+    assert (info['img'][..., 2] == 255).all() and (info['img'][..., :2] == 0).all()  # BGR
+    assert [train[k]['gt_label'] for k in range(3)] == [0, 1, 2]
+
+
+def test_cifar_rejects_unsafe_pickles(tmp_path):
+    _write_fake_cifar(tmp_path)
+    with open(tmp_path / 'cifar-10-batches-py' / 'test_batch', 'wb') as f:
+        pickle.dump({b'data': np.zeros((1, 3072), np.uint8), b'labels': [0], b'x': Path('/')}, f)
+    with pytest.raises(pickle.UnpicklingError, match='refusing'):
+        CIFARClsDataset(data_root=str(tmp_path), split='test', pipeline=[])
+
+
+def test_missing_data_folder_message(tmp_path):
+    missing = tmp_path / 'nowhere'
+    with pytest.raises(DataFolderNotFoundError) as err:
+        CIFARClsDataset(data_root=str(missing), num_classes=100, split='train')
+    msg = str(err.value)
+    assert str(missing / 'cifar-100-python') in msg and 'does not exist' in msg
+    assert 'train' in msg and 'meta' in msg and 'never downloads' in msg
+    with pytest.raises(DataFolderNotFoundError, match='ImageNet-style'):
+        ImageFolderClsDataset(data_root=str(missing), data_prefix=dict(img_path='train'))
+
+
+def test_missing_data_folder_in_train_tool(tmp_path, capsys, monkeypatch):
+    import runpy
+    missing = tmp_path / 'no_cifar'
+    monkeypatch.setattr('sys.argv', ['train.py', str(REPO / 'configs/classification/cifar/smallnet_cifar10.py'),
+                                     '--data-root', str(missing), '--work-dir', str(tmp_path / 'w')])
+    with pytest.raises(SystemExit) as exit_info:
+        runpy.run_path(str(REPO / 'tools/classification/train.py'), run_name='__main__')
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert 'error:' in err and str(missing / 'cifar-10-batches-py') in err and 'data_batch_1' in err
+    assert 'Traceback' not in err
+
+
+def test_image_folder_dataset(tmp_path):
+    import cv2
+    for cls in ('cat', 'dog'):
+        (tmp_path / 'train' / cls).mkdir(parents=True)
+        for i in range(2):
+            cv2.imwrite(str(tmp_path / 'train' / cls / f'{i}.png'), np.full((20, 24, 3), 40 * i, np.uint8))
+    (tmp_path / 'train' / 'dog' / 'notes.txt').write_text('not an image')
+    ds = ImageFolderClsDataset(data_root=str(tmp_path), data_prefix=dict(img_path='train'),
+                               pipeline=[dict(type='LoadImageFromFile'), dict(type='PackClsInputs')])
+    assert len(ds) == 4 and ds.metainfo['classes'] == ('cat', 'dog')
+    item = ds[3]
+    assert item['inputs'].shape == (3, 20, 24) and int(item['data_samples'].gt_label) == 1
+    assert item['data_samples'].img_id == 'dog/1.png'
