@@ -1,0 +1,125 @@
+"""Metric against distortion severity, one line per model (supplement Fig. 3), and mPC/rPC bars.
+
+Reads the robustness sweep's ``results.json`` schema::
+
+    {"metric_key": "pascal_voc/mAP", "clean": {metric: value},
+     "distorted": {distortion: {"<severity>": {metric: value}}},
+     "summary": {"P", "mPC", "rPC", "per_distortion": {...}}}
+
+Severity 0 on the x axis is the clean score.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use('Agg')
+import matplotlib.pyplot as plt  # noqa: E402
+
+CURVE_FIELDS = ('model', 'distortion', 'severity', 'metric', 'value')
+
+
+def load_results(path: str | Path) -> dict:
+    """Read a ``results.json`` and check the keys this module needs."""
+    with open(path) as f:
+        results = json.load(f)
+    _check(results, str(path))
+    return results
+
+
+def _check(results: dict, where: str) -> None:
+    missing = [k for k in ('metric_key', 'clean', 'distorted') if k not in results]
+    if missing:
+        raise ValueError(f'{where}: not a robustness results dict, missing {missing} '
+                         '(expected keys metric_key, clean, distorted, summary)')
+    if results['metric_key'] not in results['clean']:
+        raise ValueError(f"{where}: metric {results['metric_key']!r} not in clean results "
+                         f"{sorted(results['clean'])}")
+
+
+def _curve(results: dict, distortion: str) -> tuple[list[int], list[float]]:
+    key = results['metric_key']
+    per_sev = results['distorted'].get(distortion, {})
+    sevs = sorted(per_sev, key=int)
+    return [0] + [int(s) for s in sevs], [results['clean'][key]] + [per_sev[s][key] for s in sevs]
+
+
+def _summary(results: dict) -> dict:
+    """P, mPC, rPC from the file, or recomputed from the raw numbers if absent."""
+    if 'summary' in results and all(k in results['summary'] for k in ('P', 'mPC', 'rPC')):
+        return results['summary']
+    key = results['metric_key']
+    vals = [v[key] for d in results['distorted'].values() for v in d.values()]
+    p = results['clean'][key]
+    mpc = sum(vals) / len(vals) if vals else float('nan')
+    return dict(P=p, mPC=mpc, rPC=mpc / p if p else float('nan'))
+
+
+def plot_robustness(results: Sequence[dict], labels: Sequence[str], out_file: str | Path,
+                    *, ncols: int = 4, dpi: int = 100) -> dict[str, Path]:
+    """Severity curves per distortion (one line per model) plus mPC and rPC bar panels.
+
+    Writes ``out_file`` (PNG) and ``<stem>.csv`` beside it (model, distortion, severity,
+    metric, value; severity 0 = clean; distortion 'summary' rows hold P, mPC, rPC).
+    Returns ``{'figure': path, 'csv': path}``.
+    """
+    if not results:
+        raise ValueError('no results given')
+    if len(labels) != len(results):
+        raise ValueError(f'{len(labels)} labels for {len(results)} results')
+    for r, lab in zip(results, labels):
+        _check(r, lab)
+    metric = results[0]['metric_key']
+    distortions = list(dict.fromkeys(d for r in results for d in r['distorted']))
+    n_panels = len(distortions) + 2
+    ncols = max(1, min(ncols, n_panels))
+    nrows = math.ceil(n_panels / ncols)
+    fig, axes = plt.subplots(nrows, ncols, squeeze=False, figsize=(3.2 * ncols, 2.6 * nrows))
+    flat = list(axes.flat)
+    colors = plt.rcParams['axes.prop_cycle'].by_key()['color']
+    rows = []
+    for ax, dist in zip(flat, distortions):
+        for i, (r, lab) in enumerate(zip(results, labels)):
+            if dist not in r['distorted']:
+                continue
+            xs, ys = _curve(r, dist)
+            ax.plot(xs, ys, marker='o', ms=3, color=colors[i % len(colors)], label=lab)
+            rows += [dict(model=lab, distortion=dist, severity=x, metric=r['metric_key'], value=y)
+                     for x, y in zip(xs, ys)]
+        ax.set_title(dist.replace('_', ' '), fontsize=9)
+        ax.set_xlabel('severity (0 = clean)', fontsize=8)
+        ax.set_ylabel(metric, fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+    summaries = [_summary(r) for r in results]
+    for ax, name in zip(flat[len(distortions):len(distortions) + 2], ('mPC', 'rPC')):
+        vals = [s[name] for s in summaries]
+        bars = ax.bar(range(len(labels)), vals, color=[colors[i % len(colors)] for i in range(len(labels))])
+        ax.bar_label(bars, fmt='%.3f', fontsize=7)
+        ax.set_xticks(range(len(labels)), labels, rotation=20, fontsize=7)
+        ax.set_title(f'{name} ({metric})' if name == 'mPC' else 'rPC = mPC / P', fontsize=9)
+        ax.margins(y=0.15)
+    for lab, s in zip(labels, summaries):
+        rows += [dict(model=lab, distortion='summary', severity='', metric=k, value=s[k])
+                 for k in ('P', 'mPC', 'rPC')]
+    for ax in flat[n_panels:]:
+        ax.axis('off')
+    handles, names = flat[0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, names, loc='lower right', fontsize=8, ncol=min(len(names), 4))
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    out = Path(out_file)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=dpi)
+    plt.close(fig)
+    csv_path = out.with_suffix('.csv')
+    with csv_path.open('w', newline='') as f:
+        writer = csv.DictWriter(f, fieldnames=CURVE_FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+    return {'figure': out, 'csv': csv_path}

@@ -1,0 +1,181 @@
+"""Detection grid (demo/image_demo.py) and robustness plots (tools/analysis/plot_robustness.py)."""
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+CLASSES = ('circle', 'square', 'triangle', 'cross', 'star')
+
+
+def _load_script(rel: str):
+    spec = importlib.util.spec_from_file_location(Path(rel).stem, REPO / rel)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _png(path: Path) -> np.ndarray:
+    import cv2
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    assert img is not None, f'{path} is not a readable image'
+    return img
+
+
+# ---- a tiny randomly initialised detector, saved as an mmengine checkpoint -------------
+TINY_CONFIG = """
+_base_ = 'mmdet::pascal_voc/faster-rcnn_r50_fpn_1x_voc0712.py'
+custom_imports = dict(imports=['fq_det'], allow_failed_imports=False)
+model = dict(
+    backbone=dict(depth=18, base_channels=8, init_cfg=None),
+    neck=dict(in_channels=[8, 16, 32, 64], out_channels=16),
+    rpn_head=dict(in_channels=16, feat_channels=16),
+    roi_head=dict(bbox_roi_extractor=dict(out_channels=16),
+                  bbox_head=dict(in_channels=16, fc_out_channels=32, num_classes=5)),
+    # score_thr 0: a random detector still returns (low-score) boxes to draw
+    test_cfg=dict(rpn=dict(nms_pre=200, max_per_img=50), rcnn=dict(score_thr=0.0, max_per_img=4)))
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=(160, 120), keep_ratio=True),
+    dict(type='PackDetInputs', meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
+]
+test_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+"""
+
+
+@pytest.fixture(scope='module')
+def tiny_detector(tmp_path_factory):
+    """(config path, checkpoint path) of a seeded random Faster R-CNN R-18 (base_channels 8)."""
+    import torch
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from mmengine.runner import save_checkpoint
+
+    import fq_det  # noqa: F401
+    from mmdet.registry import MODELS
+
+    root = tmp_path_factory.mktemp('tiny_det')
+    cfg_path = root / 'tiny_faster_rcnn.py'
+    cfg_path.write_text(TINY_CONFIG)
+    init_default_scope('mmdet')
+    torch.manual_seed(0)
+    model = MODELS.build(Config.fromfile(str(cfg_path)).model)
+    ckpt = root / 'tiny.pth'
+    save_checkpoint({'state_dict': model.state_dict(),
+                     'meta': {'dataset_meta': {'classes': CLASSES,
+                                               'palette': [(220, 20, 60)] * len(CLASSES)}}}, str(ckpt))
+    return cfg_path, ckpt
+
+
+def _test_images(root: Path, n: int) -> list[str]:
+    return [str(p) for p in sorted((root / 'VOC2007' / 'JPEGImages').glob('*.jpg'))[:n]]
+
+
+def test_image_demo_grid(tiny_detector, synthetic_voc_root, tmp_path):
+    cfg, ckpt = tiny_detector
+    images = _test_images(synthetic_voc_root, 2)
+    demo = _load_script('demo/image_demo.py')
+    out = demo.main([*images, str(cfg), str(ckpt), '--distortions', 'jpeg', 'targeted_occlusion',
+                     '--severities', '5', '--score-thr', '0.0', '--cell-px', '160',
+                     '--out', str(tmp_path / 'grid.png')])
+    img = _png(out['figure'])
+    # 3 columns (original, jpeg 5, occlusion 5) of 160 px + the row-label margin; 2 rows
+    assert img.shape[1] == out['size'][0] == int(round(0.25 * 100)) + 3 * 160
+    assert img.shape[0] == out['size'][1] == int(round(30 + 2 * 160 * 120 / 160))
+    assert img.std() > 10
+    records = json.loads(out['json'].read_text())['results']
+    assert [(r['distortion'], r['severity']) for r in records] == \
+        [('clean', 0), ('jpeg', 5), ('targeted_occlusion', 5)] * 2
+    dets = [d for r in records for d in r['detections']]
+    assert dets and all(d['class_name'] in CLASSES and len(d['bbox']) == 4 for d in dets)
+    occ = [r for r in records if r['distortion'] == 'targeted_occlusion']
+    assert all(r['occlusion_boxes_from'] == 'clean detections' for r in occ)
+
+
+def test_detection_grid_draws_boxes_and_is_deterministic(tiny_detector, synthetic_voc_root, tmp_path):
+    from mmdet.apis import init_detector
+
+    from fq_det.visualization import draw_detection_grid, read_voc_boxes
+    cfg, ckpt = tiny_detector
+    model = init_detector(str(cfg), str(ckpt), device='cpu')
+    images = _test_images(synthetic_voc_root, 1)
+    xml = synthetic_voc_root / 'VOC2007' / 'Annotations' / (Path(images[0]).stem + '.xml')
+    gt = {images[0]: read_voc_boxes(xml)}
+    assert gt[images[0]].shape[1] == 4 and len(gt[images[0]]) >= 1
+    conds = [('clean', 0), ('salt_pepper', 3), ('targeted_occlusion', 2)]
+    kw = dict(boxes=gt, cell_px=128, progress=False)
+    a = draw_detection_grid(model, images, conds, tmp_path / 'a.png', score_thr=0.0, **kw)
+    b = draw_detection_grid(model, images, conds, tmp_path / 'b.png', score_thr=0.0, **kw)
+    none = draw_detection_grid(model, images, conds, tmp_path / 'none.png', score_thr=1.0, **kw)
+    assert np.array_equal(_png(a['figure']), _png(b['figure']))  # seeded distortions
+    assert not np.array_equal(_png(a['figure']), _png(none['figure']))  # boxes were drawn
+    recs = json.loads(a['json'].read_text())['results']
+    assert recs[2]['occlusion_boxes_from'] == 'annotations'
+    assert all(not r['detections'] for r in json.loads(none['json'].read_text())['results'])
+
+
+def test_detection_grid_rejects_bad_conditions(tiny_detector, synthetic_voc_root, tmp_path):
+    from fq_det.visualization.detection_grid import check_conditions
+    with pytest.raises(ValueError, match='valid choices'):
+        check_conditions([('clean', 0), ('fog_of_war', 1)])
+    with pytest.raises(ValueError, match='severity'):
+        check_conditions([('jpeg', 9)])
+    with pytest.raises(ValueError, match='empty'):
+        check_conditions([])
+
+
+# ---- robustness plots ---------------------------------------------------------------
+def _results(scale: float, distortions=('jpeg', 'ngrn', 'motion_blur')) -> dict:
+    key = 'pascal_voc/mAP'
+    clean = 0.8 * scale
+    distorted = {d: {str(s): {key: clean * (1 - 0.12 * s - 0.02 * i)} for s in range(1, 6)}
+                 for i, d in enumerate(distortions)}
+    vals = [v[key] for d in distorted.values() for v in d.values()]
+    mpc = float(np.mean(vals))
+    return {'config': 'x.py', 'checkpoint': 'x.pth', 'metric_key': key, 'clean': {key: clean},
+            'distorted': distorted,
+            'summary': {'P': clean, 'mPC': mpc, 'rPC': mpc / clean,
+                        'per_distortion': {d: float(np.mean([v[key] for v in distorted[d].values()]))
+                                           for d in distorted}}}
+
+
+def test_plot_robustness_tool(tmp_path):
+    files = []
+    for name, scale in (('base', 1.0), ('pow', 0.9)):
+        (tmp_path / name).mkdir()
+        files.append(tmp_path / name / 'results.json')
+        files[-1].write_text(json.dumps(_results(scale)))
+    tool = _load_script('tools/analysis/plot_robustness.py')
+    out = tool.main([*map(str, files), '--out', str(tmp_path / 'rob.png'), '--ncols', '3'])
+    img = _png(out['figure'])
+    # 3 distortions + mPC + rPC = 5 panels -> 2 rows x 3 columns of 3.2 x 2.6 inches at 100 dpi
+    assert img.shape[:2] == (520, 960)
+    assert img.std() > 10
+    with open(out['csv']) as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 2 * 3 * 6 + 2 * 3  # models x distortions x (clean + 5), + P/mPC/rPC
+    assert {r['model'] for r in rows} == {'base', 'pow'}  # labels default to folder names
+    clean = [r for r in rows if r['model'] == 'base' and r['distortion'] == 'jpeg' and r['severity'] == '0']
+    assert float(clean[0]['value']) == pytest.approx(0.8)
+    rpc = [r for r in rows if r['model'] == 'pow' and r['metric'] == 'rPC']
+    assert float(rpc[0]['value']) == pytest.approx(_results(0.9)['summary']['rPC'])
+
+
+def test_plot_robustness_checks_input(tmp_path):
+    from fq_det.visualization import plot_robustness
+    with pytest.raises(ValueError, match='labels'):
+        plot_robustness([_results(1.0)], ['a', 'b'], tmp_path / 'x.png')
+    with pytest.raises(ValueError, match='missing'):
+        plot_robustness([{'clean': {}}], ['a'], tmp_path / 'x.png')
+    # a summary-less file still plots: mPC / rPC are recomputed from the raw numbers
+    r = _results(1.0)
+    del r['summary']
+    out = plot_robustness([r], ['a'], tmp_path / 'y.png')
+    rows = list(csv.DictReader(open(out['csv'])))
+    assert float([x for x in rows if x['metric'] == 'rPC'][0]['value']) == \
+        pytest.approx(_results(1.0)['summary']['rPC'])
