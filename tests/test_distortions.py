@@ -43,6 +43,10 @@ def test_public_names_and_one_table():
     assert [d for d in D.DISTORTIONS if D.needs_boxes(d)] == ['targeted_occlusion']
 
 
+def test_docs_show_the_code_table(repo_root):
+    assert D.severity_table_markdown() in (repo_root / 'docs' / 'distortions.md').read_text()
+
+
 @pytest.mark.parametrize('name', D.DISTORTIONS)
 def test_shape_dtype_kept_and_input_untouched(name):
     img = natural_image(97, 131)

@@ -19,6 +19,7 @@ importable; see :data:`IC_CORRUPTIONS`.
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -68,7 +69,7 @@ SEVERITY_TABLE: dict[str, DistortionSpec] = {
         'non-Gaussian random noise: i.i.d. U(-a, a) added per pixel and channel'),
     'inpainting': DistortionSpec(
         'fraction of image area removed', (0.03, 0.06, 0.10, 0.15, 0.22),
-        '8 random rectangles removed, filled by cv2.inpaint (Telea) at <= 128 px'),
+        '8 random rectangles removed, refilled by cv2.inpaint (Telea, r=3) at 128 px'),
     'targeted_occlusion': DistortionSpec(
         'fraction of each box covered', (0.10, 0.20, 0.30, 0.45, 0.60),
         'a noise patch of the box aspect inside every ground-truth box', needs_boxes=True),
@@ -175,10 +176,15 @@ def _salt_pepper(image: np.ndarray, fraction: float, rng: np.random.Generator) -
 
 
 def _add_noise(image: np.ndarray, noise: np.ndarray) -> np.ndarray:
-    out = image.astype(np.float32)
-    out += noise
-    np.clip(out, 0, 255, out=out)
-    return np.rint(out, out=out).astype(np.uint8)
+    """``clip(round(x + noise), 0, 255)`` as uint8 (OpenCV's saturating add)."""
+    return cv2.add(image.astype(np.float32), noise, dtype=cv2.CV_8U)
+
+
+@functools.lru_cache(maxsize=1)
+def _normal_table() -> np.ndarray:
+    """``Phi^-1((k + 0.5) / 2^16)``, k = 0 .. 2^16 - 1: N(0, 1) quantiles (|z| <= 4.3)."""
+    from scipy.special import ndtri
+    return ndtri((np.arange(2**16) + 0.5) / 2**16).astype(np.float32)
 
 
 def _ngrn(image: np.ndarray, amplitude: float, rng: np.random.Generator) -> np.ndarray:
@@ -190,10 +196,14 @@ def _ngrn(image: np.ndarray, amplitude: float, rng: np.random.Generator) -> np.n
 
 
 def _gaussian_noise(image: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
-    """``y = clip(x + sigma * n)``, ``n ~ N(0, 1)`` i.i.d."""
-    noise = rng.standard_normal(image.shape, dtype=np.float32)
-    noise *= sigma
-    return _add_noise(image, noise)
+    """``y = clip(x + sigma * n)``, ``n ~ N(0, 1)`` i.i.d.
+
+    ``n`` is drawn by inverse-CDF sampling from a table of 2^16 normal quantiles
+    (16 random bits per value; tails beyond 4.3 sigma, p < 2e-5, are cut): twice as
+    fast as ``Generator.standard_normal``, with the same distribution to 1/65536.
+    """
+    k = rng.integers(0, 2**16, size=image.shape, dtype=np.uint16)
+    return _add_noise(image, (_normal_table() * np.float32(sigma))[k])
 
 
 def _inpainting(image: np.ndarray, area: float, rng: np.random.Generator) -> np.ndarray:
