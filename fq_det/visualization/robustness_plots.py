@@ -103,6 +103,7 @@ def plot_robustness(results: Sequence[dict], labels: Sequence[str], out_file: st
         ax.bar_label(bars, fmt='%.3f', fontsize=7)
         ax.set_xticks(range(len(labels)), labels, rotation=20, fontsize=7)
         ax.set_title(f'{name} ({metric})' if name == 'mPC' else 'rPC = mPC / P', fontsize=9)
+        ax.tick_params(axis='y', labelsize=7)
         ax.margins(y=0.15)
     for lab, s in zip(labels, summaries):
         rows += [dict(model=lab, distortion='summary', severity='', metric=k, value=s[k])
@@ -110,9 +111,13 @@ def plot_robustness(results: Sequence[dict], labels: Sequence[str], out_file: st
     for ax in flat[n_panels:]:
         ax.axis('off')
     handles, names = flat[0].get_legend_handles_labels()
-    if handles:
-        fig.legend(handles, names, loc='lower right', fontsize=8, ncol=min(len(names), 4))
-    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    bottom = 0.0
+    if handles and len(flat) > n_panels:  # a free panel holds the legend
+        flat[n_panels].legend(handles, names, loc='center', fontsize=9, title='model')
+    elif handles:
+        fig.legend(handles, names, loc='lower center', fontsize=8, ncol=min(len(names), 4))
+        bottom = 0.06
+    fig.tight_layout(rect=(0, bottom, 1, 1))
     out = Path(out_file)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=dpi)
