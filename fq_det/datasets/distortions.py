@@ -92,7 +92,7 @@ def available_distortions() -> tuple[str, ...]:
 
 
 def check_distortion(name: str) -> str:
-    """Return ``name`` if it is a known distortion, else raise ``ValueError`` listing the choices."""
+    """``name`` if it is a known distortion, else ``ValueError`` listing the choices."""
     if isinstance(name, str) and name in SEVERITY_TABLE:
         return name
     if isinstance(name, str) and name.startswith(IC_PREFIX):

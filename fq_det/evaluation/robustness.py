@@ -197,7 +197,7 @@ def _load_existing(path: str, checkpoint: str) -> dict | None:
         return None
     with open(path) as f:
         old = json.load(f)
-    if osp.abspath(old.get('checkpoint', '')) != osp.abspath(checkpoint):
+    if osp.realpath(old.get('checkpoint', '')) != osp.realpath(checkpoint):
         raise ValueError(f'{path} holds results of checkpoint {old.get("checkpoint")!r}, not '
                          f'{checkpoint!r}; use another out_dir (--out-dir) or delete the file')
     return old
@@ -278,8 +278,8 @@ def run_robustness_sweep(cfg: Config | str, checkpoint: str, out_dir: str,
     json_path = osp.join(out_dir, RESULTS_JSON)
 
     results = _load_existing(json_path, checkpoint) or dict(
-        config=cfg.filename or '', checkpoint=checkpoint, metric_key=metric_key, clean={},
-        distorted={}, summary={})
+        config=cfg.filename or '', checkpoint=osp.abspath(checkpoint), metric_key=metric_key,
+        clean={}, distorted={}, summary={})
     if metric_key is not None and results.get('metric_key') not in (None, metric_key):
         raise ValueError(f'{json_path} summarises {results["metric_key"]!r}, not {metric_key!r}; '
                          'use another out_dir')

@@ -87,18 +87,17 @@ def main(argv=None) -> list[dict]:
         rows.append(dict(distortion=name, ms=ms, target_ms=TARGETS_MS[name], counterpart=other,
                          counterpart_ms=other_ms, ok=ok))
 
+    ic_state = 'not installed' if imagecorruptions is None else \
+        getattr(imagecorruptions, '__version__', 'installed')
     print(f'{w}x{h} image, severity {severity}, {args.threads} thread(s), median of '
-          f'{args.repeats}; imagecorruptions: '
-          f'{getattr(imagecorruptions, "__version__", "installed") if imagecorruptions else "not installed"}')
+          f'{args.repeats}; imagecorruptions: {ic_state}')
     print('| distortion | fq_det ms | target ms | imagecorruptions counterpart | its ms | ok |')
     print('|---|---:|---:|---|---:|---|')
     for r in rows:
-        if r['counterpart'] is None:
-            other = '-'
-            other_ms = '-'
-        else:
-            other = r['counterpart']
-            other_ms = 'not installed' if r['counterpart_ms'] is None else f'{r["counterpart_ms"]:.1f}'
+        other, other_ms = r['counterpart'] or '-', '-'
+        if r['counterpart'] is not None:
+            other_ms = 'not installed' if r['counterpart_ms'] is None else \
+                f'{r["counterpart_ms"]:.1f}'
         print(f'| {r["distortion"]} | {r["ms"]:.1f} | {r["target_ms"]} | {other} | {other_ms} | '
               f'{"yes" if r["ok"] else "NO"} |')
     return rows
