@@ -99,13 +99,13 @@ def test_summary_and_table():
     results = dict(config='c.py', checkpoint='x.pth', metric_key='pascal_voc/mAP',
                    clean={'pascal_voc/mAP': 0.8},
                    distorted={'jpeg': {'1': {'pascal_voc/mAP': 0.6}, '2': {'pascal_voc/mAP': 0.4}},
-                              'ngrn': {'1': {'pascal_voc/mAP': 0.2}, '2': {'pascal_voc/mAP': 0.2}}})
+                              'ngrn': {'1': {'pascal_voc/mAP': 0.2}, '2': {'pascal_voc/mAP': 0.1}}})
     s = summarize(results)
-    assert s['P'] == 0.8 and math.isclose(s['mPC'], 0.35) and math.isclose(s['rPC'], 0.4375)
-    assert s['per_distortion'] == pytest.approx({'jpeg': 0.5, 'ngrn': 0.2})
+    assert s['P'] == 0.8 and math.isclose(s['mPC'], 0.325) and math.isclose(s['rPC'], 0.40625)
+    assert s['per_distortion'] == pytest.approx({'jpeg': 0.5, 'ngrn': 0.15})
     table = format_results_table(results)
     assert '| jpeg | 0.600 | 0.400 | 0.500 |' in table
-    assert '| P (clean) | 0.800 |' in table and '43.8 %' in table
+    assert '| P (clean) | 0.800 |' in table and '| rPC = mPC / P | 40.6 % |' in table
     assert math.isnan(summarize(dict(results, clean={'pascal_voc/mAP': 0.0}))['rPC'])
 
 
