@@ -15,6 +15,12 @@ from fq_det.datasets.transforms import Distort, RandomDistort, stable_seed
 from fq_det.evaluation.robustness import insert_distort
 
 
+@pytest.fixture(autouse=True, scope='module')
+def mmdet_scope():
+    from mmengine.registry import init_default_scope
+    init_default_scope('mmdet')  # pipelines resolve 'LoadImageFromFile', 'Distort' in mmdet
+
+
 def _results(img_id='000001', path='/data/a/VOC2007/JPEGImages/000001.jpg', seed=0):
     rng = np.random.default_rng(seed)
     img = rng.integers(0, 256, (60, 80, 3), dtype=np.uint8)
@@ -42,6 +48,8 @@ def test_distort_same_image_same_bytes_other_image_or_seed_differs():
     assert a.tobytes() != Distort('ngrn', 3)(_results())['img'].tobytes()
     out = t(_results())
     assert out['distortion'] == ('ngrn', 2) and out['img'].dtype == np.uint8
+    with pytest.warns(UserWarning, match='before Resize'):
+        t(dict(_results(), scale_factor=(0.5, 0.5)))
 
 
 class _DistortedFiles(torch.utils.data.Dataset):

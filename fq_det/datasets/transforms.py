@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import os.path as osp
+import warnings
 from typing import Sequence
 
 import numpy as np
@@ -102,6 +103,9 @@ class Distort(BaseTransform):
         self.seed = int(seed)
 
     def transform(self, results: dict) -> dict:
+        if 'scale_factor' in results:
+            warnings.warn('Distort runs after Resize: the distortion strength then depends on '
+                          'the test scale; put it before Resize (see docs/distortions.md)')
         rng = np.random.default_rng(
             stable_seed(self.seed, _image_key(results), self.distortion, self.severity))
         return _apply(results, self.distortion, self.severity, rng)
