@@ -1,0 +1,336 @@
+"""Fused autograd functions behind the SF, POW and HPOW layers (pure torch).
+
+Why fused: a quantizer placed after a ReLU would naively keep its input *and* its
+output alive for backward and run many full-size element-wise passes. Each function
+here saves only its **output** ``y`` (the next convolution saves ``y`` anyway, so this
+costs no memory) and recomputes everything else in backward from ``y``:
+
+* POW-k (segment ``j``, breakpoint ``b_j = j*w``, ``t = (x - b_j)/w``, ``u = t**p``):
+  ``f(x) = b_j + w*t**p`` maps ``[b_j, b_j + w)`` onto itself monotonically, so the
+  segment index is ``floor(y/w)`` (clamped to ``k-1``) and ``u = y/w - j``. Then
+  ``dy/dx = p*t**(p-1)`` with ``ln t = ln(u)/p``, ``dy/dp = w*u*ln t``, and the ReLU
+  mask is ``y > 0``.
+* SF-r: ``y = floor(r*x)/r`` after a ReLU; the ReLU mask cannot be read from ``y``
+  (floor sends ``0 < x < 1/r`` to 0), so it is kept in the *sign bit* of ``y``:
+  ``x < 0`` gives ``y = -0.0``, ``0 <= x < 1/r`` gives ``y = +0.0``. Both are zero for
+  the next layer; backward passes the gradient straight through where the sign bit
+  is clear (so exactly at ``x = +0.0`` the gradient is 1, a valid sub-gradient).
+
+Work runs in row blocks of the ``(N*C, H*W)`` view (about 64k elements each) so the
+temporaries stay in cache and no full-size temporary is ever allocated. Half and
+bfloat16 inputs (``torch.autocast``) are computed in float32 inside the block.
+
+Gradients stay finite everywhere: ``t`` is clamped to ``T_MIN`` inside the
+derivatives (``x = 0``, breakpoints, ``p < 1``), and ``u*ln t`` vanishes at ``u = 0``.
+"""
+from __future__ import annotations
+
+import math
+from typing import Iterator, Optional, Tuple
+
+import torch
+from torch import Tensor
+from torch.autograd import Function
+
+#: Lower clamp of ``t`` inside derivatives: ``dy/dx <= p * T_MIN**(p-1)`` for ``p < 1``.
+T_MIN = 1e-6
+_LN_T_MIN = math.log(T_MIN)
+#: Inputs below this are treated as 0 in the power: ``log2`` of 0 or of a denormal is
+#: ~10x slower than of a normal float, so values are clamped to ``TINY`` first and the
+#: log of ``TINY`` is then mapped to ``-inf`` (so the output is exactly 0).
+TINY = 1e-30
+#: Elements per row block (temporaries of one block stay in the CPU's L2 cache).
+BLOCK_ELEMS = 1 << 16
+
+
+def _compute_dtype(t: Tensor) -> torch.dtype:
+    return t.dtype if t.dtype in (torch.float32, torch.float64) else torch.float32
+
+
+def _row_blocks(rows: int, cols: int) -> Iterator[Tuple[int, int]]:
+    step = max(1, BLOCK_ELEMS // max(cols, 1))
+    for r0 in range(0, rows, step):
+        yield r0, min(rows, r0 + step)
+
+
+def _as_rows(t: Tensor) -> Tensor:
+    """``(N, C, *S)`` contiguous tensor viewed as ``(N*C, prod(S))``."""
+    return t.view(t.shape[0] * t.shape[1], -1)
+
+
+def _row_exponents(p: Tensor, n: int, dtype: torch.dtype) -> Tensor:
+    """``p`` of shape ``(Np, C, k)`` (``Np`` 1 or ``n``) as a ``(n*C, k)`` row table."""
+    np_, c, k = p.shape
+    return p.to(dtype).expand(n, c, k).reshape(n * c, k)
+
+
+def _tiny(dtype: torch.dtype) -> Tuple[float, float]:
+    """``TINY`` and its ``log2`` exactly as computed in ``dtype``."""
+    return TINY, float(torch.tensor(TINY, dtype=dtype).log2())
+
+
+def _log2_tiny_(a: Tensor, log2_tiny: float) -> Tensor:
+    """In place ``log2(a)`` for ``a >= TINY``; entries equal to ``TINY`` become ``-inf``."""
+    return torch.nn.functional.threshold_(a.log2_(), log2_tiny, -math.inf)
+
+
+def _check_pow_inputs(x: Tensor, p: Tensor) -> None:
+    if x.dim() < 2:
+        raise ValueError(f'POW expects an input of shape (N, C, ...), got {tuple(x.shape)}')
+    if p.dim() != 3 or p.shape[1] != x.shape[1] or p.shape[0] not in (1, x.shape[0]):
+        raise ValueError(f'exponents must have shape (1 or N, C, num_splits) with C={x.shape[1]}, '
+                         f'N={x.shape[0]}; got {tuple(p.shape)}')
+
+
+class PowQuantFunction(Function):
+    """POW-k, optionally fused with the preceding ReLU; saves only its output."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, p: Tensor, width, num_splits: int, relu: bool,  # type: ignore[override]
+                inplace: bool) -> Tensor:
+        _check_pow_inputs(x, p)
+        k = int(num_splits)
+        w = float(width)
+        cdt = _compute_dtype(x)
+        in_place = inplace and relu and x.is_contiguous()
+        xc = x.contiguous()
+        y = x if in_place else torch.empty_like(xc)
+        x2, y2 = _as_rows(xc), _as_rows(y)
+        prow = _row_exponents(p.detach(), x.shape[0], cdt)
+        identity = bool((prow == 1).all())  # fresh alpha: exactly the identity (bit-exact)
+        tiny, log2_tiny = _tiny(cdt)
+        for r0, r1 in _row_blocks(*x2.shape):
+            xs = x2[r0:r1]
+            direct = in_place and xs.dtype == cdt  # work on x itself
+            if identity:
+                a = (xs.clamp_(min=0) if direct else xs.to(cdt, copy=True).clamp_(min=0)) \
+                    if relu else xs.to(cdt, copy=True)
+            else:
+                if relu:
+                    a = xs if direct else xs.to(cdt, copy=True)
+                else:
+                    a = xs.to(cdt).abs()
+                if w != 1.0:
+                    a.div_(w)
+                pr = prow[r0:r1]
+                if k == 1:  # t**p = exp2(p * log2 t): vectorised, ~2x faster than pow
+                    _log2_tiny_(a.clamp_(min=tiny), log2_tiny).mul_(pr).exp2_()
+                else:
+                    j = a.clamp_(min=0).long().clamp_(max=k - 1)  # a >= 0: truncation = floor
+                    a.sub_(j).clamp_(min=tiny)
+                    _log2_tiny_(a, log2_tiny).mul_(torch.gather(pr, 1, j)).exp2_().add_(j)
+                if w != 1.0:
+                    a.mul_(w)
+            if not relu:
+                a.copysign_(xs)
+            if not direct:
+                y2[r0:r1].copy_(a)
+        if in_place:
+            ctx.mark_dirty(x)
+        ctx.k, ctx.w, ctx.relu, ctx.p_shape = k, w, relu, p.shape
+        ctx.save_for_backward(y, p, width if torch.is_tensor(width) else None)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):  # type: ignore[override]
+        y, p, width_t = ctx.saved_tensors
+        k, w, relu = ctx.k, ctx.w, ctx.relu
+        need_x, need_p, need_w = ctx.needs_input_grad[:3]
+        cdt = _compute_dtype(y)
+        n, c = y.shape[:2]
+        y2, g2 = _as_rows(y), _as_rows(grad.contiguous())
+        prow = _row_exponents(p.detach(), n, cdt)
+        log2_tmin = math.log2(T_MIN)
+        if k == 1:
+            umin = torch.exp2(prow * log2_tmin)         # u >= T_MIN**p (>= 1e-30: fast log)
+            e_row = (prow - 1) / prow                   # dy/dx = p * u**((p-1)/p)
+            lp_row = prow.log2()
+        gx = torch.empty_like(y, dtype=grad.dtype) if need_x else None
+        gx2 = _as_rows(gx) if need_x else None
+        direct_out = need_x and gx.dtype == cdt
+        dp = torch.zeros(n * c, k, dtype=cdt, device=y.device) if need_p else None
+        dw = torch.zeros((), dtype=torch.float64, device=y.device) if need_w else None
+        for r0, r1 in _row_blocks(*y2.shape):
+            yc, gc = y2[r0:r1].to(cdt), g2[r0:r1].to(cdt)
+            pr = prow[r0:r1]
+            if relu:  # y >= 0 (a -0.0 is harmless: its log is clamped, u * log t -> 0)
+                a = yc / w if w != 1.0 else (yc if k == 1 else yc.clone())
+            else:
+                a = yc.abs().div_(w) if w != 1.0 else yc.abs()
+            if k == 1:
+                u, j = a, None
+                l2 = torch.clamp(u, min=umin[r0:r1]).log2_()   # log2 u, finite
+                if need_p:  # dy/dp = s*w*u*ln t = y * ln(u) / p: divide by p after the sum
+                    dp[r0:r1, 0] += torch.mul(gc, yc).mul_(l2).sum(1)
+                if need_w:
+                    lnt = l2 * (math.log(2) / pr)
+                    dw += _width_grad_block(gc, yc, u, lnt, pr, None, relu).to(torch.float64)
+                if need_x:
+                    d = l2.mul_(e_row[r0:r1]).add_(lp_row[r0:r1]).exp2_().mul_(gc)
+            else:
+                jl = a.long().clamp_(max=k - 1)
+                u = a.sub_(jl)
+                pe = torch.gather(pr, 1, jl)
+                l2 = torch.clamp(u, min=TINY).log2_().div_(pe).clamp_(min=log2_tmin)  # log2 t
+                if need_p:  # dy/dp = s*w*u*ln t, scattered to the segment's exponent
+                    v = torch.mul(gc, u).mul_(l2)
+                    if not relu:
+                        v.mul_(torch.sign(yc))
+                    dp[r0:r1].scatter_add_(1, jl, v)
+                if need_w:
+                    lnt = l2 * math.log(2)
+                    dw += _width_grad_block(gc, yc, u, lnt, pe, jl.to(cdt), relu).to(torch.float64)
+                if need_x:  # p * t**(p-1)
+                    d = l2.mul_(pe.sub_(1)).exp2_().mul_(pe.add_(1)).mul_(gc)
+            if need_x:
+                if relu and direct_out:
+                    torch.ops.aten.threshold_backward.grad_input(d, yc, 0, grad_input=gx2[r0:r1])
+                elif relu:
+                    gx2[r0:r1].copy_(torch.ops.aten.threshold_backward(d, yc, 0))
+                else:
+                    gx2[r0:r1].copy_(d)
+        grad_p = None
+        if need_p:
+            dp = dp.view(n, c, k)
+            if k == 1:
+                dp.mul_(math.log(2) / prow.view(n, c, 1))
+            else:
+                dp.mul_(w * math.log(2))
+            if ctx.p_shape[0] == 1:
+                dp = dp.sum(0, keepdim=True)
+            grad_p = dp.to(p.dtype)
+        grad_w = dw.to(width_t.dtype) if need_w else None
+        return gx, grad_p, grad_w, None, None, None
+
+
+def _width_grad_block(g: Tensor, y: Tensor, u: Tensor, lnt: Tensor, pe: Tensor,
+                      j: Optional[Tensor], relu: bool) -> Tensor:
+    """``sum(g * dy/dw)`` with ``dy/dw = s*((j + u) - p*t**(p-1)*(j + t))``."""
+    t = lnt.exp()
+    d = torch.exp(lnt * (pe - 1)) * pe
+    jj = j if j is not None else torch.zeros_like(u)
+    val = (jj + u) - d * (jj + t)
+    if relu:
+        val = val.masked_fill(y <= 0, 0)
+    else:
+        val = val * torch.sign(y)
+    return (g * val).sum()
+
+
+def pow_quant(x: Tensor, p: Tensor, width=1.0, num_splits: int = 1, relu: bool = False,
+              inplace: bool = False) -> Tensor:
+    """POW-k of ``x`` (channel dim 1) with exponents ``p`` of shape ``(1 or N, C, k)``.
+
+    ``f(x) = b_j + w*((x - b_j)/w)**p_cj`` on segment ``j`` (``b_j = j*w``, last segment
+    unbounded), ``f(-x) = -f(x)``; with ``relu=True`` computes ``f(max(x, 0))``.
+    ``width`` is a float, or a 0-dim tensor when the width is learnable.
+    """
+    return PowQuantFunction.apply(x, p, width, num_splits, relu, inplace)
+
+
+def pow_reference(x: Tensor, p: Tensor, width=1.0, num_splits: int = 1,
+                  relu: bool = False) -> Tensor:
+    """Closed form of POW-k written with plain differentiable torch ops (for tests)."""
+    k = num_splits
+    a = x.clamp(min=0) if relu else x.abs()
+    w = width
+    seg = torch.clamp(torch.floor(a / w), 0, k - 1).detach()
+    shape = (p.shape[0], p.shape[1], k) + (1,) * (x.dim() - 2)
+    pe = torch.gather(p.view(shape).expand(x.shape[0], -1, -1, *x.shape[2:]), 2,
+                      seg.long().unsqueeze(2)).squeeze(2)
+    t = a / w - seg
+    y = seg * w + w * t.pow(pe)
+    return y if relu else torch.copysign(y, x)
+
+
+class SFQuantFunction(Function):
+    """SF-r ``y = floor(r*x)/r``, straight-through gradient; with ``relu`` the ReLU mask
+    lives in the sign bit of ``y`` (nothing but ``y`` is saved)."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, resolution: float, relu: bool, inplace: bool) -> Tensor:  # type: ignore[override]
+        r = float(resolution)
+        cdt = _compute_dtype(x)
+        in_place = inplace and x.is_contiguous()
+        xc = x.contiguous()
+        y = x if in_place else torch.empty_like(xc)
+        x2 = xc.view(1, -1) if xc.dim() < 2 else _as_rows(xc)
+        y2 = y.view(1, -1) if y.dim() < 2 else _as_rows(y)
+        for r0, r1 in _row_blocks(*x2.shape):
+            xs = x2[r0:r1]
+            direct = in_place and xs.dtype == cdt
+            a = xs if direct else xs.to(cdt, copy=True)
+            a.mul_(r).floor_()
+            if relu:
+                a.clamp_(min=-0.0)  # negative -> -0.0 (mask bit), [0, 1/r) -> +0.0
+            a.div_(r)
+            if not direct:
+                y2[r0:r1].copy_(a)
+        if in_place:
+            ctx.mark_dirty(x)
+        ctx.relu = relu
+        if relu:
+            ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):  # type: ignore[override]
+        if not ctx.needs_input_grad[0]:
+            return None, None, None, None
+        if not ctx.relu:
+            return grad, None, None, None
+        (y,) = ctx.saved_tensors
+        gx = torch.empty_like(y, dtype=grad.dtype)
+        one = torch.ones((), dtype=y.dtype, device=y.device)
+        y2 = y.view(1, -1) if y.dim() < 2 else _as_rows(y)
+        g2 = grad.contiguous().view(y2.shape)
+        gx2 = gx.view(y2.shape)
+        for r0, r1 in _row_blocks(*y2.shape):
+            # copysign(1, y) is -1 exactly where the sign bit (the ReLU mask) is set
+            sign = torch.copysign(one, y2[r0:r1])
+            if g2.dtype == y2.dtype:
+                torch.ops.aten.threshold_backward.grad_input(g2[r0:r1], sign, 0, grad_input=gx2[r0:r1])
+            else:
+                gx2[r0:r1].copy_(g2[r0:r1] * (sign > 0))
+        return gx, None, None, None
+
+
+def sf_quant(x: Tensor, resolution: float, relu: bool = False, inplace: bool = False) -> Tensor:
+    """SF-r ``y = floor(r*x)/r`` (``relu=True``: of ``max(x, 0)``), gradient straight through."""
+    return SFQuantFunction.apply(x, resolution, relu, inplace)
+
+
+class ReLUMeanFunction(Function):
+    """Per-sample, per-channel mean of ``max(x, 0)`` over the spatial dims, saving nothing.
+
+    Backward needs the ReLU mask ``x > 0``; it reads it from the fused quantizer's output
+    ``y`` (``y > 0`` iff ``x > 0``), which the caller stores in ``holder['out']`` after the
+    quantizer ran (detached, so no reference cycle). The holder lives as long as the
+    autograd graph does (HPOW keeps its last alpha's graph only when it has a regulariser
+    and is training; the next forward replaces it).
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, holder: dict) -> Tensor:  # type: ignore[override]
+        dims = tuple(range(2, x.dim()))
+        count = max(1, math.prod(x.shape[2:]))
+        # sum(relu(x)) = (sum(x) + sum(|x|)) / 2 without a full-size temporary.
+        total = x.sum(dims, dtype=torch.float32 if x.dtype != torch.float64 else None)
+        total = total + torch.linalg.vector_norm(x, 1, dim=dims, dtype=total.dtype)
+        ctx.holder, ctx.count, ctx.dtype = holder, count, x.dtype
+        return (total / (2 * count)).to(x.dtype if x.dtype == torch.float64 else total.dtype)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):  # type: ignore[override]
+        out = ctx.holder.get('out')
+        if out is None:
+            raise RuntimeError('ReLUMeanFunction: the fused quantizer output was not provided '
+                               'in holder["out"]')
+        g = (grad / ctx.count).to(out.dtype)
+        g = g.view(*g.shape, *([1] * (out.dim() - 2))).expand_as(out)
+        return torch.where(out > 0, g, 0), None
+
+
+def relu_mean(x: Tensor, holder: dict) -> Tensor:
+    """``mean(max(x, 0))`` over spatial dims; see :class:`ReLUMeanFunction` for ``holder``."""
+    return ReLUMeanFunction.apply(x, holder)

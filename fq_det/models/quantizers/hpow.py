@@ -1,0 +1,100 @@
+"""HPOW: POW-k whose exponents are predicted per sample and channel from the features.
+
+``alpha = clamp(conv2(relu(conv1(gap(z)))))`` with ``z`` the features being quantized
+(``max(x, 0)`` when fused with the ReLU), ``conv1: C -> max(1, C // reduction)``,
+``conv2: -> C*k`` zero-initialised (HPOW starts as the identity), then
+``y = POW_k(x; p = 1 + alpha)``. The last prediction is kept, detached, in
+``last_alpha`` (``(N, C)`` for ``k = 1``, ``(N, C, k)`` otherwise).
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from mmdet.registry import MODELS
+from torch import Tensor, nn
+
+from .functional import pow_quant, relu_mean
+from .pow import DEFAULT_ALPHA_RANGE, check_split_args, resolve_channels
+from .regularizer import AlphaRegularizedMixin, build_alpha_regularizer
+
+
+@MODELS.register_module()
+class HPOW(AlphaRegularizedMixin, nn.Module):
+    """Data-dependent POW-k (see module docstring).
+
+    Args:
+        channels: number of channels ``C``.
+        num_splits: ``k``; split_width: ``w`` (fixed).
+        reduction: channel reduction of the alpha branch.
+        alpha_reg: ``dict(type='L1'|'L2', weight=w)`` on the predicted alphas (sum over
+            channels and splits, mean over the batch) or None.
+        alpha_range, with_relu, inplace, in_channels, postfix: as for :class:`POW`.
+    """
+
+    _abbr_ = 'hpow'
+
+    def __init__(self, channels: Optional[int] = None, num_splits: int = 1, split_width: float = 1.0,
+                 reduction: int = 16, alpha_reg: Optional[dict] = None,
+                 alpha_range: Sequence[float] = DEFAULT_ALPHA_RANGE, with_relu: bool = False,
+                 inplace: bool = False, in_channels: Optional[int] = None, postfix=None) -> None:
+        super().__init__()
+        self.channels = resolve_channels('HPOW', channels, in_channels)
+        self.num_splits, self.split_width, self.alpha_range = check_split_args(
+            'HPOW', num_splits, split_width, alpha_range)
+        if isinstance(reduction, bool) or not isinstance(reduction, int) or reduction < 1:
+            raise ValueError(f'HPOW reduction must be an int >= 1, got {reduction!r}')
+        self.reduction = reduction
+        self.alpha_reg = build_alpha_regularizer(alpha_reg)
+        hidden = max(1, self.channels // reduction)
+        self.reduce = nn.Conv2d(self.channels, hidden, 1)
+        self.expand = nn.Conv2d(hidden, self.channels * self.num_splits, 1)
+        self.with_relu, self.inplace = bool(with_relu), bool(inplace)
+        self.last_alpha: Optional[Tensor] = None
+        self._alpha_for_reg: Optional[Tensor] = None
+        self.init_weights()
+
+    def init_weights(self) -> None:
+        """Zero the last conv so HPOW starts as the identity (runs after mmengine's
+        generic Conv2d initialisers, which visit children last)."""
+        nn.init.zeros_(self.expand.weight)
+        nn.init.zeros_(self.expand.bias)
+
+    def predict_alpha(self, x: Tensor, holder: dict) -> Tensor:
+        """Unclamped alpha ``(N, C, k)`` from the pooled (post-ReLU) features."""
+        n, c = x.shape[:2]
+        if self.with_relu:
+            pooled = relu_mean(x, holder)
+        else:
+            pooled = x.mean(dim=tuple(range(2, x.dim()))) if x.dim() > 2 else x
+        hidden = F.relu(self.reduce(pooled.view(n, c, 1, 1).to(self.reduce.weight.dtype)))
+        raw = self.expand(hidden).view(n, c, self.num_splits)
+        return raw.float() if raw.dtype in (torch.float16, torch.bfloat16) else raw
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.dim() < 2 or x.shape[1] != self.channels:
+            raise ValueError(f'HPOW built for {self.channels} channels got input of shape {tuple(x.shape)}')
+        self._check_alpha_reg_handled()
+        holder: dict = {}
+        raw = self.predict_alpha(x, holder)
+        alpha = raw.clamp(*self.alpha_range)
+        self.last_alpha = (alpha[..., 0] if self.num_splits == 1 else alpha).detach()
+        keep = self.alpha_reg is not None and self.training and torch.is_grad_enabled()
+        self._alpha_for_reg = raw if keep else None
+        y = pow_quant(x, 1 + alpha, self.split_width, self.num_splits,
+                      relu=self.with_relu, inplace=self.inplace)
+        if self.with_relu and torch.is_grad_enabled():
+            holder['out'] = y.detach()  # ReLU mask for the pooling's backward
+        return y
+
+    def alpha_penalty(self) -> Tensor:
+        """Penalty of the alphas predicted in the last training forward (0 if none)."""
+        if self.alpha_reg is None or self._alpha_for_reg is None:
+            return self.expand.weight.new_zeros(())
+        return self.alpha_reg(self._alpha_for_reg) / self._alpha_for_reg.shape[0]
+
+    def extra_repr(self) -> str:
+        return (f'channels={self.channels}, num_splits={self.num_splits}, split_width={self.split_width:g}, '
+                f'reduction={self.reduction}, alpha_range={self.alpha_range}, alpha_reg={self.alpha_reg}, '
+                f'with_relu={self.with_relu}, inplace={self.inplace}')
