@@ -1,6 +1,7 @@
 """Classification module: configs build, data sets, metric, networks (no training here)."""
 from __future__ import annotations
 
+import json
 import pickle
 from pathlib import Path
 
@@ -196,3 +197,17 @@ def test_image_folder_dataset(tmp_path):
     item = ds[3]
     assert item['inputs'].shape == (3, 20, 24) and int(item['data_samples'].gt_label) == 1
     assert item['data_samples'].img_id == 'dog/1.png'
+
+
+def test_table1_from_logged_scalars(tmp_path):
+    from fq_det.classification.tables import best_metric, format_table1
+    for seed, accs in enumerate([(70.0, 81.5, 80.0), (79.0, 82.5)]):
+        log = tmp_path / f'run{seed}' / '20260101_000000' / 'vis_data' / 'scalars.json'
+        log.parent.mkdir(parents=True)
+        log.write_text('\n'.join(json.dumps({'accuracy/top1': a, 'step': i}) for i, a in enumerate(accs))
+                       + '\n{"loss": 1.0, "step": 3}\n')
+    errors = [100 - best_metric(tmp_path / f'run{s}') for s in range(2)]
+    assert errors == [18.5, 17.5]
+    assert '| Base | 18.00 ± 0.50 (n=2) |' in format_table1({'Base': errors})
+    with pytest.raises(FileNotFoundError, match='scalars.json'):
+        best_metric(tmp_path / 'none')
