@@ -87,7 +87,7 @@ class PowQuantFunction(Function):
 
     @staticmethod
     def forward(ctx, x: Tensor, p: Tensor, width, num_splits: int, relu: bool,  # type: ignore[override]
-                inplace: bool) -> Tensor:
+                inplace: bool, holder: Optional[dict] = None) -> Tensor:
         _check_pow_inputs(x, p)
         k = int(num_splits)
         w = float(width)
@@ -116,9 +116,9 @@ class PowQuantFunction(Function):
                 if k == 1:  # t**p = exp2(p * log2 t): vectorised, ~2x faster than pow
                     _log2_tiny_(a.clamp_(min=tiny), log2_tiny).mul_(pr).exp2_()
                 else:
-                    j = a.clamp_(min=0).long().clamp_(max=k - 1)  # a >= 0: truncation = floor
-                    a.sub_(j).clamp_(min=tiny)
-                    _log2_tiny_(a, log2_tiny).mul_(torch.gather(pr, 1, j)).exp2_().add_(j)
+                    j = a.clamp_(min=0).floor().clamp_(max=k - 1)
+                    pe = torch.gather(pr, 1, j.long())
+                    _log2_tiny_(a.sub_(j).clamp_(min=tiny), log2_tiny).mul_(pe).exp2_().add_(j)
                 if w != 1.0:
                     a.mul_(w)
             if not relu:
@@ -127,7 +127,7 @@ class PowQuantFunction(Function):
                 y2[r0:r1].copy_(a)
         if in_place:
             ctx.mark_dirty(x)
-        ctx.k, ctx.w, ctx.relu, ctx.p_shape = k, w, relu, p.shape
+        ctx.k, ctx.w, ctx.relu, ctx.p_shape, ctx.holder = k, w, relu, p.shape, holder
         ctx.save_for_backward(y, p, width if torch.is_tensor(width) else None)
         return y
 
@@ -168,8 +168,9 @@ class PowQuantFunction(Function):
                 if need_x:
                     d = l2.mul_(e_row[r0:r1]).add_(lp_row[r0:r1]).exp2_().mul_(gc)
             else:
-                jl = a.long().clamp_(max=k - 1)
-                u = a.sub_(jl)
+                j = a.floor().clamp_(0, k - 1)
+                jl = j.long()
+                u = a.sub_(j)
                 pe = torch.gather(pr, 1, jl)
                 l2 = torch.clamp(u, min=TINY).log2_().div_(pe).clamp_(min=log2_tmin)  # log2 t
                 if need_p:  # dy/dp = s*w*u*ln t, scattered to the segment's exponent
@@ -179,7 +180,7 @@ class PowQuantFunction(Function):
                     dp[r0:r1].scatter_add_(1, jl, v)
                 if need_w:
                     lnt = l2 * math.log(2)
-                    dw += _width_grad_block(gc, yc, u, lnt, pe, jl.to(cdt), relu).to(torch.float64)
+                    dw += _width_grad_block(gc, yc, u, lnt, pe, j, relu).to(torch.float64)
                 if need_x:  # p * t**(p-1)
                     d = l2.mul_(pe.sub_(1)).exp2_().mul_(pe.add_(1)).mul_(gc)
             if need_x:
@@ -200,7 +201,9 @@ class PowQuantFunction(Function):
                 dp = dp.sum(0, keepdim=True)
             grad_p = dp.to(p.dtype)
         grad_w = dw.to(width_t.dtype) if need_w else None
-        return gx, grad_p, grad_w, None, None, None
+        if ctx.holder is not None and need_x:
+            ctx.holder['grad_x'] = gx  # ReLUMeanFunction adds its term here, in place
+        return gx, grad_p, grad_w, None, None, None, None
 
 
 def _width_grad_block(g: Tensor, y: Tensor, u: Tensor, lnt: Tensor, pe: Tensor,
@@ -218,14 +221,15 @@ def _width_grad_block(g: Tensor, y: Tensor, u: Tensor, lnt: Tensor, pe: Tensor,
 
 
 def pow_quant(x: Tensor, p: Tensor, width=1.0, num_splits: int = 1, relu: bool = False,
-              inplace: bool = False) -> Tensor:
+              inplace: bool = False, holder: Optional[dict] = None) -> Tensor:
     """POW-k of ``x`` (channel dim 1) with exponents ``p`` of shape ``(1 or N, C, k)``.
 
     ``f(x) = b_j + w*((x - b_j)/w)**p_cj`` on segment ``j`` (``b_j = j*w``, last segment
     unbounded), ``f(-x) = -f(x)``; with ``relu=True`` computes ``f(max(x, 0))``.
-    ``width`` is a float, or a 0-dim tensor when the width is learnable.
+    ``width`` is a float, or a 0-dim tensor when the width is learnable. ``holder``: see
+    :func:`relu_mean`.
     """
-    return PowQuantFunction.apply(x, p, width, num_splits, relu, inplace)
+    return PowQuantFunction.apply(x, p, width, num_splits, relu, inplace, holder)
 
 
 def pow_reference(x: Tensor, p: Tensor, width=1.0, num_splits: int = 1,
@@ -305,20 +309,23 @@ class ReLUMeanFunction(Function):
 
     Backward needs the ReLU mask ``x > 0``; it reads it from the fused quantizer's output
     ``y`` (``y > 0`` iff ``x > 0``), which the caller stores in ``holder['out']`` after the
-    quantizer ran (detached, so no reference cycle). The holder lives as long as the
-    autograd graph does (HPOW keeps its last alpha's graph only when it has a regulariser
-    and is training; the next forward replaces it).
+    quantizer ran (detached, so no reference cycle). The quantizer's backward always runs
+    first (its exponents depend on this mean) and leaves its ``grad_x`` in the holder; this
+    backward then adds ``dL/dmean / HW * mask`` to it in place and returns nothing, which
+    saves autograd a full-size sum of the two gradients. The holder lives as long as the
+    graph does (HPOW keeps its last alpha's graph only with a regulariser in training).
     """
 
     @staticmethod
     def forward(ctx, x: Tensor, holder: dict) -> Tensor:  # type: ignore[override]
-        dims = tuple(range(2, x.dim()))
         count = max(1, math.prod(x.shape[2:]))
-        # sum(relu(x)) = (sum(x) + sum(|x|)) / 2 without a full-size temporary.
-        total = x.sum(dims, dtype=torch.float32 if x.dtype != torch.float64 else None)
-        total = total + torch.linalg.vector_norm(x, 1, dim=dims, dtype=total.dtype)
-        ctx.holder, ctx.count, ctx.dtype = holder, count, x.dtype
-        return (total / (2 * count)).to(x.dtype if x.dtype == torch.float64 else total.dtype)
+        cdt = _compute_dtype(x)
+        x2 = _as_rows(x.contiguous())
+        total = torch.empty(x2.shape[0], dtype=cdt, device=x.device)
+        for r0, r1 in _row_blocks(*x2.shape):  # no full-size temporary
+            total[r0:r1] = x2[r0:r1].to(cdt).clamp(min=0).sum(1)
+        ctx.holder, ctx.count = holder, count
+        return total.div_(count).view(x.shape[:2])
 
     @staticmethod
     def backward(ctx, grad: Tensor):  # type: ignore[override]
@@ -326,9 +333,16 @@ class ReLUMeanFunction(Function):
         if out is None:
             raise RuntimeError('ReLUMeanFunction: the fused quantizer output was not provided '
                                'in holder["out"]')
-        g = (grad / ctx.count).to(out.dtype)
-        g = g.view(*g.shape, *([1] * (out.dim() - 2))).expand_as(out)
-        return torch.where(out > 0, g, 0), None
+        g = (grad / ctx.count).to(out.dtype).reshape(-1, 1)
+        gx = ctx.holder.pop('grad_x', None)
+        if gx is not None and gx.is_contiguous() and gx.shape == out.shape and out.is_contiguous():
+            gx2, y2 = _as_rows(gx), _as_rows(out)
+            for r0, r1 in _row_blocks(*y2.shape):
+                term = torch.ops.aten.threshold_backward(g[r0:r1].expand(r1 - r0, y2.shape[1]), y2[r0:r1], 0)
+                gx2[r0:r1].add_(term.to(gx.dtype))
+            return None, None
+        g = g.view(*out.shape[:2], *([1] * (out.dim() - 2))).expand_as(out)
+        return torch.ops.aten.threshold_backward(g, out, 0), None  # g where out > 0
 
 
 def relu_mean(x: Tensor, holder: dict) -> Tensor:

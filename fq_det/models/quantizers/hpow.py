@@ -82,8 +82,8 @@ class HPOW(AlphaRegularizedMixin, nn.Module):
         self.last_alpha = (alpha[..., 0] if self.num_splits == 1 else alpha).detach()
         keep = self.alpha_reg is not None and self.training and torch.is_grad_enabled()
         self._alpha_for_reg = raw if keep else None
-        y = pow_quant(x, 1 + alpha, self.split_width, self.num_splits,
-                      relu=self.with_relu, inplace=self.inplace)
+        y = pow_quant(x, 1 + alpha, self.split_width, self.num_splits, relu=self.with_relu,
+                      inplace=self.inplace, holder=holder if self.with_relu else None)
         if self.with_relu and torch.is_grad_enabled():
             holder['out'] = y.detach()  # ReLU mask for the pooling's backward
         return y
