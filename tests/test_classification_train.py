@@ -74,8 +74,11 @@ def test_train_family(family, tmp_path):
     _check_training(*train(tiny_cfg(FAMILIES[family], tmp_path)))
 
 
-def _tiny_faster_rcnn(backbone: dict, checkpoint: str) -> dict:
-    det = Config.fromfile('mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py').model
+def _tiny_faster_rcnn(backbone: dict, checkpoint: str, tmp_path: Path) -> dict:
+    """mmdet's own Faster R-CNN config with the classifier's backbone, shrunk to its widths."""
+    cfg_file = tmp_path / 'faster_rcnn.py'
+    cfg_file.write_text("_base_ = 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'\n")
+    det = Config.fromfile(cfg_file).model
     backbone = copy.deepcopy(backbone)
     backbone.update(out_indices=(0, 1, 2, 3), norm_eval=True,
                     init_cfg=dict(type='Pretrained', checkpoint=checkpoint))
@@ -100,7 +103,7 @@ def test_export_backbone_loads_into_detector(trained_resnet_pow, tmp_path, monke
     exported = torch.load(out, map_location='cpu', weights_only=True)['state_dict']
     classifier = runner.model.state_dict()
     init_default_scope('mmdet')
-    detector = MODELS.build(_tiny_faster_rcnn(cfg.model.backbone, str(out)))
+    detector = MODELS.build(_tiny_faster_rcnn(cfg.model.backbone, str(out), tmp_path))
     det_backbone = detector.backbone.state_dict()
     assert set(exported) == set(det_backbone), 'missing/unexpected backbone keys'
     assert any(k.endswith('.alpha') for k in exported)
@@ -150,7 +153,9 @@ def test_robustness_tool(trained_resnet_pow, tmp_path, monkeypatch):
 
     # Resumable: a second run evaluates nothing and writes the same numbers.
     monkeypatch.setattr(robustness, '_evaluate', lambda *a, **k: pytest.fail('re-evaluated a finished condition'))
+    cfg = Config.fromfile(cfg_path)
+    cfg.test_dataloader.dataset.num_samples = 20
     again = robustness.run_classification_robustness(
-        Config.fromfile(cfg_path), str(ckpt), out_dir, distortions=['salt_pepper', 'targeted_occlusion'],
+        cfg, str(ckpt), out_dir, distortions=['salt_pepper', 'targeted_occlusion'],
         severities=[1, 5], seeds=[0, 1])
     assert again['distorted'] == res['distorted']
