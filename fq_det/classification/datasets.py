@@ -23,6 +23,8 @@ from mmengine.dataset import BaseDataset
 
 from mmdet.registry import DATASETS
 
+from fq_det.datasets.data_check import DataNotFoundError
+
 CIFAR10_CLASSES = ('airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse',
                    'ship', 'truck')
 SYNTH_CLS_CLASSES = ('disc', 'square', 'triangle', 'cross', 'ring', 'h_stripes', 'v_stripes',
@@ -39,7 +41,7 @@ _CIFAR_LAYOUT = {
 }
 
 
-class DataFolderNotFoundError(FileNotFoundError):
+class DataFolderNotFoundError(DataNotFoundError):
     """A data set folder or file is missing; the message names it and the expected layout."""
 
 
@@ -185,18 +187,6 @@ class SyntheticClsDataset(_InMemoryClsDataset):
         self.images = np.stack([draw_synthetic_image(y, self.image_size, np.random.default_rng([self.seed, i]))
                                 for i, y in enumerate(labels)])
         return self._make_data_list(labels, f'synthcls{self.seed}')
-
-
-def set_data_root(cfg, data_root: str) -> None:
-    """Point the train/val/test dataloaders' data sets of ``cfg`` (in place) at ``data_root``."""
-    cfg.data_root = data_root
-    for name in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        loader = cfg.get(name)
-        dataset = loader.get('dataset') if loader else None
-        while dataset is not None and 'data_root' not in dataset and 'dataset' in dataset:
-            dataset = dataset['dataset']  # dataset wrappers
-        if dataset is not None and 'data_root' in dataset:
-            dataset['data_root'] = data_root
 
 
 def draw_synthetic_image(label: int, size: int, rng: np.random.Generator) -> np.ndarray:

@@ -6,10 +6,14 @@ then in the detection config: backbone=dict(..., init_cfg=dict(type='Pretrained'
 from __future__ import annotations
 
 import argparse
+import os.path as osp
 import sys
 
-import fq_det  # noqa: F401
-from fq_det.classification.export import export_backbone
+REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+if REPO_ROOT not in sys.path:  # run from a checkout without `pip install -e .`
+    sys.path.insert(0, REPO_ROOT)
+import fq_det  # noqa: E402,F401
+from fq_det.classification.export import export_backbone  # noqa: E402
 
 
 def main() -> int:

@@ -9,13 +9,17 @@ Table 3 (several robustness results in one table):
 from __future__ import annotations
 
 import argparse
+import os.path as osp
 import glob
 import json
 import sys
 
-import fq_det  # noqa: F401
-from fq_det.classification.robustness import format_classification_table
-from fq_det.classification.tables import best_metric, format_table1
+REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+if REPO_ROOT not in sys.path:  # run from a checkout without `pip install -e .`
+    sys.path.insert(0, REPO_ROOT)
+import fq_det  # noqa: E402,F401
+from fq_det.classification.robustness import format_classification_table  # noqa: E402
+from fq_det.classification.tables import best_metric, format_table1  # noqa: E402
 
 
 def main() -> int:

@@ -5,8 +5,12 @@ import argparse
 import os.path as osp
 import sys
 
-import fq_det  # noqa: F401  (registers everything; checkpoint compat before any load)
-from fq_det.classification.datasets import DataFolderNotFoundError, set_data_root
+REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+if REPO_ROOT not in sys.path:  # run from a checkout without `pip install -e .`
+    sys.path.insert(0, REPO_ROOT)
+import fq_det  # noqa: E402,F401  (registers everything; checkpoint compat before any load)
+from fq_det.classification.datasets import DataFolderNotFoundError  # noqa: E402
+from fq_det.datasets.data_check import set_data_root  # noqa: E402
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
