@@ -50,8 +50,8 @@ def test_optimising_only_the_regulariser_drives_alpha_to_zero(kind):
 def test_hpow_regulariser_acts_on_predicted_alpha():
     torch.manual_seed(0)
     layer = HPOW(16, reduction=4, alpha_reg=dict(type='L1', weight=1.0), with_relu=True)
-    layer.expand.weight.data.normal_(0, 0.5)
-    layer.expand.bias.data.normal_(0, 0.5)
+    layer.expand_weight.data.normal_(0, 0.5)
+    layer.expand_bias.data.normal_(0, 0.5)
     x = torch.randn(4, 16, 6, 6)
     reg_module.mark_alpha_reg_handled(layer)
     layer.train()

@@ -10,7 +10,7 @@ from mmengine.registry import init_default_scope
 
 from fq_det.models import HPOW, POW, SF, QuantBasicBlock, QuantBottleneck, ResNetHPOW, ResNetPOW, ResNetSF
 
-QUANT_KEY_PARTS = ('.alpha', '.width', '.reduce.', '.expand.')
+QUANT_KEY_PARTS = ('.alpha', '.width', '.reduce_', '.expand_')
 
 
 def _randomize_norms(model: torch.nn.Module, seed: int = 0) -> None:
@@ -57,7 +57,7 @@ def test_plain_state_dict_gives_the_plain_resnet(depth, cls, cfg):
             if isinstance(m, POW):
                 m.alpha.fill_(0.5)
             if isinstance(m, HPOW):
-                m.expand.bias.fill_(0.5)
+                m.expand_bias.fill_(0.5)
         moved = quant(x)
     assert (moved[-1] - outs_plain[-1]).abs().max() > 1e-3
 
@@ -72,7 +72,7 @@ def test_pretrained_init_cfg_loads_a_plain_checkpoint(tmp_path):
     quant.eval()
     hpows = [m for m in quant.modules() if isinstance(m, HPOW)]
     assert len(hpows) == 2 * 8  # 8 BasicBlocks x (act1, act2)
-    assert all(torch.count_nonzero(h.expand.weight) == 0 for h in hpows)  # identity after init_weights
+    assert all(torch.count_nonzero(h.expand_weight) == 0 for h in hpows)  # identity after init_weights
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         for a, b in zip(plain(x), quant(x)):
@@ -83,7 +83,7 @@ def test_fresh_init_keeps_quantizers_identity():
     """mmengine's Kaiming Conv2d init must not break HPOW's zero-initialised last conv."""
     model = ResNetHPOW(depth=50, base_channels=8, quant_cfg=dict(reduction=4))
     model.init_weights()
-    assert all(torch.count_nonzero(m.expand.weight) == 0 for m in model.modules() if isinstance(m, HPOW))
+    assert all(torch.count_nonzero(m.expand_weight) == 0 for m in model.modules() if isinstance(m, HPOW))
     model = ResNetPOW(depth=18, base_channels=8)
     model.init_weights()
     assert all(torch.count_nonzero(m.alpha) == 0 for m in model.modules() if isinstance(m, POW))

@@ -153,14 +153,14 @@ def test_pow_module_gradcheck_with_learnable_width():
 def test_hpow_gradcheck_through_the_alpha_branch():
     layer = HPOW(4, num_splits=2, reduction=2, with_relu=True).double()
     with torch.no_grad():
-        layer.expand.weight.normal_(0, 0.3)
-        layer.expand.bias.normal_(0, 0.2)
+        layer.expand_weight.normal_(0, 0.3)
+        layer.expand_bias.normal_(0, 0.2)
     x = _away_from_breakpoints((2, 4, 3, 3), 1.0, 2).requires_grad_()
     assert torch.autograd.gradcheck(lambda t: layer(t * 1.0), (x,))
-    params = [layer.reduce.weight, layer.expand.weight]
+    params = [layer.reduce_weight, layer.expand_weight]
     assert torch.autograd.gradcheck(
         lambda w1, w2: torch.func.functional_call(
-            layer, {'reduce.weight': w1, 'expand.weight': w2}, (x.detach() * 1.0,)), params)
+            layer, {'reduce_weight': w1, 'expand_weight': w2}, (x.detach() * 1.0,)), params)
 
 
 @pytest.mark.parametrize('k', [1, 4])
@@ -179,10 +179,10 @@ def test_gradients_finite_at_edge_cases(k, relu, alpha_value):
     if relu:
         assert torch.all(x.grad[..., [5, 6, 8]] == 0)  # negative inputs: ReLU blocks the gradient
     hpow = HPOW(3, num_splits=k, reduction=1, with_relu=relu)
-    hpow.expand.bias.data.fill_(alpha_value)
+    hpow.expand_bias.data.fill_(alpha_value)
     x2 = x.detach().clone().requires_grad_()
     hpow(x2 * 1.0).sum().backward()
-    assert torch.isfinite(x2.grad).all() and torch.isfinite(hpow.expand.bias.grad).all()
+    assert torch.isfinite(x2.grad).all() and torch.isfinite(hpow.expand_bias.grad).all()
     sf = SF(10, with_relu=relu)
     x3 = x.detach().clone().requires_grad_()
     sf(x3).sum().backward()

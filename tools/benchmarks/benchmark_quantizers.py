@@ -75,8 +75,8 @@ def build(name: str, args: argparse.Namespace):
         if isinstance(m, POW):
             torch.nn.init.uniform_(m.alpha, -0.3, 0.3)
         elif isinstance(m, HPOW):
-            torch.nn.init.normal_(m.expand.weight, 0, 0.01)
-            torch.nn.init.uniform_(m.expand.bias, -0.3, 0.3)
+            torch.nn.init.normal_(m.expand_weight, 0, 0.01)
+            torch.nn.init.uniform_(m.expand_bias, -0.3, 0.3)
     return model.train()
 
 

@@ -3,12 +3,17 @@
 ``alpha = clamp(conv2(relu(conv1(gap(z)))))`` with ``z`` the features being quantized
 (``max(x, 0)`` when fused with the ReLU), ``conv1: C -> max(1, C // reduction)``,
 ``conv2: -> C*k`` zero-initialised (HPOW starts as the identity), then
-``y = POW_k(x; p = 1 + alpha)``. The last prediction is kept, detached, in
+``y = POW_k(x; p = 1 + alpha)``. The two 1x1 convolutions act on a 1x1 map, so they are
+held as plain parameters (``reduce_weight/bias``, ``expand_weight/bias``) and applied as
+linear maps: generic initialisers that match layer types (mmengine's ``Kaiming`` on
+``Conv2d``, ``Normal`` on ``Linear``) then cannot undo the zero initialisation. The last prediction is kept, detached, in
 ``last_alpha`` (``(N, C)`` for ``k = 1``, ``(N, C, k)`` otherwise).
 """
 from __future__ import annotations
 
 from typing import Optional, Sequence
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -48,18 +53,22 @@ class HPOW(AlphaRegularizedMixin, nn.Module):
         self.reduction = reduction
         self.alpha_reg = build_alpha_regularizer(alpha_reg)
         hidden = max(1, self.channels // reduction)
-        self.reduce = nn.Conv2d(self.channels, hidden, 1)
-        self.expand = nn.Conv2d(hidden, self.channels * self.num_splits, 1)
+        self.reduce_weight = nn.Parameter(torch.empty(hidden, self.channels))
+        self.reduce_bias = nn.Parameter(torch.empty(hidden))
+        self.expand_weight = nn.Parameter(torch.empty(self.channels * self.num_splits, hidden))
+        self.expand_bias = nn.Parameter(torch.empty(self.channels * self.num_splits))
+        bound = 1 / math.sqrt(self.channels)  # nn.Conv2d's default initialisation
+        nn.init.kaiming_uniform_(self.reduce_weight, a=math.sqrt(5))
+        nn.init.uniform_(self.reduce_bias, -bound, bound)
         self.with_relu, self.inplace = bool(with_relu), bool(inplace)
         self.last_alpha: Optional[Tensor] = None
         self._alpha_for_reg: Optional[Tensor] = None
         self.init_weights()
 
     def init_weights(self) -> None:
-        """Zero the last conv so HPOW starts as the identity (runs after mmengine's
-        generic Conv2d initialisers, which visit children last)."""
-        nn.init.zeros_(self.expand.weight)
-        nn.init.zeros_(self.expand.bias)
+        """Zero the last conv so HPOW starts as the identity."""
+        nn.init.zeros_(self.expand_weight)
+        nn.init.zeros_(self.expand_bias)
 
     def predict_alpha(self, x: Tensor, holder: dict) -> Tensor:
         """Unclamped alpha ``(N, C, k)`` from the pooled (post-ReLU) features."""
@@ -68,8 +77,8 @@ class HPOW(AlphaRegularizedMixin, nn.Module):
             pooled = relu_mean(x, holder)
         else:
             pooled = x.mean(dim=tuple(range(2, x.dim()))) if x.dim() > 2 else x
-        hidden = F.relu(self.reduce(pooled.view(n, c, 1, 1).to(self.reduce.weight.dtype)))
-        raw = self.expand(hidden).view(n, c, self.num_splits)
+        hidden = F.relu(F.linear(pooled.to(self.reduce_weight.dtype), self.reduce_weight, self.reduce_bias))
+        raw = F.linear(hidden, self.expand_weight, self.expand_bias).view(n, c, self.num_splits)
         return raw.float() if raw.dtype in (torch.float16, torch.bfloat16) else raw
 
     def forward(self, x: Tensor) -> Tensor:
@@ -91,7 +100,7 @@ class HPOW(AlphaRegularizedMixin, nn.Module):
     def alpha_penalty(self) -> Tensor:
         """Penalty of the alphas predicted in the last training forward (0 if none)."""
         if self.alpha_reg is None or self._alpha_for_reg is None:
-            return self.expand.weight.new_zeros(())
+            return self.expand_weight.new_zeros(())
         return self.alpha_reg(self._alpha_for_reg) / self._alpha_for_reg.shape[0]
 
     def extra_repr(self) -> str:
