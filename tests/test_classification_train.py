@@ -159,3 +159,26 @@ def test_robustness_tool(trained_resnet_pow, tmp_path, monkeypatch):
         cfg, str(ckpt), out_dir, distortions=['salt_pepper', 'targeted_occlusion'],
         severities=[1, 5], seeds=[0, 1])
     assert again['distorted'] == res['distorted']
+
+
+def test_train_tool_resumes(trained_resnet_pow, tmp_path):
+    """train.py --resume continues from the latest checkpoint (mmengine checkpoint under weights_only)."""
+    import argparse
+    import runpy
+    import shutil
+    tool = runpy.run_path(str(REPO / 'tools/classification/train.py'))
+    _, _, _, _, ckpt = trained_resnet_pow
+    work = tmp_path / 'work'
+    shutil.copytree(ckpt.parent, work)
+    overrides = {'train_dataloader.batch_size': 16, 'train_dataloader.dataset.num_samples': 32,
+                 'val_dataloader.dataset.num_samples': 20, 'train_cfg.max_epochs': 2, 'param_scheduler': []}
+    args = argparse.Namespace(config=str(SYNTH / FAMILIES['resnet_pow']), work_dir=str(work), resume='auto',
+                              amp=False, cfg_options=overrides, data_root=None)
+    cfg = tool['build_cfg'](args)
+    assert cfg.resume is True and cfg.load_from is None
+    first = (work / 'epoch_1.pth').read_bytes()
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    assert runner.epoch == 2 and runner.iter == 4
+    assert (work / 'epoch_2.pth').is_file()
+    assert (work / 'epoch_1.pth').read_bytes() == first  # epoch 1 was resumed, not trained again
