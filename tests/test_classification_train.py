@@ -171,7 +171,8 @@ def test_train_tool_resumes(trained_resnet_pow, tmp_path):
     work = tmp_path / 'work'
     shutil.copytree(ckpt.parent, work)
     overrides = {'train_dataloader.batch_size': 16, 'train_dataloader.dataset.num_samples': 32,
-                 'val_dataloader.dataset.num_samples': 20, 'train_cfg.max_epochs': 2, 'param_scheduler': []}
+                 'val_dataloader.dataset.num_samples': 20, 'train_cfg.max_epochs': 2, 'param_scheduler': [],
+                 'default_hooks.checkpoint.max_keep_ckpts': 3}
     args = argparse.Namespace(config=str(SYNTH / FAMILIES['resnet_pow']), work_dir=str(work), resume='auto',
                               amp=False, cfg_options=overrides, data_root=None)
     cfg = tool['build_cfg'](args)
