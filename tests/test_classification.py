@@ -211,3 +211,21 @@ def test_table1_from_logged_scalars(tmp_path):
     assert '| Base | 18.00 ± 0.50 (n=2) |' in format_table1({'Base': errors})
     with pytest.raises(FileNotFoundError, match='scalars.json'):
         best_metric(tmp_path / 'none')
+
+
+def test_imagenet_config_pipelines(tmp_path):
+    """The Table 3 configs' train/test pipelines run on an ImageNet-style folder (224 px out)."""
+    import cv2
+    from fq_det.datasets.data_check import set_data_root
+    for split in ('train', 'val'):
+        for cls in ('n01', 'n02'):
+            (tmp_path / split / cls).mkdir(parents=True)
+            cv2.imwrite(str(tmp_path / split / cls / 'a.jpg'),
+                        np.random.default_rng(0).integers(0, 255, (300, 400, 3), dtype=np.uint8))
+    cfg = Config.fromfile(REPO / 'configs/classification/imagenet/resnet18_imagenet.py')
+    set_data_root(cfg, str(tmp_path))
+    for loader in ('train_dataloader', 'test_dataloader'):
+        ds = DATASETS.build(cfg[loader].dataset)
+        item = ds[0]
+        assert len(ds) == 2 and item['inputs'].shape == (3, 224, 224)
+        assert item['data_samples'].gt_label.item() == 0
