@@ -9,8 +9,10 @@ from .datasets import (CIFARClsDataset, DataFolderNotFoundError, ImageFolderClsD
                        SyntheticClsDataset)
 from .export import export_backbone, extract_backbone_state_dict
 from .metrics import TopKAccuracy
+from .robustness import format_classification_table, run_classification_robustness
 from .small_nets import CifarSmallNet, Plain10
 
 __all__ = ['ImageClassifier', 'ClsHead', 'CifarSmallNet', 'Plain10', 'TopKAccuracy',
            'CIFARClsDataset', 'ImageFolderClsDataset', 'SyntheticClsDataset',
-           'DataFolderNotFoundError', 'export_backbone', 'extract_backbone_state_dict']
+           'DataFolderNotFoundError', 'export_backbone', 'extract_backbone_state_dict',
+           'run_classification_robustness', 'format_classification_table']
