@@ -61,7 +61,7 @@ def condition_title(cond: tuple[str, int]) -> str:
 
 def _predictions(sample, score_thr: float, classes: Sequence[str]) -> list[dict]:
     pred = sample.pred_instances
-    keep = pred.scores >= score_thr
+    keep = pred.scores > score_thr  # as DetLocalVisualizer: strictly above
     out = []
     for box, label, score in zip(pred.bboxes[keep].tolist(), pred.labels[keep].tolist(),
                                  pred.scores[keep].tolist()):
@@ -83,7 +83,7 @@ def draw_detection_grid(model, image_paths: Sequence[str | Path],
         image_paths: image files, one row each.
         conditions: ``(distortion, severity)`` columns; ``('clean', 0)`` = original.
         out_file: PNG path; ``<stem>.json`` beside it lists the drawn detections.
-        score_thr: detections below it are neither drawn nor listed.
+        score_thr: only detections scoring above it are drawn and listed.
         seed: distortion seed (per image and condition, deterministic).
         boxes: optional ``{image path: (K, 4) xyxy}`` ground truth for targeted occlusion.
         cell_px: width of one cell in pixels (height follows the first image's aspect).
