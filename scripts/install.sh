@@ -39,7 +39,7 @@ pip_q() {  # pip install, quieter: drops the local-index noise and 'already sati
   local out rc=0
   out=$(mktemp)
   "$PY" -m pip install --disable-pip-version-check --progress-bar off "$@" >"$out" 2>&1 || rc=$?
-  grep -v -e 'is ignored: it is neither' -e '^Requirement already satisfied' "$out" || true
+  grep -v -e 'is ignored: it is neither' -e '^Requirement already satisfied' -e '^Looking in ' "$out" || true
   rm -f "$out"
   return "$rc"
 }
@@ -96,8 +96,6 @@ else
     done
     wait "$BUILD_PID"
     WHEEL=$(ls "$WHEEL_DIR"/mmcv-"$MMCV_VERSION"-*.whl | head -n 1)
-    # Back to the setuptools that torch itself requires.
-    pip_q 'setuptools>=77.0.3'
     rm -rf "$BUILD"
     unset STEP_LOG
   fi
@@ -107,6 +105,8 @@ else
 fi
 
 step "5/6 install fq_det in editable mode"
+# The mmcv build needs setuptools<70; put back the pinned one (runtime.txt).
+pip_q "$(grep '^setuptools==' "$REPO/requirements/runtime.txt")"
 pip_q --no-deps --no-build-isolation -e "$REPO"
 
 step "6/6 check the installation"

@@ -30,13 +30,13 @@ def test_mmcv_ops_roi_align_on_cpu():
 
 
 def test_faster_rcnn_from_mmdet_base_config_forward():
-    from mmengine.config import Config
+    from mmengine.hub import get_config
     from mmdet.registry import MODELS
     from mmdet.structures import DetDataSample
     from mmdet.utils import register_all_modules
 
     register_all_modules()
-    cfg = Config.fromfile('mmdet::pascal_voc/faster-rcnn_r50_fpn_1x_voc0712.py')
+    cfg = get_config('mmdet::pascal_voc/faster-rcnn_r50_fpn_1x_voc0712.py')
     cfg.model.backbone.update(depth=18, base_channels=16, init_cfg=None)
     cfg.model.neck.in_channels = [16, 32, 64, 128]
     model = MODELS.build(cfg.model).eval()
