@@ -18,7 +18,8 @@ from mmengine.registry import init_default_scope
 from mmdet.registry import DATASETS, METRICS, MODELS
 
 REPO = Path(__file__).resolve().parents[1]
-CONFIGS = sorted(p for p in (REPO / 'configs' / 'classification').rglob('*.py') if '_base_' not in p.parts)
+CONFIGS = sorted(
+    p for p in (REPO / 'configs' / 'classification').rglob('*.py') if '_base_' not in p.parts)
 init_default_scope('mmdet')
 
 
@@ -26,10 +27,14 @@ def test_config_grid_is_complete():
     names = {p.stem for p in CONFIGS}
     for ds in ('cifar10', 'cifar100'):  # supplement Table 1
         assert f'smallnet_{ds}' in names
-        assert {f'smallnet-pow{k}-{r}_{ds}' for k in (1, 2, 4, 8, 16) for r in ('l1', 'l2')} <= names
-    table3 = {'resnet18_imagenet', 'resnet18-sf10_imagenet', 'resnet18-sf100_imagenet',
-              'resnet50_imagenet', 'resnet50-sf10_imagenet', 'resnet50-sf100_imagenet',
-              'plain10_imagenet'} | {f'plain10-pow{k}_imagenet' for k in (1, 2, 4, 8)}
+        assert {f'smallnet-pow{k}-{r}_{ds}'
+                for k in (1, 2, 4, 8, 16)
+                for r in ('l1', 'l2')} <= names
+    table3 = {
+        'resnet18_imagenet', 'resnet18-sf10_imagenet', 'resnet18-sf100_imagenet',
+        'resnet50_imagenet', 'resnet50-sf10_imagenet', 'resnet50-sf100_imagenet', 'plain10_imagenet'
+    } | {f'plain10-pow{k}_imagenet'
+         for k in (1, 2, 4, 8)}
     assert table3 <= names
 
 
@@ -57,24 +62,35 @@ def test_config_builds(path):
 
 
 @pytest.mark.parametrize('name,channels', [('CifarSmallNet', 10), ('Plain10', 32)])
-@pytest.mark.parametrize('quant', [None, dict(type='SF', resolution=10), dict(type='POW', num_splits=2),
-                                   dict(type='HPOW', num_splits=1, reduction=4)])
+@pytest.mark.parametrize('quant', [
+    None,
+    dict(type='SF', resolution=10),
+    dict(type='POW', num_splits=2),
+    dict(type='HPOW', num_splits=1, reduction=4)
+])
 def test_small_nets_forward_backward(name, channels, quant):
-    kwargs = dict(num_classes=10, base_channels=8) if name == 'CifarSmallNet' else dict(base_channels=4)
+    kwargs = dict(
+        num_classes=10, base_channels=8) if name == 'CifarSmallNet' else dict(base_channels=4)
     net = MODELS.build(dict(type=name, quant_cfg=quant, **kwargs))
     out = net(torch.randn(2, 3, 32, 32))
     assert isinstance(out, tuple) and out[-1].shape[:2] == (2, channels)
     out[-1].sum().backward()
-    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in net.parameters() if p.requires_grad)
-    assert any(type(m).__name__ == (quant or {}).get('type') for m in net.modules()) == (quant is not None)
+    assert all(
+        p.grad is not None and torch.isfinite(p.grad).all() for p in net.parameters()
+        if p.requires_grad)
+    assert any(type(m).__name__ == (quant or {}).get('type') for m in net.modules()) == (
+        quant is not None)
 
 
 def test_classifier_modes():
-    model = MODELS.build(dict(type='ImageClassifier',
-                              backbone=dict(type='CifarSmallNet', num_classes=4, base_channels=8),
-                              head=dict(type='ClsHead', num_classes=4)))
-    data = dict(inputs=[torch.randint(0, 255, (3, 16, 16), dtype=torch.uint8) for _ in range(3)],
-                data_samples=[_sample(i % 4) for i in range(3)])
+    model = MODELS.build(
+        dict(
+            type='ImageClassifier',
+            backbone=dict(type='CifarSmallNet', num_classes=4, base_channels=8),
+            head=dict(type='ClsHead', num_classes=4)))
+    data = dict(
+        inputs=[torch.randint(0, 255, (3, 16, 16), dtype=torch.uint8) for _ in range(3)],
+        data_samples=[_sample(i % 4) for i in range(3)])
     batch = model.data_preprocessor(data, training=True)
     losses = model(**batch, mode='loss')
     assert losses['loss_cls'] > 0 and 0 <= losses['acc_top1'] <= 100
@@ -94,11 +110,12 @@ def test_topk_metric_values():
     metric = TopKAccuracy(topk=(1, 2, 5))
     scores = torch.tensor([[0.7, 0.2, 0.1], [0.2, 0.5, 0.3], [0.6, 0.3, 0.1], [0.1, 0.2, 0.7]])
     labels = [0, 2, 2, 0]  # ranks 0, 1, 2, 2
-    metric.process(None, [dict(pred_score=s, gt_label=torch.tensor(y)) for s, y in zip(scores, labels)])
+    metric.process(None,
+                   [dict(pred_score=s, gt_label=torch.tensor(y)) for s, y in zip(scores, labels)])
     out = metric.compute_metrics(metric.results)
     assert out == {'top1': 25.0, 'top2': 50.0, 'top5': 100.0}
     with pytest.raises(ValueError, match='topk'):
-        TopKAccuracy(topk=(0,))
+        TopKAccuracy(topk=(0, ))
 
 
 def test_synthetic_dataset_is_deterministic_and_pipelined():
@@ -106,11 +123,13 @@ def test_synthetic_dataset_is_deterministic_and_pipelined():
     a = SyntheticClsDataset(num_samples=12, num_classes=6, seed=3, pipeline=pipeline)
     b = SyntheticClsDataset(num_samples=12, num_classes=6, seed=3, pipeline=pipeline)
     c = SyntheticClsDataset(num_samples=12, num_classes=6, seed=4, pipeline=pipeline)
-    assert len(a) == 12 and a.metainfo['classes'] == ('disc', 'square', 'triangle', 'cross', 'ring', 'h_stripes')
+    assert len(a) == 12 and a.metainfo['classes'] == ('disc', 'square', 'triangle', 'cross', 'ring',
+                                                      'h_stripes')
     item = a[7]
     assert item['inputs'].shape == (3, 32, 32) and item['inputs'].dtype == torch.uint8
     assert int(item['data_samples'].gt_label) == 7 % 6
-    assert torch.equal(a[7]['inputs'], b[7]['inputs']) and not torch.equal(a[7]['inputs'], c[7]['inputs'])
+    assert torch.equal(a[7]['inputs'],
+                       b[7]['inputs']) and not torch.equal(a[7]['inputs'], c[7]['inputs'])
     info = a.get_data_info(2)
     assert info['img'].shape == (32, 32, 3) and info['img_id'] == 'synthcls3_000002'
 
@@ -120,8 +139,10 @@ def test_synthetic_dataset_works_with_distort():
     base = [dict(type='PackClsInputs')]
     ds = SyntheticClsDataset(num_samples=2, seed=0, pipeline=base)
     for name in ('salt_pepper', 'targeted_occlusion'):
-        ds_d = SyntheticClsDataset(num_samples=2, seed=0, pipeline=distorted_pipeline(base, name, 5, seed=0))
-        again = SyntheticClsDataset(num_samples=2, seed=0, pipeline=distorted_pipeline(base, name, 5, seed=0))
+        ds_d = SyntheticClsDataset(
+            num_samples=2, seed=0, pipeline=distorted_pipeline(base, name, 5, seed=0))
+        again = SyntheticClsDataset(
+            num_samples=2, seed=0, pipeline=distorted_pipeline(base, name, 5, seed=0))
         assert not torch.equal(ds[0]['inputs'], ds_d[0]['inputs'])
         assert torch.equal(ds_d[0]['inputs'], again[0]['inputs'])  # seeded per image
 
@@ -174,8 +195,12 @@ def test_missing_data_folder_message(tmp_path):
 def test_missing_data_folder_in_train_tool(tmp_path, capsys, monkeypatch):
     import runpy
     missing = tmp_path / 'no_cifar'
-    monkeypatch.setattr('sys.argv', ['train.py', str(REPO / 'configs/classification/cifar/smallnet_cifar10.py'),
-                                     '--data-root', str(missing), '--work-dir', str(tmp_path / 'w')])
+    monkeypatch.setattr('sys.argv', [
+        'train.py',
+        str(REPO / 'configs/classification/cifar/smallnet_cifar10.py'), '--data-root',
+        str(missing), '--work-dir',
+        str(tmp_path / 'w')
+    ])
     with pytest.raises(SystemExit) as exit_info:
         runpy.run_path(str(REPO / 'tools/classification/train.py'), run_name='__main__')
     assert exit_info.value.code == 2
@@ -189,10 +214,14 @@ def test_image_folder_dataset(tmp_path):
     for cls in ('cat', 'dog'):
         (tmp_path / 'train' / cls).mkdir(parents=True)
         for i in range(2):
-            cv2.imwrite(str(tmp_path / 'train' / cls / f'{i}.png'), np.full((20, 24, 3), 40 * i, np.uint8))
+            cv2.imwrite(
+                str(tmp_path / 'train' / cls / f'{i}.png'), np.full((20, 24, 3), 40 * i, np.uint8))
     (tmp_path / 'train' / 'dog' / 'notes.txt').write_text('not an image')
-    ds = ImageFolderClsDataset(data_root=str(tmp_path), data_prefix=dict(img_path='train'),
-                               pipeline=[dict(type='LoadImageFromFile'), dict(type='PackClsInputs')])
+    ds = ImageFolderClsDataset(
+        data_root=str(tmp_path),
+        data_prefix=dict(img_path='train'),
+        pipeline=[dict(type='LoadImageFromFile'),
+                  dict(type='PackClsInputs')])
     assert len(ds) == 4 and ds.metainfo['classes'] == ('cat', 'dog')
     item = ds[3]
     assert item['inputs'].shape == (3, 20, 24) and int(item['data_samples'].gt_label) == 1
@@ -204,8 +233,11 @@ def test_table1_from_logged_scalars(tmp_path):
     for seed, accs in enumerate([(70.0, 81.5, 80.0), (79.0, 82.5)]):
         log = tmp_path / f'run{seed}' / '20260101_000000' / 'vis_data' / 'scalars.json'
         log.parent.mkdir(parents=True)
-        log.write_text('\n'.join(json.dumps({'accuracy/top1': a, 'step': i}) for i, a in enumerate(accs))
-                       + '\n{"loss": 1.0, "step": 3}\n')
+        log.write_text('\n'.join(
+            json.dumps({
+                'accuracy/top1': a,
+                'step': i
+            }) for i, a in enumerate(accs)) + '\n{"loss": 1.0, "step": 3}\n')
     errors = [100 - best_metric(tmp_path / f'run{s}') for s in range(2)]
     assert errors == [18.5, 17.5]
     assert '| Base | 18.00 ± 0.50 (n=2) |' in format_table1({'Base': errors})
@@ -220,8 +252,9 @@ def test_imagenet_config_pipelines(tmp_path):
     for split in ('train', 'val'):
         for cls in ('n01', 'n02'):
             (tmp_path / split / cls).mkdir(parents=True)
-            cv2.imwrite(str(tmp_path / split / cls / 'a.jpg'),
-                        np.random.default_rng(0).integers(0, 255, (300, 400, 3), dtype=np.uint8))
+            cv2.imwrite(
+                str(tmp_path / split / cls / 'a.jpg'),
+                np.random.default_rng(0).integers(0, 255, (300, 400, 3), dtype=np.uint8))
     cfg = Config.fromfile(REPO / 'configs/classification/imagenet/resnet18_imagenet.py')
     set_data_root(cfg, str(tmp_path))
     for loader in ('train_dataloader', 'test_dataloader'):

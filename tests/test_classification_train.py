@@ -1,4 +1,4 @@
-"""Classification training (one per architecture family), backbone export -> detector, robustness tool."""
+"""Classification training (one per architecture family), export -> detector, robustness tool."""
 from __future__ import annotations
 
 import copy
@@ -17,8 +17,11 @@ from mmdet.registry import MODELS
 
 REPO = Path(__file__).resolve().parents[1]
 SYNTH = REPO / 'configs' / 'classification' / 'synthetic'
-FAMILIES = {'resnet_pow': 'resnet18-pow1-l2_synthcls.py', 'cifar_smallnet': 'smallnet-pow2-l1_synthcls.py',
-            'plain10': 'plain10-pow1-l2_synthcls.py'}
+FAMILIES = {
+    'resnet_pow': 'resnet18-pow1-l2_synthcls.py',
+    'cifar_smallnet': 'smallnet-pow2-l1_synthcls.py',
+    'plain10': 'plain10-pow1-l2_synthcls.py'
+}
 
 
 def tiny_cfg(name: str, work_dir: Path) -> Config:
@@ -26,11 +29,17 @@ def tiny_cfg(name: str, work_dir: Path) -> Config:
     cfg = Config.fromfile(SYNTH / name)
     cfg.merge_from_dict({
         'work_dir': str(work_dir),
-        'train_dataloader.batch_size': 16, 'train_dataloader.dataset.num_samples': 32,
-        'val_dataloader.dataset.num_samples': 20, 'test_dataloader.dataset.num_samples': 20,
-        'train_cfg.max_epochs': 1, 'train_cfg.val_interval': 1,
-        'param_scheduler': [], 'default_hooks.logger.interval': 1,
-        'optim_wrapper.optimizer.lr': 0.02, 'randomness': dict(seed=0)})
+        'train_dataloader.batch_size': 16,
+        'train_dataloader.dataset.num_samples': 32,
+        'val_dataloader.dataset.num_samples': 20,
+        'test_dataloader.dataset.num_samples': 20,
+        'train_cfg.max_epochs': 1,
+        'train_cfg.val_interval': 1,
+        'param_scheduler': [],
+        'default_hooks.logger.interval': 1,
+        'optim_wrapper.optimizer.lr': 0.02,
+        'randomness': dict(seed=0)
+    })
     return cfg
 
 
@@ -52,8 +61,11 @@ def trained_resnet_pow(tmp_path_factory):
 
 def _check_training(runner, before, metrics):
     after = runner.model.state_dict()
-    changed = [k for k in before if before[k].is_floating_point() and not torch.equal(before[k], after[k])]
-    assert any('backbone' in k for k in changed) and any('head' in k or 'classifier_conv' in k for k in changed)
+    changed = [
+        k for k in before if before[k].is_floating_point() and not torch.equal(before[k], after[k])
+    ]
+    assert any('backbone' in k for k in changed) and any('head' in k or 'classifier_conv' in k
+                                                         for k in changed)
     alphas = [k for k in changed if k.endswith('.alpha')]
     assert alphas, 'POW exponents did not train'
     assert 0 <= metrics['accuracy/top1'] <= metrics['accuracy/top5'] <= 100
@@ -79,10 +91,14 @@ def _tiny_faster_rcnn(backbone: dict, checkpoint: str) -> dict:
     import mmdet
     # The installed file itself (its _base_ entries are relative), so the test does not
     # depend on how mmengine resolves 'mmdet::' (it needs pkg_resources).
-    det = Config.fromfile(Path(mmdet.__file__).parent / '.mim/configs/faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py').model
+    det = Config.fromfile(
+        Path(mmdet.__file__).parent /
+        '.mim/configs/faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py').model
     backbone = copy.deepcopy(backbone)
-    backbone.update(out_indices=(0, 1, 2, 3), norm_eval=True,
-                    init_cfg=dict(type='Pretrained', checkpoint=checkpoint))
+    backbone.update(
+        out_indices=(0, 1, 2, 3),
+        norm_eval=True,
+        init_cfg=dict(type='Pretrained', checkpoint=checkpoint))
     det.backbone = backbone
     det.neck.in_channels = [16, 32, 64, 128]
     det.neck.out_channels = 32
@@ -130,9 +146,13 @@ def test_robustness_tool(trained_resnet_pow, tmp_path, monkeypatch):
     cfg_path = SYNTH / FAMILIES['resnet_pow']
     _, _, _, metrics, ckpt = trained_resnet_pow
     out_dir = tmp_path / 'rob'
-    argv = ['test_robustness.py', str(cfg_path), str(ckpt), '--distortions', 'salt_pepper', 'targeted_occlusion',
-            '--severities', '1', '5', '--seeds', '0', '1', '--out-dir', str(out_dir),
-            '--cfg-options', 'test_dataloader.dataset.num_samples=20']
+    argv = [
+        'test_robustness.py',
+        str(cfg_path),
+        str(ckpt), '--distortions', 'salt_pepper', 'targeted_occlusion', '--severities', '1', '5',
+        '--seeds', '0', '1', '--out-dir',
+        str(out_dir), '--cfg-options', 'test_dataloader.dataset.num_samples=20'
+    ]
     monkeypatch.setattr('sys.argv', argv)
     with pytest.raises(SystemExit) as exit_info:
         runpy.run_path(str(REPO / 'tools/classification/test_robustness.py'), run_name='__main__')
@@ -147,23 +167,29 @@ def test_robustness_tool(trained_resnet_pow, tmp_path, monkeypatch):
             assert 0 <= m['accuracy/top1'] <= m['accuracy/top5'] <= 100
             runs = res['per_seed'][d][s]['accuracy/top1']
             assert len(runs) == 2 and m['accuracy/top1'] == pytest.approx(sum(runs) / 2)
-            assert res['distorted_std'][d][s]['accuracy/top1'] == pytest.approx(abs(runs[0] - runs[1]) / 2)
+            assert res['distorted_std'][d][s]['accuracy/top1'] == pytest.approx(
+                abs(runs[0] - runs[1]) / 2)
     assert res['summary']['P'] == res['clean']['accuracy/top1']
     table = (out_dir / 'results.md').read_text()
     assert 'Salt & Pepper' in table and 'Tar. Occ.' in table and 'Clean' in table
 
     # Resumable: a second run evaluates nothing and writes the same numbers.
-    monkeypatch.setattr(robustness, '_evaluate', lambda *a, **k: pytest.fail('re-evaluated a finished condition'))
+    monkeypatch.setattr(robustness, '_evaluate',
+                        lambda *a, **k: pytest.fail('re-evaluated a finished condition'))
     cfg = Config.fromfile(cfg_path)
     cfg.test_dataloader.dataset.num_samples = 20
     again = robustness.run_classification_robustness(
-        cfg, str(ckpt), out_dir, distortions=['salt_pepper', 'targeted_occlusion'],
-        severities=[1, 5], seeds=[0, 1])
+        cfg,
+        str(ckpt),
+        out_dir,
+        distortions=['salt_pepper', 'targeted_occlusion'],
+        severities=[1, 5],
+        seeds=[0, 1])
     assert again['distorted'] == res['distorted']
 
 
 def test_train_tool_resumes(trained_resnet_pow, tmp_path):
-    """train.py --resume continues from the latest checkpoint (mmengine checkpoint under weights_only)."""
+    """train.py --resume continues from the latest checkpoint (loaded under weights_only)."""
     import argparse
     import runpy
     import shutil
@@ -171,11 +197,21 @@ def test_train_tool_resumes(trained_resnet_pow, tmp_path):
     _, _, _, _, ckpt = trained_resnet_pow
     work = tmp_path / 'work'
     shutil.copytree(ckpt.parent, work)
-    overrides = {'train_dataloader.batch_size': 16, 'train_dataloader.dataset.num_samples': 32,
-                 'val_dataloader.dataset.num_samples': 20, 'train_cfg.max_epochs': 2, 'param_scheduler': [],
-                 'default_hooks.checkpoint.max_keep_ckpts': 3}
-    args = argparse.Namespace(config=str(SYNTH / FAMILIES['resnet_pow']), work_dir=str(work), resume='auto',
-                              amp=False, cfg_options=overrides, data_root=None)
+    overrides = {
+        'train_dataloader.batch_size': 16,
+        'train_dataloader.dataset.num_samples': 32,
+        'val_dataloader.dataset.num_samples': 20,
+        'train_cfg.max_epochs': 2,
+        'param_scheduler': [],
+        'default_hooks.checkpoint.max_keep_ckpts': 3
+    }
+    args = argparse.Namespace(
+        config=str(SYNTH / FAMILIES['resnet_pow']),
+        work_dir=str(work),
+        resume='auto',
+        amp=False,
+        cfg_options=overrides,
+        data_root=None)
     cfg = tool['build_cfg'](args)
     assert cfg.resume is True and cfg.load_from is None
     first = (work / 'epoch_1.pth').read_bytes()

@@ -12,7 +12,8 @@ from .metrics import TopKAccuracy
 from .robustness import format_classification_table, run_classification_robustness
 from .small_nets import CifarSmallNet, Plain10
 
-__all__ = ['ImageClassifier', 'ClsHead', 'CifarSmallNet', 'Plain10', 'TopKAccuracy',
-           'CIFARClsDataset', 'ImageFolderClsDataset', 'SyntheticClsDataset',
-           'DataFolderNotFoundError', 'export_backbone', 'extract_backbone_state_dict',
-           'run_classification_robustness', 'format_classification_table']
+__all__ = [
+    'ImageClassifier', 'ClsHead', 'CifarSmallNet', 'Plain10', 'TopKAccuracy', 'CIFARClsDataset',
+    'ImageFolderClsDataset', 'SyntheticClsDataset', 'DataFolderNotFoundError', 'export_backbone',
+    'extract_backbone_state_dict', 'run_classification_robustness', 'format_classification_table'
+]

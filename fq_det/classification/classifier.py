@@ -31,9 +31,15 @@ class ClsHead(BaseModule):
     ``num_classes``.
     """
 
-    def __init__(self, num_classes: int, in_channels: int | None = None, dropout: float = 0.0,
-                 label_smoothing: float = 0.0, loss_weight: float = 1.0,
-                 init_cfg: dict | list | None = dict(type='Normal', layer='Linear', std=0.01)) -> None:
+    def __init__(
+        self,
+        num_classes: int,
+        in_channels: int | None = None,
+        dropout: float = 0.0,
+        label_smoothing: float = 0.0,
+        loss_weight: float = 1.0,
+        init_cfg: dict | list | None = dict(type='Normal', layer='Linear', std=0.01)
+    ) -> None:
         super().__init__(init_cfg=init_cfg)
         if num_classes < 1:
             raise ValueError(f'num_classes must be >= 1, got {num_classes}')
@@ -72,7 +78,10 @@ class ImageClassifier(BaseModel):
     ``pred_score``/``pred_label``, ``'tensor'`` -> logits.
     """
 
-    def __init__(self, backbone: dict, head: dict, data_preprocessor: dict | None = None,
+    def __init__(self,
+                 backbone: dict,
+                 head: dict,
+                 data_preprocessor: dict | None = None,
                  init_cfg: dict | list | None = None) -> None:
         if data_preprocessor is None:
             data_preprocessor = dict(type='ImgDataPreprocessor')
@@ -83,8 +92,7 @@ class ImageClassifier(BaseModel):
     def extract_feat(self, inputs: torch.Tensor):
         return self.backbone(inputs)
 
-    def forward(self, inputs: torch.Tensor, data_samples: list | None = None,
-                mode: str = 'tensor'):
+    def forward(self, inputs: torch.Tensor, data_samples: list | None = None, mode: str = 'tensor'):
         logits = self.head(self.extract_feat(inputs))
         if mode == 'tensor':
             return logits

@@ -25,19 +25,31 @@ from mmdet.registry import DATASETS
 
 from fq_det.datasets.data_check import DataNotFoundError
 
-CIFAR10_CLASSES = ('airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse',
-                   'ship', 'truck')
+CIFAR10_CLASSES = ('airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship',
+                   'truck')
 SYNTH_CLS_CLASSES = ('disc', 'square', 'triangle', 'cross', 'ring', 'h_stripes', 'v_stripes',
                      'checker', 'diag_stripes', 'dots')
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.ppm', '.pgm', '.tif', '.tiff', '.webp')
 
 _CIFAR_LAYOUT = {
-    10: dict(folder='cifar-10-batches-py', train=[f'data_batch_{i}' for i in range(1, 6)],
-             test=['test_batch'], meta='batches.meta', label_key='labels',
-             names_key='label_names', archive='cifar-10-python.tar.gz'),
-    100: dict(folder='cifar-100-python', train=['train'], test=['test'], meta='meta',
-              label_key='fine_labels', names_key='fine_label_names',
-              archive='cifar-100-python.tar.gz'),
+    10:
+    dict(
+        folder='cifar-10-batches-py',
+        train=[f'data_batch_{i}' for i in range(1, 6)],
+        test=['test_batch'],
+        meta='batches.meta',
+        label_key='labels',
+        names_key='label_names',
+        archive='cifar-10-python.tar.gz'),
+    100:
+    dict(
+        folder='cifar-100-python',
+        train=['train'],
+        test=['test'],
+        meta='meta',
+        label_key='fine_labels',
+        names_key='fine_label_names',
+        archive='cifar-100-python.tar.gz'),
 }
 
 
@@ -48,8 +60,9 @@ class DataFolderNotFoundError(DataNotFoundError):
 class _SafeUnpickler(pickle.Unpickler):
     """Unpickler that only builds numpy arrays (CIFAR batches hold dicts, lists, bytes, arrays)."""
 
-    _ALLOWED = {('numpy.core.multiarray', '_reconstruct'), ('numpy._core.multiarray', '_reconstruct'),
-                ('numpy', 'ndarray'), ('numpy', 'dtype'), ('numpy.core.multiarray', 'scalar'),
+    _ALLOWED = {('numpy.core.multiarray', '_reconstruct'),
+                ('numpy._core.multiarray', '_reconstruct'), ('numpy', 'ndarray'),
+                ('numpy', 'dtype'), ('numpy.core.multiarray', 'scalar'),
                 ('numpy._core.multiarray', 'scalar')}
 
     def find_class(self, module: str, name: str):
@@ -76,8 +89,10 @@ class _InMemoryClsDataset(BaseDataset):
         return info
 
     def _make_data_list(self, labels: Sequence[int], prefix: str) -> list[dict]:
-        return [dict(img_index=i, gt_label=int(y), img_id=f'{prefix}_{i:06d}')
-                for i, y in enumerate(labels)]
+        return [
+            dict(img_index=i, gt_label=int(y), img_id=f'{prefix}_{i:06d}')
+            for i, y in enumerate(labels)
+        ]
 
 
 @DATASETS.register_module()
@@ -94,7 +109,11 @@ class CIFARClsDataset(_InMemoryClsDataset):
         split: 'train' or 'test'.
     """
 
-    def __init__(self, data_root: str, num_classes: int = 10, split: str = 'train', **kwargs) -> None:
+    def __init__(self,
+                 data_root: str,
+                 num_classes: int = 10,
+                 split: str = 'train',
+                 **kwargs) -> None:
         if num_classes not in _CIFAR_LAYOUT:
             raise ValueError(f'num_classes must be 10 or 100 for CIFAR, got {num_classes}')
         if split not in ('train', 'test'):
@@ -112,7 +131,9 @@ class CIFARClsDataset(_InMemoryClsDataset):
                 f"CIFAR-{self.num_classes} {self.split} data not found: folder '{folder}' "
                 f"{'lacks ' + ', '.join(missing) if folder.is_dir() else 'does not exist'}. "
                 f"Expected torchvision's layout {layout['folder']}/{{{', '.join(needed)}}} "
-                f"(extract {layout['archive']} into '{self.data_root}'); fq-det never downloads data.")
+                f"(extract {layout['archive']} into '{self.data_root}'); "
+                'fq-det never downloads data.'
+            )
         images, labels = [], []
         for name in layout[self.split]:
             batch = _load_cifar_file(folder / name)
@@ -135,7 +156,8 @@ class ImageFolderClsDataset(BaseDataset):
     """
 
     def __init__(self, data_root: str = '', data_prefix: dict | None = None, **kwargs) -> None:
-        super().__init__(data_root=data_root, data_prefix=data_prefix or dict(img_path=''), **kwargs)
+        super().__init__(
+            data_root=data_root, data_prefix=data_prefix or dict(img_path=''), **kwargs)
 
     def load_data_list(self) -> list[dict]:
         root = Path(self.data_prefix['img_path'])
@@ -153,10 +175,12 @@ class ImageFolderClsDataset(BaseDataset):
         for label, name in enumerate(classes):
             for path in sorted((root / name).rglob('*')):
                 if path.suffix.lower() in IMAGE_EXTENSIONS:
-                    data_list.append(dict(img_path=str(path), gt_label=label,
-                                          img_id=str(path.relative_to(root))))
+                    data_list.append(
+                        dict(
+                            img_path=str(path), gt_label=label, img_id=str(path.relative_to(root))))
         if not data_list:
-            raise DataFolderNotFoundError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) under '{root}'")
+            raise DataFolderNotFoundError(
+                f"no images ({', '.join(IMAGE_EXTENSIONS)}) under '{root}'")
         return data_list
 
 
@@ -171,12 +195,18 @@ class SyntheticClsDataset(_InMemoryClsDataset):
 
     METAINFO = dict(classes=SYNTH_CLS_CLASSES)
 
-    def __init__(self, num_samples: int = 200, num_classes: int = 10, image_size: int = 32,
-                 seed: int = 0, **kwargs) -> None:
+    def __init__(self,
+                 num_samples: int = 200,
+                 num_classes: int = 10,
+                 image_size: int = 32,
+                 seed: int = 0,
+                 **kwargs) -> None:
         if not 1 <= num_classes <= len(SYNTH_CLS_CLASSES):
-            raise ValueError(f'num_classes must be in 1..{len(SYNTH_CLS_CLASSES)}, got {num_classes}')
+            raise ValueError(
+                f'num_classes must be in 1..{len(SYNTH_CLS_CLASSES)}, got {num_classes}')
         if num_samples < 1 or image_size < 16:
-            raise ValueError(f'need num_samples >= 1 and image_size >= 16, got {num_samples}, {image_size}')
+            raise ValueError(
+                f'need num_samples >= 1 and image_size >= 16, got {num_samples}, {image_size}')
         self.num_samples, self.num_classes = num_samples, num_classes
         self.image_size, self.seed = image_size, seed
         kwargs.setdefault('metainfo', dict(classes=SYNTH_CLS_CLASSES[:num_classes]))
@@ -184,8 +214,10 @@ class SyntheticClsDataset(_InMemoryClsDataset):
 
     def load_data_list(self) -> list[dict]:
         labels = [i % self.num_classes for i in range(self.num_samples)]
-        self.images = np.stack([draw_synthetic_image(y, self.image_size, np.random.default_rng([self.seed, i]))
-                                for i, y in enumerate(labels)])
+        self.images = np.stack([
+            draw_synthetic_image(y, self.image_size, np.random.default_rng([self.seed, i]))
+            for i, y in enumerate(labels)
+        ])
         return self._make_data_list(labels, f'synthcls{self.seed}')
 
 
@@ -216,12 +248,14 @@ def draw_synthetic_image(label: int, size: int, rng: np.random.Generator) -> np.
     elif name == 'ring':
         cv2.circle(img, (cx, cy), half, color, thick)
     else:
-        pattern = {'h_stripes': (yy // (period // 2)) % 2 == 0,
-                   'v_stripes': (xx // (period // 2)) % 2 == 0,
-                   'checker': ((xx // (period // 2)) + (yy // (period // 2))) % 2 == 0,
-                   'diag_stripes': ((xx + yy) // (period // 2)) % 2 == 0,
-                   'dots': ((xx % period) - period // 2) ** 2 + ((yy % period) - period // 2) ** 2
-                   <= (period // 4) ** 2}[name]
+        pattern = {
+            'h_stripes': (yy // (period // 2)) % 2 == 0,
+            'v_stripes': (xx // (period // 2)) % 2 == 0,
+            'checker': ((xx // (period // 2)) + (yy // (period // 2))) % 2 == 0,
+            'diag_stripes': ((xx + yy) // (period // 2)) % 2 == 0,
+            'dots': ((xx % period) - period // 2)**2 + ((yy % period) - period // 2)**2
+            <= (period // 4)**2
+        }[name]
         img[inside & pattern] = fg
     noise = rng.normal(0, 8, img.shape)
     return np.clip(img.astype(np.float32) + noise, 0, 255).astype(np.uint8)

@@ -29,7 +29,10 @@ def extract_backbone_state_dict(checkpoint: dict, prefix: str = 'backbone.') -> 
 
 
 def export_backbone(checkpoint: str | Path, out: str | Path) -> dict:
-    """Write the backbone of ``checkpoint`` to ``out``; returns ``{'num_tensors', 'num_params', 'out'}``."""
+    """Write the backbone of ``checkpoint`` to ``out``.
+
+    Returns ``{'out', 'num_tensors', 'num_params'}``.
+    """
     import fq_det.compat  # noqa: F401  (mmengine checkpoints under weights_only=True)
 
     ckpt = torch.load(checkpoint, map_location='cpu', weights_only=True)
@@ -42,5 +45,8 @@ def export_backbone(checkpoint: str | Path, out: str | Path) -> dict:
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.save({'state_dict': state, 'meta': out_meta}, out)
-    return {'out': str(out), 'num_tensors': len(state),
-            'num_params': int(sum(v.numel() for v in state.values() if v.is_floating_point()))}
+    return {
+        'out': str(out),
+        'num_tensors': len(state),
+        'num_params': int(sum(v.numel() for v in state.values() if v.is_floating_point()))
+    }

@@ -21,7 +21,9 @@ class TopKAccuracy(BaseMetric):
 
     default_prefix = 'accuracy'
 
-    def __init__(self, topk: Sequence[int] = (1, 5), collect_device: str = 'cpu',
+    def __init__(self,
+                 topk: Sequence[int] = (1, 5),
+                 collect_device: str = 'cpu',
                  prefix: str | None = None) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
         topk = tuple(int(k) for k in topk)

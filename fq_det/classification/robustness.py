@@ -36,20 +36,28 @@ from mmdet.registry import MODELS
 METRIC_KEY = 'accuracy/top1'
 TOP5_KEY = 'accuracy/top5'
 # Column titles of the supplement's Table 3 (targeted occlusion is reported as top-1 there).
-TABLE3_COLUMNS = {'motion_blur': 'Motion Blur', 'jpeg': 'Jpeg Comp.', 'salt_pepper': 'Salt & Pepper',
-                  'ngrn': 'NGRN Noise', 'inpainting': 'Inpaint.', 'targeted_occlusion': 'Tar. Occ.ᵃ',
-                  'gaussian_noise': 'Gauss. Noise'}
-TOP1_DISTORTIONS = ('targeted_occlusion',)
+TABLE3_COLUMNS = {
+    'motion_blur': 'Motion Blur',
+    'jpeg': 'Jpeg Comp.',
+    'salt_pepper': 'Salt & Pepper',
+    'ngrn': 'NGRN Noise',
+    'inpainting': 'Inpaint.',
+    'targeted_occlusion': 'Tar. Occ.ᵃ',
+    'gaussian_noise': 'Gauss. Noise'
+}
+TOP1_DISTORTIONS = ('targeted_occlusion', )
 
 
-def distorted_pipeline(pipeline: Sequence[dict], distortion: str, severity: int, seed: int) -> list[dict]:
+def distorted_pipeline(pipeline: Sequence[dict], distortion: str, severity: int,
+                       seed: int) -> list[dict]:
     """Copy of ``pipeline`` with ``Distort`` after its image-loading step (at the start for
     in-memory data sets), preceded by ``WholeImageBox`` when the distortion needs boxes."""
     from fq_det.datasets.distortions import needs_boxes
 
     pipeline = [copy.deepcopy(dict(t)) for t in pipeline]
-    at = max((i + 1 for i, t in enumerate(pipeline) if str(t.get('type', '')).startswith('LoadImage')),
-             default=0)
+    at = max(
+        (i + 1 for i, t in enumerate(pipeline) if str(t.get('type', '')).startswith('LoadImage')),
+        default=0)
     extra = [dict(type='Distort', distortion=distortion, severity=severity, seed=seed)]
     if needs_boxes(distortion):
         extra.insert(0, dict(type='WholeImageBox'))
@@ -69,17 +77,21 @@ def _evaluate(model: torch.nn.Module, dataloader, evaluator: Evaluator, title: s
     return evaluator.evaluate(len(dataloader.dataset))
 
 
-def run_classification_robustness(cfg: Config | str, checkpoint: str, out_dir: str | Path,
+def run_classification_robustness(cfg: Config | str,
+                                  checkpoint: str,
+                                  out_dir: str | Path,
                                   distortions: Sequence[str] | None = None,
                                   severities: Sequence[int] | None = None,
-                                  seeds: Sequence[int] = (0,), model_name: str | None = None) -> dict:
-    """Sweep clean + every (distortion, severity) for each seed; write results.json/.md; return results."""
+                                  seeds: Sequence[int] = (0, ),
+                                  model_name: str | None = None) -> dict:
+    """Clean + every (distortion, severity) per seed; writes results.json/.md; returns results."""
     from fq_det.datasets.distortions import SEVERITIES, check_severity
     from fq_det.evaluation.robustness import resolve_distortions
 
     cfg = Config.fromfile(cfg) if isinstance(cfg, (str, Path)) else copy.deepcopy(cfg)
     distortions = resolve_distortions('all' if distortions is None else distortions)
-    severities = tuple(check_severity(int(s)) for s in (SEVERITIES if severities is None else severities))
+    severities = tuple(
+        check_severity(int(s)) for s in (SEVERITIES if severities is None else severities))
     if not seeds:
         raise ValueError('need at least one seed')
     out_dir = Path(out_dir)
@@ -104,16 +116,19 @@ def run_classification_robustness(cfg: Config | str, checkpoint: str, out_dir: s
     done = json.loads(partial_file.read_text()) if partial_file.is_file() else {}
     identity = {'checkpoint': str(checkpoint), 'num_samples': len(dataset)}
     if any(done.get(k, v) != v for k, v in identity.items()):
-        print_log(f'{partial_file} belongs to another checkpoint or test set: starting afresh',
-                  logger='current')
+        print_log(
+            f'{partial_file} belongs to another checkpoint or test set: starting afresh',
+            logger='current')
         done = {}
     done.update(identity)
-    conditions = [('clean', 0, 0)] + [(d, s, seed) for seed in seeds for d in distortions for s in severities]
+    conditions = [('clean', 0, 0)] + [(d, s, seed) for seed in seeds for d in distortions
+                                      for s in severities]
     for name, severity, seed in conditions:
         key = f'{name}/{severity}/{seed}'
         if key in done:
             continue
-        pipeline = pipeline_cfg if name == 'clean' else distorted_pipeline(pipeline_cfg, name, severity, seed)
+        pipeline = pipeline_cfg if name == 'clean' else distorted_pipeline(
+            pipeline_cfg, name, severity, seed)
         dataset.pipeline = Compose(pipeline)
         metrics = evaluator_cfg if isinstance(evaluator_cfg, (list, tuple)) else [evaluator_cfg]
         evaluator = Evaluator([copy.deepcopy(m) for m in metrics])
@@ -139,9 +154,16 @@ def _assemble(cfg, checkpoint, done: dict, distortions, severities, seeds) -> di
             distorted[d][str(s)] = {k: float(np.mean([r[k] for r in runs])) for k in keys}
             distorted_std[d][str(s)] = {k: float(np.std([r[k] for r in runs])) for k in keys}
             per_seed[d][str(s)] = {k: [float(r[k]) for r in runs] for k in keys}
-    results = {'config': str(getattr(cfg, 'filename', '') or ''), 'checkpoint': str(checkpoint),
-               'metric_key': METRIC_KEY, 'clean': done['clean/0/0'], 'distorted': distorted,
-               'distorted_std': distorted_std, 'seeds': [int(s) for s in seeds], 'per_seed': per_seed}
+    results = {
+        'config': str(getattr(cfg, 'filename', '') or ''),
+        'checkpoint': str(checkpoint),
+        'metric_key': METRIC_KEY,
+        'clean': done['clean/0/0'],
+        'distorted': distorted,
+        'distorted_std': distorted_std,
+        'seeds': [int(s) for s in seeds],
+        'per_seed': per_seed
+    }
     results['summary'] = summarize(results)
     return results
 
@@ -165,10 +187,13 @@ def table3_row(results: dict, metric: str = TOP5_KEY) -> dict:
     return row
 
 
-def format_classification_table(results: dict | Sequence[dict], labels: Sequence[str] | None = None) -> str:
+def format_classification_table(results: dict | Sequence[dict],
+                                labels: Sequence[str] | None = None) -> str:
     """Markdown: the Table 3 row(s) (top-5; targeted occlusion top-1) + per-severity details."""
     many = [results] if isinstance(results, dict) else list(results)
-    labels = list(labels) if labels is not None else [r.get('model', f'model{i}') for i, r in enumerate(many)]
+    labels = list(labels) if labels is not None else [
+        r.get('model', f'model{i}') for i, r in enumerate(many)
+    ]
     rows = [table3_row(r) for r in many]
     cols = list(dict.fromkeys(c for row in rows for c in row))
 
@@ -177,19 +202,28 @@ def format_classification_table(results: dict | Sequence[dict], labels: Sequence
             return '-'
         return f'{v[0]:.1f} ± {v[1]:.1f}' if v[1] > 0 else f'{v[0]:.1f}'
 
-    lines = ['Classification accuracy (top-5 %, severities averaged' +
-             ('; ᵃ top-1' if any('Tar. Occ.ᵃ' in c for c in cols) else '') + ').', '',
-             '| Model | ' + ' | '.join(cols) + ' |', '|---|' + '---|' * len(cols)]
-    lines += [f'| {label} | ' + ' | '.join(cell(row.get(c)) for c in cols) + ' |'
-              for label, row in zip(labels, rows)]
+    lines = [
+        'Classification accuracy (top-5 %, severities averaged' +
+        ('; ᵃ top-1' if any('Tar. Occ.ᵃ' in c for c in cols) else '') + ').', '',
+        '| Model | ' + ' | '.join(cols) + ' |', '|---|' + '---|' * len(cols)
+    ]
+    lines += [
+        f'| {label} | ' + ' | '.join(cell(row.get(c)) for c in cols) + ' |'
+        for label, row in zip(labels, rows)
+    ]
     for label, r in zip(labels, many):
         seeds = r.get('seeds', [0])
         summary = r.get('summary', {})
-        lines += ['', f'### {label}: per severity (top-1 / top-5 %, mean over seeds {seeds})', '',
-                  f"Clean: top-1 {r['clean'][METRIC_KEY]:.2f}, top-5 {r['clean'][TOP5_KEY]:.2f}. "
-                  + ', '.join(f'{k} {summary[k]:.3f}' for k in ('P', 'mPC', 'rPC') if k in summary), '']
+        lines += [
+            '', f'### {label}: per severity (top-1 / top-5 %, mean over seeds {seeds})', '',
+            f"Clean: top-1 {r['clean'][METRIC_KEY]:.2f}, top-5 {r['clean'][TOP5_KEY]:.2f}. " +
+            ', '.join(f'{k} {summary[k]:.3f}' for k in ('P', 'mPC', 'rPC') if k in summary), ''
+        ]
         sev = list(dict.fromkeys(s for d in r['distorted'].values() for s in d))
-        lines += ['| Distortion | ' + ' | '.join(f'sev {s}' for s in sev) + ' |', '|---|' + '---|' * len(sev)]
+        lines += [
+            '| Distortion | ' + ' | '.join(f'sev {s}' for s in sev) + ' |',
+            '|---|' + '---|' * len(sev)
+        ]
         for d, by_sev in r['distorted'].items():
             std = r.get('distorted_std', {}).get(d, {})
 
@@ -197,9 +231,8 @@ def format_classification_table(results: dict | Sequence[dict], labels: Sequence
                 if s not in by_sev:
                     return '-'
                 v, e = by_sev[s], std.get(s, {})
-                t1 = f'{v[METRIC_KEY]:.1f}' + (f'±{e[METRIC_KEY]:.1f}' if e.get(METRIC_KEY) else '')
-                t5 = f'{v[TOP5_KEY]:.1f}' + (f'±{e[TOP5_KEY]:.1f}' if e.get(TOP5_KEY) else '')
-                return f'{t1} / {t5}'
+                return ' / '.join(f'{v[k]:.1f}' + (f'±{e[k]:.1f}' if e.get(k) else '')
+                                  for k in (METRIC_KEY, TOP5_KEY))
 
             lines.append(f'| {d} | ' + ' | '.join(one(s) for s in sev) + ' |')
     return '\n'.join(lines) + '\n'

@@ -29,12 +29,22 @@ def _activation(quant_cfg: dict | None, channels: int) -> nn.Module:
     return build_quant_activation(quant_cfg, channels)
 
 
-def conv_bn_act(in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1,
-                quant_cfg: dict | None = None, norm_cfg: dict | None = None) -> nn.Sequential:
+def conv_bn_act(in_channels: int,
+                out_channels: int,
+                kernel_size: int = 3,
+                stride: int = 1,
+                quant_cfg: dict | None = None,
+                norm_cfg: dict | None = None) -> nn.Sequential:
     """conv(k, stride, pad=k//2, no bias) -> BN -> ReLU (+ quantizer)."""
     norm_cfg = norm_cfg or dict(type='BN', requires_grad=True)
-    conv = build_conv_layer(None, in_channels, out_channels, kernel_size, stride=stride,
-                            padding=kernel_size // 2, bias=False)
+    conv = build_conv_layer(
+        None,
+        in_channels,
+        out_channels,
+        kernel_size,
+        stride=stride,
+        padding=kernel_size // 2,
+        bias=False)
     _, norm = build_norm_layer(norm_cfg, out_channels)
     return nn.Sequential(conv, norm, _activation(quant_cfg, out_channels))
 
@@ -50,16 +60,25 @@ class CifarSmallNet(BaseModule):
         quant_first: also quantize after the first conv (not in the paper; default False).
     """
 
-    def __init__(self, num_classes: int = 10, quant_cfg: dict | None = None,
-                 in_channels: int = 3, base_channels: int = 32, quant_first: bool = False,
-                 norm_cfg: dict | None = None, init_cfg: dict | list | None = None) -> None:
+    def __init__(self,
+                 num_classes: int = 10,
+                 quant_cfg: dict | None = None,
+                 in_channels: int = 3,
+                 base_channels: int = 32,
+                 quant_first: bool = False,
+                 norm_cfg: dict | None = None,
+                 init_cfg: dict | list | None = None) -> None:
         super().__init__(init_cfg=init_cfg)
         if num_classes < 1:
             raise ValueError(f'num_classes must be >= 1, got {num_classes}')
         mid = 2 * base_channels
         self.num_classes = num_classes
-        self.stem = conv_bn_act(in_channels, base_channels, 3,
-                                quant_cfg=quant_cfg if quant_first else None, norm_cfg=norm_cfg)
+        self.stem = conv_bn_act(
+            in_channels,
+            base_channels,
+            3,
+            quant_cfg=quant_cfg if quant_first else None,
+            norm_cfg=norm_cfg)
         self.pool1 = nn.MaxPool2d(2, 2)
         self.middle = nn.Sequential(
             conv_bn_act(base_channels, mid, 3, quant_cfg=quant_cfg, norm_cfg=norm_cfg),
@@ -71,7 +90,7 @@ class CifarSmallNet(BaseModule):
         """(N, 3, H, W) -> ((N, num_classes, H/4, W/4),): class maps, pooled by the classifier."""
         x = self.pool1(self.stem(x))
         x = self.pool2(self.middle(x))
-        return (self.classifier_conv(x),)
+        return (self.classifier_conv(x), )
 
 
 @MODELS.register_module()
@@ -89,24 +108,35 @@ class Plain10(BaseModule):
         out_indices: stages whose outputs are returned.
     """
 
-    def __init__(self, quant_cfg: dict | None = None,
+    def __init__(self,
+                 quant_cfg: dict | None = None,
                  stage_with_quant: Sequence[bool] = (True, True, True, True),
-                 quant_stem: bool = False, in_channels: int = 3, base_channels: int = 64,
-                 stem_stride: int = 1, out_indices: Sequence[int] = (3,),
-                 norm_cfg: dict | None = None, init_cfg: dict | list | None = None) -> None:
+                 quant_stem: bool = False,
+                 in_channels: int = 3,
+                 base_channels: int = 64,
+                 stem_stride: int = 1,
+                 out_indices: Sequence[int] = (3, ),
+                 norm_cfg: dict | None = None,
+                 init_cfg: dict | list | None = None) -> None:
         super().__init__(init_cfg=init_cfg)
         if len(stage_with_quant) != 4:
-            raise ValueError(f'stage_with_quant needs 4 flags (one per stage), got {stage_with_quant}')
+            raise ValueError(
+                f'stage_with_quant needs 4 flags (one per stage), got {stage_with_quant}')
         if any(i not in range(4) for i in out_indices):
             raise ValueError(f'out_indices must be in 0..3, got {out_indices}')
         self.out_indices = tuple(out_indices)
-        self.stem = conv_bn_act(in_channels, base_channels, 7, stride=stem_stride,
-                                quant_cfg=quant_cfg if quant_stem else None, norm_cfg=norm_cfg)
+        self.stem = conv_bn_act(
+            in_channels,
+            base_channels,
+            7,
+            stride=stem_stride,
+            quant_cfg=quant_cfg if quant_stem else None,
+            norm_cfg=norm_cfg)
         self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
         self.stage_names = []
         in_ch = base_channels
         for i, with_quant in enumerate(stage_with_quant):
-            out_ch = base_channels * 2 ** i
+            out_ch = base_channels * 2**i
             q = quant_cfg if with_quant else None
             stage = nn.Sequential(
                 conv_bn_act(in_ch, out_ch, 3, stride=2, quant_cfg=q, norm_cfg=norm_cfg),

@@ -29,7 +29,7 @@ def best_metric(work_dir: str | Path, key: str = 'accuracy/top1') -> float:
     return max(values)
 
 
-def format_table1(rows: Mapping[str, Sequence[float]], columns: Sequence[str] = ('error',)) -> str:
+def format_table1(rows: Mapping[str, Sequence[float]], columns: Sequence[str] = ('error', )) -> str:
     """Markdown: one row per label, ``mean ± std`` (ddof 0) of each column's values.
 
     ``rows[label]`` is a list of values (one column) or a list of per-column lists.
@@ -37,6 +37,8 @@ def format_table1(rows: Mapping[str, Sequence[float]], columns: Sequence[str] = 
     lines = ['| Models | ' + ' | '.join(columns) + ' |', '|---|' + '---|' * len(columns)]
     for label, values in rows.items():
         cols = values if values and isinstance(values[0], (list, tuple)) else [values]
-        cells = [f'{np.mean(v):.2f} ± {np.std(v):.2f} (n={len(v)})' if len(v) else '-' for v in cols]
+        cells = [
+            f'{np.mean(v):.2f} ± {np.std(v):.2f} (n={len(v)})' if len(v) else '-' for v in cols
+        ]
         lines.append(f'| {label} | ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines) + '\n'

@@ -24,7 +24,7 @@ META_KEYS = ('img_id', 'img_path', 'sample_idx', 'ori_shape', 'img_shape')
 
 @TRANSFORMS.register_module()
 class PackClsInputs(BaseTransform):
-    """Pack ``img`` and ``gt_label`` into ``dict(inputs=Tensor[3,H,W], data_samples=BaseDataElement)``."""
+    """Pack ``img``/``gt_label`` as ``dict(inputs=Tensor[3,H,W], data_samples=BaseDataElement)``."""
 
     def __init__(self, meta_keys: tuple = META_KEYS) -> None:
         self.meta_keys = tuple(meta_keys)
@@ -56,10 +56,12 @@ class ClsRandomCrop(BaseTransform):
         img = results['img']
         if self.padding:
             p = self.padding
-            img = cv2.copyMakeBorder(img, p, p, p, p, cv2.BORDER_CONSTANT, value=(self.pad_val,) * 3)
+            img = cv2.copyMakeBorder(
+                img, p, p, p, p, cv2.BORDER_CONSTANT, value=(self.pad_val, ) * 3)
         h, w = img.shape[:2]
         if h < self.size or w < self.size:
-            raise ValueError(f'ClsRandomCrop: image {h}x{w} (after padding) is smaller than {self.size}')
+            raise ValueError(
+                f'ClsRandomCrop: image {h}x{w} (after padding) is smaller than {self.size}')
         y = np.random.randint(0, h - self.size + 1)
         x = np.random.randint(0, w - self.size + 1)
         results['img'] = np.ascontiguousarray(img[y:y + self.size, x:x + self.size])
@@ -69,10 +71,11 @@ class ClsRandomCrop(BaseTransform):
 
 @TRANSFORMS.register_module()
 class ClsRandomResizedCrop(BaseTransform):
-    """Crop a random region of area ``s * A`` (s ~ U(scale)) and aspect ``r`` (log r ~ U(log ratio)),
+    """Crop a random region of area ``s * A`` (s ~ U(scale)), aspect ``r`` (log r ~ U(log ratio)),
     resize it to ``size`` x ``size``; falls back to the central square after 10 tries."""
 
-    def __init__(self, size: int, scale: tuple = (0.08, 1.0), ratio: tuple = (3 / 4, 4 / 3)) -> None:
+    def __init__(self, size: int, scale: tuple = (0.08, 1.0),
+                 ratio: tuple = (3 / 4, 4 / 3)) -> None:
         if not (0 < scale[0] <= scale[1] <= 1) or not (0 < ratio[0] <= ratio[1]):
             raise ValueError(f'invalid scale {scale} or ratio {ratio}')
         self.size, self.scale, self.ratio = size, scale, ratio

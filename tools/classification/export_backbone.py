@@ -18,7 +18,8 @@ from fq_det.classification.export import export_backbone  # noqa: E402
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('checkpoint', help='classifier checkpoint (from tools/classification/train.py)')
+    parser.add_argument(
+        'checkpoint', help='classifier checkpoint (from tools/classification/train.py)')
     parser.add_argument('out', help='backbone checkpoint to write (.pth)')
     args = parser.parse_args()
     try:
@@ -26,7 +27,10 @@ def main() -> int:
     except (FileNotFoundError, KeyError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 2
-    print(f"wrote {info['out']}: {info['num_tensors']} tensors, {info['num_params']:,} parameters/buffers")
+    print(
+        f"wrote {info['out']}: {info['num_tensors']} tensors, "
+        f"{info['num_params']:,} parameters/buffers"
+    )
     return 0
 
 

@@ -26,7 +26,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest='table', required=True)
     t1 = sub.add_parser('table1', help='error = 100 - best val top-1, over the runs of each row')
-    t1.add_argument('rows', nargs='+', help="'LABEL=GLOB' where GLOB matches the work dirs of the row's runs")
+    t1.add_argument(
+        'rows', nargs='+', help="'LABEL=GLOB' where GLOB matches the work dirs of the row's runs")
     t3 = sub.add_parser('table3', help='merge results.json files of test_robustness.py')
     t3.add_argument('results', nargs='+')
     t3.add_argument('--labels', nargs='+')
@@ -37,10 +38,12 @@ def main() -> int:
             label, sep, pattern = row.partition('=')
             dirs = sorted(glob.glob(pattern))
             if not sep or not dirs:
-                print(f"error: '{row}' must be LABEL=GLOB matching at least one work dir", file=sys.stderr)
+                print(
+                    f"error: '{row}' must be LABEL=GLOB matching at least one work dir",
+                    file=sys.stderr)
                 return 2
             rows[label] = [100.0 - best_metric(d) for d in dirs]
-        print(format_table1(rows, columns=('error (%)',)))
+        print(format_table1(rows, columns=('error (%)', )))
     else:
         results = [json.load(open(p)) for p in args.results]
         if args.labels and len(args.labels) != len(results):

@@ -27,13 +27,21 @@ def main() -> int:
     parser.add_argument('checkpoint')
     parser.add_argument('--distortions', nargs='+', help='default: every distortion of the suite')
     parser.add_argument('--severities', nargs='+', type=int, help='default: 1 2 3 4 5')
-    parser.add_argument('--seeds', nargs='+', type=int, default=[0],
-                        help='distortion seeds; several give mean and std (default: 0)')
+    parser.add_argument(
+        '--seeds',
+        nargs='+',
+        type=int,
+        default=[0],
+        help='distortion seeds; several give mean and std (default: 0)')
     parser.add_argument('--out-dir', help='default: ./work_dirs/<config name>/robustness')
     parser.add_argument('--name', help='row label in the table (default: config name)')
-    parser.add_argument('--data-root', help='data folder of the test set (see train.py --data-root)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config entries, e.g. test_dataloader.batch_size=64')
+    parser.add_argument(
+        '--data-root', help='data folder of the test set (see train.py --data-root)')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config entries, e.g. test_dataloader.batch_size=64')
     args = parser.parse_args()
 
     cfg = Config.fromfile(args.config)
@@ -45,8 +53,13 @@ def main() -> int:
     out_dir = args.out_dir or osp.join('./work_dirs', name, 'robustness')
     try:
         results = run_classification_robustness(
-            cfg, args.checkpoint, out_dir, distortions=args.distortions, severities=args.severities,
-            seeds=args.seeds, model_name=args.name or name)
+            cfg,
+            args.checkpoint,
+            out_dir,
+            distortions=args.distortions,
+            severities=args.severities,
+            seeds=args.seeds,
+            model_name=args.name or name)
     except (DataFolderNotFoundError, ValueError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 2

@@ -1,4 +1,8 @@
-"""Train a classifier: python tools/classification/train.py CONFIG [--work-dir] [--cfg-options] [--resume] [--amp]."""
+"""Train a classifier with mmengine's Runner.
+
+python tools/classification/train.py CONFIG [--work-dir] [--data-root] [--cfg-options]
+    [--resume [CKPT]] [--amp]
+"""
 from __future__ import annotations
 
 import argparse
@@ -18,15 +22,25 @@ from mmengine.runner import Runner
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Train an fq-det classifier (mmengine Runner)')
     parser.add_argument('config', help='classification config file')
-    parser.add_argument('--work-dir', help='where logs and checkpoints go '
-                        '(default: ./work_dirs/<config name>)')
-    parser.add_argument('--resume', nargs='?', const='auto', default=None,
-                        help='resume from CHECKPOINT, or from the latest one in the work dir')
+    parser.add_argument(
+        '--work-dir', help='where logs and checkpoints go '
+        '(default: ./work_dirs/<config name>)')
+    parser.add_argument(
+        '--resume',
+        nargs='?',
+        const='auto',
+        default=None,
+        help='resume from CHECKPOINT, or from the latest one in the work dir')
     parser.add_argument('--amp', action='store_true', help='automatic mixed precision')
-    parser.add_argument('--data-root', help='data folder for every dataloader (CIFAR: the folder '
-                        'holding cifar-10-batches-py/; ImageNet: the one holding train/ and val/)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config entries, e.g. randomness.seed=1 train_cfg.max_epochs=2')
+    parser.add_argument(
+        '--data-root',
+        help='data folder for every dataloader (CIFAR: the folder '
+        'holding cifar-10-batches-py/; ImageNet: the one holding train/ and val/)')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config entries, e.g. randomness.seed=1 train_cfg.max_epochs=2')
     return parser.parse_args()
 
 
@@ -37,7 +51,8 @@ def build_cfg(args: argparse.Namespace) -> Config:
     if args.data_root:
         set_data_root(cfg, args.data_root)
     cfg.work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
-        './work_dirs', osp.splitext(osp.basename(args.config))[0])
+        './work_dirs',
+        osp.splitext(osp.basename(args.config))[0])
     if args.amp:
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')

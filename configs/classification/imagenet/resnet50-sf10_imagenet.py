@@ -1,2 +1,5 @@
-_base_ = './resnet50_imagenet.py'  # Table 3: ResNet50 +SF-10 (scaled floor after the ReLUs of every stage)
-model = dict(backbone=dict(type='ResNetSF', quant_cfg=dict(resolution=10), stage_with_quant=(True, True, True, True)))
+# Table 3: ResNet50 +SF-10 (scaled floor after the ReLUs of every stage)
+_base_ = './resnet50_imagenet.py'
+model = dict(
+    backbone=dict(
+        type='ResNetSF', quant_cfg=dict(resolution=10), stage_with_quant=(True, True, True, True)))

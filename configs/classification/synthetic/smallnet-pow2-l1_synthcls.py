@@ -1,6 +1,10 @@
 # Supplement Table 2 network (+POW-2, L1) on the generated set.
 _base_ = './resnet18-pow1-l2_synthcls.py'
 model = dict(
-    backbone=dict(_delete_=True, type='CifarSmallNet', num_classes=_base_.num_classes, base_channels=16,
-                  quant_cfg=dict(type='POW', num_splits=2, alpha_reg=dict(type='L1', weight=1e-4))),
+    backbone=dict(
+        _delete_=True,
+        type='CifarSmallNet',
+        num_classes=_base_.num_classes,
+        base_channels=16,
+        quant_cfg=dict(type='POW', num_splits=2, alpha_reg=dict(type='L1', weight=1e-4))),
     head=dict(in_channels=None))

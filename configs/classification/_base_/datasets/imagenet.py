@@ -15,17 +15,30 @@ test_pipeline = [
     dict(type='PackClsInputs'),
 ]
 train_dataloader = dict(
-    batch_size=32, num_workers=8, persistent_workers=True,
+    batch_size=32,
+    num_workers=8,
+    persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=True),
-    dataset=dict(type='ImageFolderClsDataset', data_root=data_root, data_prefix=dict(img_path='train'),
-                 pipeline=train_pipeline))
+    dataset=dict(
+        type='ImageFolderClsDataset',
+        data_root=data_root,
+        data_prefix=dict(img_path='train'),
+        pipeline=train_pipeline))
 val_dataloader = dict(
-    batch_size=64, num_workers=8, persistent_workers=True,
+    batch_size=64,
+    num_workers=8,
+    persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(type='ImageFolderClsDataset', data_root=data_root, data_prefix=dict(img_path='val'),
-                 pipeline=test_pipeline))
+    dataset=dict(
+        type='ImageFolderClsDataset',
+        data_root=data_root,
+        data_prefix=dict(img_path='val'),
+        pipeline=test_pipeline))
 test_dataloader = val_dataloader
 val_evaluator = dict(type='TopKAccuracy', topk=(1, 5))
 test_evaluator = val_evaluator
-data_preprocessor = dict(type='ImgDataPreprocessor', mean=[123.675, 116.28, 103.53],
-                         std=[58.395, 57.12, 57.375], bgr_to_rgb=True)
+data_preprocessor = dict(
+    type='ImgDataPreprocessor',
+    mean=[123.675, 116.28, 103.53],
+    std=[58.395, 57.12, 57.375],
+    bgr_to_rgb=True)

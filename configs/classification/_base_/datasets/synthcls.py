@@ -7,16 +7,27 @@ train_pipeline = [
 ]
 test_pipeline = [dict(type='PackClsInputs')]
 train_dataloader = dict(
-    batch_size=32, num_workers=0,
+    batch_size=32,
+    num_workers=0,
     sampler=dict(type='DefaultSampler', shuffle=True),
-    dataset=dict(type='SyntheticClsDataset', num_samples=400, num_classes=num_classes, seed=0,
-                 pipeline=train_pipeline))
+    dataset=dict(
+        type='SyntheticClsDataset',
+        num_samples=400,
+        num_classes=num_classes,
+        seed=0,
+        pipeline=train_pipeline))
 val_dataloader = dict(
-    batch_size=50, num_workers=0,
+    batch_size=50,
+    num_workers=0,
     sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(type='SyntheticClsDataset', num_samples=100, num_classes=num_classes, seed=1,
-                 pipeline=test_pipeline))
+    dataset=dict(
+        type='SyntheticClsDataset',
+        num_samples=100,
+        num_classes=num_classes,
+        seed=1,
+        pipeline=test_pipeline))
 test_dataloader = val_dataloader
 val_evaluator = dict(type='TopKAccuracy', topk=(1, 5))
 test_evaluator = val_evaluator
-data_preprocessor = dict(type='ImgDataPreprocessor', mean=[127.5] * 3, std=[64.0] * 3, bgr_to_rgb=True)
+data_preprocessor = dict(
+    type='ImgDataPreprocessor', mean=[127.5] * 3, std=[64.0] * 3, bgr_to_rgb=True)
