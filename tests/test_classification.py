@@ -145,6 +145,9 @@ def test_synthetic_dataset_works_with_distort():
             num_samples=2, seed=0, pipeline=distorted_pipeline(base, name, 5, seed=0))
         assert not torch.equal(ds[0]['inputs'], ds_d[0]['inputs'])
         assert torch.equal(ds_d[0]['inputs'], again[0]['inputs'])  # seeded per image
+    train = SyntheticClsDataset(num_samples=2, seed=0,
+                                pipeline=[dict(type='RandomDistort', prob=1.0), *base])
+    assert not torch.equal(train[0]['inputs'], ds[0]['inputs'])  # training augmentation
 
 
 def _write_fake_cifar(root: Path, n_per_batch: int = 3) -> None:
