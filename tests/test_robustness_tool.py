@@ -58,16 +58,25 @@ def tiny(synthetic_voc_root, tmp_path_factory):
     return cfg_path, ckpt
 
 
+class _Calls(list):
+    control = None
+
+
 @pytest.fixture
-def count_evaluations(monkeypatch):
-    calls = []
+def evaluations(monkeypatch):
+    """The (distortion, severity) pairs evaluated; set ``interrupt_after`` to stop a sweep."""
+    calls = _Calls()
     real = robustness._evaluate
 
     def counting(runner, cfg, distortion, severity, seed):
+        if len(calls) == counting.interrupt_after:
+            raise KeyboardInterrupt  # as if the user pressed Ctrl-C mid-sweep
         calls.append((distortion, severity))
         return real(runner, cfg, distortion, severity, seed)
 
+    counting.interrupt_after = None
     monkeypatch.setattr(robustness, '_evaluate', counting)
+    calls.control = counting
     return calls
 
 
@@ -109,48 +118,62 @@ def test_summary_and_table():
     assert math.isnan(summarize(dict(results, clean={'pascal_voc/mAP': 0.0}))['rPC'])
 
 
-def test_sweep_end_to_end_then_resume(tiny, tmp_path, count_evaluations, capsys):
+def test_sweep_end_to_end_interrupted_resumed(tiny, tmp_path, repo_root, evaluations, capsys):
     cfg_path, ckpt = tiny
     out_dir = tmp_path / 'robustness'
     kwargs = dict(distortions=['jpeg', 'targeted_occlusion'], severities=[1, 5])
-    res = run_robustness_sweep(str(cfg_path), str(ckpt), str(out_dir), **kwargs)
 
-    assert count_evaluations == [(None, 0), ('jpeg', 1), ('jpeg', 5), ('targeted_occlusion', 1),
-                                 ('targeted_occlusion', 5)]
+    # Interrupted after three of the five pairs: those three are on disk.
+    evaluations.control.interrupt_after = 3
+    with pytest.raises(KeyboardInterrupt):
+        run_robustness_sweep(str(cfg_path), str(ckpt), str(out_dir), **kwargs)
+    assert evaluations == [(None, 0), ('jpeg', 1), ('jpeg', 5)]
+    partial = json.loads((out_dir / 'results.json').read_text())
+    assert 'pascal_voc/mAP' in partial['clean'] and 'pascal_voc/AP50' in partial['clean']
+    assert partial['distorted'] == {'jpeg': {'1': partial['distorted']['jpeg']['1'],
+                                             '5': partial['distorted']['jpeg']['5']}}
+    printed = capsys.readouterr().out
+    assert 'pair 1/5: clean' in printed and 'pair 3/5: jpeg 5' in printed
+
+    # The rerun evaluates only the two missing pairs.
+    evaluations.clear()
+    evaluations.control.interrupt_after = None
+    res = run_robustness_sweep(str(cfg_path), str(ckpt), str(out_dir), **kwargs)
+    assert evaluations == [('targeted_occlusion', 1), ('targeted_occlusion', 5)]
+    printed = capsys.readouterr().out
+    assert 'pair 3/5: jpeg 5 (in results.json, skipped)' in printed
+    assert 'pair 5/5: targeted_occlusion 5' in printed
+
     on_disk = json.loads((out_dir / 'results.json').read_text())
     assert on_disk == json.loads(json.dumps(res))
-    assert res['metric_key'] == 'pascal_voc/mAP'
     assert set(res) == {'config', 'checkpoint', 'metric_key', 'clean', 'distorted', 'summary'}
-    assert 'pascal_voc/mAP' in res['clean'] and 'pascal_voc/AP50' in res['clean']
-    assert set(res['distorted']) == {'jpeg', 'targeted_occlusion'}
-    assert set(res['distorted']['jpeg']) == {'1', '5'}
+    assert res['metric_key'] == 'pascal_voc/mAP' and res['clean'] == partial['clean']
+    assert {d: set(v) for d, v in res['distorted'].items()} == \
+        {'jpeg': {'1', '5'}, 'targeted_occlusion': {'1', '5'}}
     assert set(res['summary']) == {'P', 'mPC', 'rPC', 'per_distortion'}
+    values = [m['pascal_voc/mAP'] for v in res['distorted'].values() for m in v.values()]
+    assert res['summary']['mPC'] == pytest.approx(sum(values) / 4)
     md = (out_dir / 'results.md').read_text()
     assert '| jpeg |' in md and '| targeted_occlusion |' in md and 'rPC' in md
-    printed = capsys.readouterr().out
-    assert 'pair 1/5: clean' in printed and 'pair 5/5: targeted_occlusion 5' in printed
     assert md in printed
 
-    # Same sweep again: everything is in results.json, nothing is evaluated.
-    count_evaluations.clear()
+    # Everything done: nothing is built or evaluated, the table is printed again.
+    evaluations.clear()
     again = run_robustness_sweep(str(cfg_path), str(ckpt), str(out_dir), **kwargs)
-    assert count_evaluations == []
-    assert again['distorted'] == res['distorted'] and again['clean'] == res['clean']
-    assert 'pair 3/5: jpeg 5 (in results.json, skipped)' in capsys.readouterr().out
+    assert evaluations == [] and again == res
 
-    # An interrupted sweep: drop one pair, add a severity; only the missing pairs run.
-    on_disk['distorted']['jpeg'].pop('5')
-    (out_dir / 'results.json').write_text(json.dumps(on_disk))
-    count_evaluations.clear()
-    more = run_robustness_sweep(str(cfg_path), str(ckpt), str(out_dir),
-                                distortions=['jpeg'], severities=[1, 3, 5])
-    assert count_evaluations == [('jpeg', 3), ('jpeg', 5)]
-    assert set(more['distorted']['jpeg']) == {'1', '3', '5'}
-
+    # Results of another checkpoint are never mixed in.
     other = tmp_path / 'other.pth'
     other.write_bytes(ckpt.read_bytes())
     with pytest.raises(ValueError, match='not .*another out_dir'):
         run_robustness_sweep(str(cfg_path), str(other), str(out_dir))
+
+    # The CLI over the same out-dir: its flags reach the sweep (all pairs already done).
+    tool = _load_tool(repo_root)
+    res_cli = tool.main([str(cfg_path), str(ckpt), '--distortions', 'jpeg', 'targeted_occlusion',
+                         '--severities', '5', '--out-dir', str(out_dir),
+                         '--cfg-options', 'test_dataloader.batch_size=4'])
+    assert evaluations == [] and res_cli['distorted'] == res['distorted']
 
 
 def _load_tool(repo_root):
@@ -161,14 +184,12 @@ def _load_tool(repo_root):
     return module
 
 
-def test_cli_runs_and_rejects_unknown_distortion(tiny, tmp_path, repo_root, capsys):
+def test_cli_rejects_unknown_distortion_and_severity(tiny, repo_root):
     tool = _load_tool(repo_root)
     cfg_path, ckpt = tiny
     with pytest.raises(SystemExit, match='valid choices: motion_blur, jpeg'):
         tool.main([str(cfg_path), str(ckpt), '--distortions', 'jpeg', 'fogg'])
     with pytest.raises(SystemExit, match='valid choices: 1, 2, 3, 4, 5'):
         tool.main([str(cfg_path), str(ckpt), '--severities', '7'])
-    res = tool.main([str(cfg_path), str(ckpt), '--distortions', 'ngrn', '--severities', '2',
-                     '--out-dir', str(tmp_path / 'cli'), '--cfg-options',
-                     'test_dataloader.batch_size=4'])
-    assert set(res['distorted']) == {'ngrn'} and (tmp_path / 'cli' / 'results.md').is_file()
+    with pytest.raises(SystemExit, match='checkpoint not found'):
+        tool.main([str(cfg_path), str(ckpt) + '.missing'])
