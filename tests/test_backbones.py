@@ -30,7 +30,8 @@ def _plain(depth: int, **kw) -> ResNet:
     model = ResNet(depth=depth, base_channels=8, **kw)
     model.init_weights()
     _randomize_norms(model)
-    return model.eval()
+    model.eval()  # mmdet's ResNet.train() returns None: no chaining
+    return model
 
 
 @pytest.mark.parametrize('depth', [18, 50])
@@ -55,11 +56,11 @@ def test_plain_state_dict_gives_the_plain_resnet(depth, cls, cfg):
     with torch.no_grad():
         for m in quant.modules():
             if isinstance(m, POW):
-                m.alpha.fill_(0.5)
+                m.alpha.fill_(0.1)
             if isinstance(m, HPOW):
-                m.expand_bias.fill_(0.5)
+                m.expand_bias.fill_(0.1)
         moved = quant(x)
-    assert (moved[-1] - outs_plain[-1]).abs().max() > 1e-3
+    assert torch.isfinite(moved[-1]).all() and (moved[-1] - outs_plain[-1]).abs().max() > 1e-3
 
 
 def test_pretrained_init_cfg_loads_a_plain_checkpoint(tmp_path):
@@ -110,7 +111,8 @@ def test_stage_with_quant_and_block_layout():
 
 
 def test_sf_backbone_outputs_are_on_the_grid():
-    model = ResNetSF(depth=18, base_channels=8, quant_cfg=dict(resolution=10)).eval()
+    model = ResNetSF(depth=18, base_channels=8, quant_cfg=dict(resolution=10))
+    model.eval()
     _randomize_norms(model)
     with torch.no_grad():
         outs = model(torch.randn(1, 3, 64, 64))
@@ -125,9 +127,10 @@ def test_training_mode_frozen_stages_norm_eval_and_with_cp():
               quant_cfg=dict(alpha_reg=dict(type='L2', weight=1e-3)))
     model = ResNetPOW(**kw)
     model.init_weights()
-    for m in model.modules():
+    _randomize_norms(model)  # zero_init_residual would cut the gradient to act1/act2
+    for m in model.modules():  # small: p > 1 compounds over 48 untrained layers
         if isinstance(m, POW):
-            m.alpha.data.uniform_(-0.3, 0.3)
+            m.alpha.data.uniform_(-0.05, 0.05)
     model.train()
     assert not any(p.requires_grad for p in model.layer1.parameters())
     assert model.layer2[0].act1.alpha.requires_grad
@@ -141,8 +144,8 @@ def test_training_mode_frozen_stages_norm_eval_and_with_cp():
         sum(o.square().mean() for o in m(x)).backward()
         grads.append(m.layer3[1].act2.alpha.grad.clone())
         assert m.layer1[0].act1.alpha.grad is None  # frozen
-    assert torch.allclose(grads[0], grads[1], rtol=1e-4, atol=1e-6)
-    assert grads[0].abs().sum() > 0
+    assert torch.isfinite(grads[0]).all() and grads[0].abs().sum() > 0
+    assert torch.allclose(grads[0], grads[1], rtol=1e-4, atol=1e-6 * grads[0].abs().max().item())
 
 
 def test_bottleneck_plugins_still_work():
@@ -166,6 +169,7 @@ def test_registry_builds_every_backbone():
     for t, cfg in (('ResNetSF', dict(resolution=10)), ('ResNetPOW', dict(num_splits=2)),
                    ('ResNetHPOW', dict()), ('ResNetQuant', dict(type='POW'))):
         model = MODELS.build(dict(type=t, depth=18, base_channels=8, out_indices=(3,), quant_cfg=cfg))
+        model.eval()
         assert model(torch.randn(1, 3, 32, 32))[0].shape == (1, 64, 1, 1)
 
 

@@ -79,13 +79,13 @@ def test_pow_matches_closed_form(k, w, relu):
     with torch.no_grad():
         layer.alpha.uniform_(-0.45, 2.0)
     x = torch.randn(2, 3, 4, 5, dtype=torch.float64) * 2.5
-    y = layer(x).numpy()
+    y = layer(x).detach().numpy()
     ref = pow_closed_form(x.numpy(), layer.alpha.detach().numpy(), w, k, relu)
     np.testing.assert_allclose(y, ref, rtol=1e-12, atol=1e-12)
     # float32 uses exp2/log2 internally: still within float32 rounding of the closed form
     y32 = POW(3, num_splits=k, split_width=w, with_relu=relu)
     y32.alpha.data.copy_(layer.alpha.data.float())
-    np.testing.assert_allclose(y32(x.float()).numpy(), ref, rtol=2e-5, atol=1e-5)
+    np.testing.assert_allclose(y32(x.float()).detach().numpy(), ref, rtol=2e-5, atol=1e-5)
 
 
 def test_pow_clamps_alpha():

@@ -77,7 +77,8 @@ def build(name: str, args: argparse.Namespace):
         elif isinstance(m, HPOW):
             torch.nn.init.normal_(m.expand_weight, 0, 0.01)
             torch.nn.init.uniform_(m.expand_bias, -0.3, 0.3)
-    return model.train()
+    model.train()  # mmdet's ResNet.train() returns None
+    return model
 
 
 def step(model, x) -> float:
