@@ -20,6 +20,16 @@ def _load_script(rel: str):
     return module
 
 
+def _mmdet_base() -> str:
+    """MMDetection's own VOC Faster R-CNN config, by file path.
+
+    (``mmdet::`` scoped bases need ``pkg_resources``, absent from setuptools >= 81.)
+    """
+    import mmdet
+    return str(Path(mmdet.__file__).parent / '.mim' / 'configs' / 'pascal_voc'
+               / 'faster-rcnn_r50_fpn_1x_voc0712.py')
+
+
 def _png(path: Path) -> np.ndarray:
     import cv2
     img = cv2.imread(str(path), cv2.IMREAD_COLOR)
@@ -149,7 +159,7 @@ def test_feature_moments_on_detector_backbone(image_dir, tmp_path):
     from mmdet.registry import MODELS
     cfg_path = tmp_path / 'tiny.py'
     cfg_path.write_text(
-        "_base_ = 'mmdet::pascal_voc/faster-rcnn_r50_fpn_1x_voc0712.py'\n"
+        f"_base_ = '{_mmdet_base()}'\n"
         "model = dict(backbone=dict(depth=18, base_channels=8, init_cfg=None),\n"
         "             neck=dict(in_channels=[8, 16, 32, 64], out_channels=16),\n"
         "             rpn_head=dict(in_channels=16, feat_channels=16),\n"
@@ -158,14 +168,24 @@ def test_feature_moments_on_detector_backbone(image_dir, tmp_path):
     init_default_scope('mmdet')
     torch.manual_seed(0)
     model = MODELS.build(Config.fromfile(str(cfg_path)).model)
-    save_checkpoint({'state_dict': model.state_dict()}, str(tmp_path / 'tiny.pth'))
+    save_checkpoint({'state_dict': model.state_dict(),
+                     'meta': {'dataset_meta': {'classes': ('a', 'b')}}}, str(tmp_path / 'tiny.pth'))
+
+    from fq_det.analysis import build_detector_backbone, default_layers
+    backbone, norm = build_detector_backbone(cfg_path, tmp_path / 'tiny.pth')
+    assert not backbone.training
+    assert norm['mean'] == pytest.approx((123.675, 116.28, 103.53))  # the config's data_preprocessor
+    assert norm['std'] == pytest.approx((58.395, 57.12, 57.375)) and norm['bgr_to_rgb'] is True
+    layers = default_layers(backbone)
+    assert len(layers) == 6 and layers[:2] == ['conv1', 'bn1'] and layers[-1].startswith('layer4')
+
     tool = _load_script('tools/analysis/feature_moments.py')
     out = tool.main([str(image_dir), '--config', str(cfg_path), '--checkpoint', str(tmp_path / 'tiny.pth'),
-                     '--distortion', 'ngrn', '--severity', '4', '--img-size', '64',
-                     '--max-images', '4', '--out-dir', str(tmp_path / 'out')])
+                     '--distortion', 'ngrn', '--severity', '4', '--img-size', '64', '--layers', 'conv1',
+                     'layer4.1.bn2', '--max-images', '4', '--out-dir', str(tmp_path / 'out')])
     rows = _rows(out['csv'])
-    assert len(rows) == 6 and rows[0]['layer'] == 'conv1' and rows[1]['layer'] == 'bn1'
-    assert rows[0]['channels'] == '8'  # base_channels of the stem
+    assert [r['layer'] for r in rows] == ['conv1', 'layer4.1.bn2']
+    assert [r['channels'] for r in rows] == ['8', '64']  # base_channels 8: stem 8, stage 4 64
     assert all(float(r['mean_abs_d_variance']) > 0 for r in rows)
 
 
@@ -217,3 +237,27 @@ def test_alpha_stats_without_alpha_is_a_clear_error(tmp_path):
         extract_alphas(tmp_path / 'missing.pth')
     rows = summarize_alphas({'a': np.array([0.1, -0.1])}, zero_tol=0.2)
     assert rows[0]['frac_near_zero'] == 1.0 and rows[-1]['layer'] == 'ALL'
+
+
+def test_alpha_stats_on_a_resnet_pow_backbone(tmp_path):
+    """Engineer Q's ResNetPOW: one row per POW activation of the quantized stages."""
+    from mmengine.registry import init_default_scope
+    from mmengine.runner import save_checkpoint
+
+    import fq_det  # noqa: F401
+    from fq_det.analysis import extract_alphas, summarize_alphas
+    from mmdet.registry import MODELS
+    init_default_scope('mmdet')
+    backbone = MODELS.build(dict(type='ResNetPOW', depth=18, base_channels=8, init_cfg=None,
+                                 quant_cfg=dict(num_splits=1), stage_with_quant=(False, True, True, True)))
+    with torch.no_grad():
+        for name, p in backbone.named_parameters():
+            if name.endswith('.alpha'):
+                p.copy_(torch.linspace(-0.1, 0.3, p.numel()))
+    save_checkpoint({'state_dict': {f'backbone.{k}': v for k, v in backbone.state_dict().items()}},
+                    str(tmp_path / 'pow.pth'))
+    alphas = extract_alphas(tmp_path / 'pow.pth')
+    assert list(alphas) == [f'backbone.layer{s}.{b}.act{a}' for s in (2, 3, 4) for b in (0, 1) for a in (1, 2)]
+    rows = summarize_alphas(alphas)
+    assert [r['count'] for r in rows[:-1]] == [16] * 4 + [32] * 4 + [64] * 4
+    assert all(r['mean'] == pytest.approx(0.1) for r in rows)

@@ -20,6 +20,16 @@ def _load_script(rel: str):
     return module
 
 
+def _mmdet_base() -> str:
+    """MMDetection's own VOC Faster R-CNN config, by file path.
+
+    (``mmdet::`` scoped bases need ``pkg_resources``, absent from setuptools >= 81.)
+    """
+    import mmdet
+    return str(Path(mmdet.__file__).parent / '.mim' / 'configs' / 'pascal_voc'
+               / 'faster-rcnn_r50_fpn_1x_voc0712.py')
+
+
 def _png(path: Path) -> np.ndarray:
     import cv2
     img = cv2.imread(str(path), cv2.IMREAD_COLOR)
@@ -29,7 +39,7 @@ def _png(path: Path) -> np.ndarray:
 
 # ---- a tiny randomly initialised detector, saved as an mmengine checkpoint -------------
 TINY_CONFIG = """
-_base_ = 'mmdet::pascal_voc/faster-rcnn_r50_fpn_1x_voc0712.py'
+_base_ = '{base}'
 custom_imports = dict(imports=['fq_det'], allow_failed_imports=False)
 model = dict(
     backbone=dict(depth=18, base_channels=8, init_cfg=None),
@@ -61,7 +71,7 @@ def tiny_detector(tmp_path_factory):
 
     root = tmp_path_factory.mktemp('tiny_det')
     cfg_path = root / 'tiny_faster_rcnn.py'
-    cfg_path.write_text(TINY_CONFIG)
+    cfg_path.write_text(TINY_CONFIG.replace('{base}', _mmdet_base()))
     init_default_scope('mmdet')
     torch.manual_seed(0)
     model = MODELS.build(Config.fromfile(str(cfg_path)).model)

@@ -290,4 +290,6 @@ def build_detector_backbone(config: str | Path, checkpoint: str | Path | None,
     norm = dict(mean=tuple(pre.mean.flatten().tolist()) if getattr(pre, '_enable_normalize', False) else (0., 0., 0.),
                 std=tuple(pre.std.flatten().tolist()) if getattr(pre, '_enable_normalize', False) else (1., 1., 1.),
                 bgr_to_rgb=bool(getattr(pre, '_channel_conversion', False)))
-    return detector.backbone.eval(), norm
+    backbone = detector.backbone
+    backbone.eval()  # mmdet's ResNet.train() returns None, so no chaining
+    return backbone, norm
