@@ -34,7 +34,8 @@ def test_optimising_only_the_regulariser_drives_alpha_to_zero(kind):
     layer.alpha.data.uniform_(-0.5, 0.5)
     start = layer.alpha.detach().abs().mean()
     opt = torch.optim.SGD(layer.parameters(), lr=0.05)
-    sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=0.97)
+    # L1's constant-size steps oscillate around 0 unless the step size decays
+    sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=0.97 if kind == 'L1' else 1.0)
     for _ in range(150):
         opt.zero_grad()
         layer.alpha_penalty().backward()
@@ -44,14 +45,14 @@ def test_optimising_only_the_regulariser_drives_alpha_to_zero(kind):
     if kind == 'L1':  # most alphas exactly or nearly 0: identity channels
         assert (a < 2e-3).float().mean() >= 0.9
     else:
-        assert a.mean() < 1e-3 * start.item() + 1e-4 and a.max() < 0.01
+        assert a.mean() < 1e-3 * start.item() and a.max() < 1e-3  # geometric decay (1 - 2*lr)**n
 
 
 def test_hpow_regulariser_acts_on_predicted_alpha():
     torch.manual_seed(0)
     layer = HPOW(16, reduction=4, alpha_reg=dict(type='L1', weight=1.0), with_relu=True)
-    layer.expand_weight.data.normal_(0, 0.5)
-    layer.expand_bias.data.normal_(0, 0.5)
+    layer.expand_weight.data.normal_(0, 0.1)
+    layer.expand_bias.data.normal_(0, 0.1)  # inside alpha_range: the clamp changes nothing
     x = torch.randn(4, 16, 6, 6)
     reg_module.mark_alpha_reg_handled(layer)
     layer.train()
@@ -90,9 +91,10 @@ def test_missing_hook_warns_once_with_the_fix():
 
 def _tiny_faster_rcnn():
     from mmdet.registry import MODELS
-    from mmdet.testing import demo_mm_inputs, get_detector_cfg
+    from mmdet.testing import demo_mm_inputs
+    from mmengine.hub import get_config
     init_default_scope('mmdet')
-    cfg = get_detector_cfg('faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py')
+    cfg = get_config('mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py').model
     cfg.backbone = dict(type='ResNetPOW', depth=18, base_channels=16, frozen_stages=-1, norm_eval=False,
                         stage_with_quant=(False, True, True, True),
                         quant_cfg=dict(alpha_reg=dict(type='L1', weight=0.01)), init_cfg=None)
