@@ -5,6 +5,9 @@ with non-zero alphas (a fresh POW/HPOW would take the bit-exact identity fast pa
 
 * time: all variants are built in one process and timed round-robin (so a change in
   machine load hits every variant alike); the median over ``--repeats`` is reported.
+  With ``--clock cpu`` (default) the process CPU time is measured, which on a shared
+  machine is far less sensitive to other processes than wall time; with one thread
+  (default) the two agree on an idle machine. ``--clock wall`` measures wall time.
 * memory: each variant runs once more in a fresh subprocess with glibc's
   ``MALLOC_MMAP_THRESHOLD_`` lowered, so freed blocks go back to the OS and the resident
   set follows live memory; the peak is ``VmHWM - VmRSS`` around one forward + backward
@@ -50,6 +53,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--stages', type=int, nargs=4, default=[1, 1, 1, 1],
                         help='stage_with_quant as 0/1 flags (default: all stages)')
     parser.add_argument('--variants', nargs='+', default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument('--clock', choices=('cpu', 'wall'), default='cpu',
+                        help='process CPU time (robust on a busy machine) or wall time')
     parser.add_argument('--skip-memory', action='store_true')
     parser.add_argument('--out', type=Path, help='also write the results as JSON here')
     parser.add_argument('--memory-worker', help=argparse.SUPPRESS)
@@ -81,12 +86,12 @@ def build(name: str, args: argparse.Namespace):
     return model
 
 
-def step(model, x) -> float:
-    start = time.perf_counter()
+def step(model, x, clock=time.perf_counter) -> float:
+    start = clock()
     outs = model(x)
     sum(o.float().square().mean() for o in outs).backward()
     model.zero_grad(set_to_none=True)
-    return time.perf_counter() - start
+    return clock() - start
 
 
 def _proc_kb(field: str) -> int:
@@ -134,13 +139,15 @@ def main(argv=None) -> None:
     names = ['ResNet'] + [n for n in args.variants if n != 'ResNet']
     models = {n: build(n, args) for n in names}
     x = torch.randn(args.batch, 3, args.size, args.size)
+    clock = time.process_time if args.clock == 'cpu' else time.perf_counter
     print(f'ResNet-{args.depth}, input {args.batch}x3x{args.size}x{args.size}, {args.threads} thread(s), '
+          f'{args.clock} time, '
           f'stage_with_quant={tuple(bool(s) for s in args.stages)}, {args.repeats} timed run(s) + 1 warm-up')
     times = {n: [] for n in names}
     bar = ProgressBar(len(names) * (args.repeats + 1))
     for r in range(args.repeats + 1):
         for n in names:
-            t = step(models[n], x)
+            t = step(models[n], x, clock)
             if r > 0:
                 times[n].append(t)
             bar.update()
@@ -154,7 +161,8 @@ def main(argv=None) -> None:
     print()
     base_t = statistics.median(times['ResNet'])
     rows, results = [], {}
-    header = '| backbone | time (s) | time ratio | target | peak memory (MB) | memory ratio | target |'
+    header = (f'| backbone | {args.clock} time (s) | time ratio | target | peak memory (MB) | '
+              'memory ratio | target |')
     rows += [header, '|' + '---|' * 7]
     for n in names:
         med = statistics.median(times[n])
