@@ -154,7 +154,7 @@ class PowQuantFunction(Function):
             yc, gc = y2[r0:r1].to(cdt), g2[r0:r1].to(cdt)
             pr = prow[r0:r1]
             if relu:  # y >= 0 (a -0.0 is harmless: its log is clamped, u * log t -> 0)
-                a = yc / w if w != 1.0 else (yc if k == 1 else yc.clone())
+                a = yc / w if w != 1.0 else yc  # read-only below when it is yc
             else:
                 a = yc.abs().div_(w) if w != 1.0 else yc.abs()
             if k == 1:
@@ -170,7 +170,7 @@ class PowQuantFunction(Function):
             else:
                 j = a.floor().clamp_(0, k - 1)
                 jl = j.long()
-                u = a.sub_(j)
+                u = a - j
                 pe = torch.gather(pr, 1, jl)
                 l2 = torch.clamp(u, min=TINY).log2_().div_(pe).clamp_(min=log2_tmin)  # log2 t
                 if need_p:  # dy/dp = s*w*u*ln t, scattered to the segment's exponent
