@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY=${PY:-.venv/bin/python}
 DEMO=${1:-outputs/demo}
-OUT=docs/figures
+OUT=${OUT:-docs/figures}  # override to render elsewhere
 VOC=$DEMO/data/VOC2007
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 
@@ -52,4 +52,14 @@ echo "== 4/4 robustness curves (supplement Fig. 3)"
 $PY tools/analysis/plot_robustness.py "$DEMO/robustness/plain/results.json" "$DEMO/robustness/pow/results.json" \
     --labels ResNet-18 ResNet-18+POW-1 --out "$OUT/robustness.png"
 
-ls -l "$OUT"
+echo "== README size budget: PNGs over 280 KB are re-encoded with a 256-colour palette"
+$PY - "$OUT"/*.png <<'PY'
+import os, sys
+from PIL import Image
+for path in sys.argv[1:]:
+    if os.path.getsize(path) > 280_000:
+        img = Image.open(path).convert('RGB')
+        img.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE) \
+           .save(path, optimize=True)
+    print(f'{path}: {os.path.getsize(path) // 1024} KB')
+PY
