@@ -78,11 +78,16 @@ def test_voc_configs_read_voc2007_only(path: Path, synthetic_voc_root: Path) -> 
     assert cfg.test_evaluator.type == 'VOCMetric'
     head = cfg.model.get('roi_head', {}).get('bbox_head', cfg.model.get('bbox_head'))
     assert head.num_classes == 20
-    # With the files present (the synthetic fixture), the data sets build; VOC's classes
-    # do not occur in it, so only the test split (no empty-image filter) has images.
+    # With the files present (the synthetic fixture, read with its own class names), the
+    # data sets and their pipelines build and load images.
+    from fq_det.datasets.synthetic_voc import SYNTH_CLASSES
     set_data_root(cfg, str(synthetic_voc_root))
-    assert len(DATASETS.build(cfg.test_dataloader.dataset)) == 4
-    assert len(DATASETS.build(cfg.train_dataloader.dataset)) == 0
+    for leaf in [*leaf_datasets(train), cfg.test_dataloader.dataset]:
+        leaf.metainfo = dict(classes=SYNTH_CLASSES)
+    test = DATASETS.build(cfg.test_dataloader.dataset)
+    train = DATASETS.build(cfg.train_dataloader.dataset)
+    assert (len(train), len(test)) == (3 * 8, 4)
+    assert train[0]['inputs'].shape[0] == 3
 
 
 @pytest.mark.parametrize('path', SYNTH_CONFIGS, ids=_ids(SYNTH_CONFIGS))
@@ -99,6 +104,8 @@ def test_synthvoc_configs_build_datasets(path: Path, synthetic_voc_root: Path) -
     assert [tuple(c) for c in cfg.metainfo.palette] == SYNTH_PALETTE
     assert cfg.model.roi_head.bbox_head.num_classes == len(SYNTH_CLASSES)
     assert cfg.train_cfg.type == 'IterBasedTrainLoop'
+    assert cfg.train_dataloader.dataset.type == cfg.test_dataloader.dataset.type == 'XMLDataset'
+    assert cfg.test_evaluator.type == 'VOCMetric'
     set_data_root(cfg, str(synthetic_voc_root))
     train = DATASETS.build(cfg.train_dataloader.dataset)
     test = DATASETS.build(cfg.test_dataloader.dataset)

@@ -7,6 +7,9 @@ data_root = 'data/synthvoc/'
 image_scale = (256, 192)  # (W, H) the images are resized to (the generator's default 4:3 aspect)
 max_iters = 1200
 # fq_det.datasets.synthetic_voc.SYNTH_CLASSES / SYNTH_PALETTE (tests check they agree)
+# The data sets are MMDetection's XMLDataset (VOCDataset's parent, same VOC reader): VOCDataset
+# marks any VOC2007/ folder as Pascal VOC, and VOCMetric then labels its tables with VOC's
+# 20 class names. VOCMetric still computes the 11-point VOC AP50.
 metainfo = dict(
     classes=('circle', 'square', 'triangle', 'cross', 'star'),
     palette=[(220, 20, 60), (0, 130, 200), (60, 180, 75), (245, 130, 48), (145, 30, 180)])
@@ -47,7 +50,7 @@ train_dataloader = dict(
     sampler=dict(type='InfiniteSampler', shuffle=True),
     dataset=dict(
         _delete_=True,
-        type='VOCDataset',
+        type='XMLDataset',
         data_root=data_root,
         metainfo=metainfo,
         ann_file='VOC2007/ImageSets/Main/trainval.txt',
@@ -58,7 +61,7 @@ val_dataloader = dict(
     batch_size=4,
     num_workers=0,
     persistent_workers=False,
-    dataset=dict(data_root=data_root, metainfo=metainfo, pipeline=test_pipeline))
+    dataset=dict(type='XMLDataset', data_root=data_root, metainfo=metainfo, pipeline=test_pipeline))
 test_dataloader = val_dataloader
 
 train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters)
