@@ -57,7 +57,8 @@ def test_hpow_regulariser_acts_on_predicted_alpha():
     reg_module.mark_alpha_reg_handled(layer)
     layer.train()
     layer(x.clone())
-    assert layer.alpha_penalty().item() == pytest.approx(layer.last_alpha.abs().sum().item() / 4, rel=1e-4)
+    assert layer.alpha_penalty().item() == pytest.approx(layer.last_alpha.abs().sum().item() / 4,
+                                                         rel=1e-4)
     first = layer.last_alpha.abs().mean().item()
     opt = torch.optim.SGD(layer.parameters(), lr=0.02)
     for _ in range(60):
@@ -95,9 +96,14 @@ def _tiny_faster_rcnn():
     from mmengine.hub import get_config
     init_default_scope('mmdet')
     cfg = get_config('mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py').model
-    cfg.backbone = dict(type='ResNetPOW', depth=18, base_channels=16, frozen_stages=-1, norm_eval=False,
+    cfg.backbone = dict(type='ResNetPOW',
+                        depth=18,
+                        base_channels=16,
+                        frozen_stages=-1,
+                        norm_eval=False,
                         stage_with_quant=(False, True, True, True),
-                        quant_cfg=dict(alpha_reg=dict(type='L1', weight=0.01)), init_cfg=None)
+                        quant_cfg=dict(alpha_reg=dict(type='L1', weight=0.01)),
+                        init_cfg=None)
     cfg.neck.in_channels = [16, 32, 64, 128]
     cfg.neck.out_channels = 16
     cfg.rpn_head.in_channels = 16
@@ -128,8 +134,10 @@ def test_hook_adds_the_penalty_to_a_real_detector_loss():
     optim = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1))
     log_vars = model.train_step(data, optim)
     assert log_vars['loss_alpha_reg'].item() == pytest.approx(expected, rel=1e-5)
-    others = sum(v for k, v in log_vars.items() if 'loss' in k and k not in ('loss', 'loss_alpha_reg'))
-    assert log_vars['loss'].item() == pytest.approx((others + log_vars['loss_alpha_reg']).item(), rel=1e-4)
+    others = sum(v for k, v in log_vars.items()
+                 if 'loss' in k and k not in ('loss', 'loss_alpha_reg'))
+    assert log_vars['loss'].item() == pytest.approx((others + log_vars['loss_alpha_reg']).item(),
+                                                    rel=1e-4)
     assert not torch.equal(before, alpha.detach())  # the step moved alpha
     # predict mode is untouched, and the hook comes off after training
     model.eval()

@@ -8,7 +8,8 @@ from mmdet.models.backbones.resnet import BasicBlock, Bottleneck
 from mmdet.registry import MODELS
 from mmengine.registry import init_default_scope
 
-from fq_det.models import HPOW, POW, SF, QuantBasicBlock, QuantBottleneck, ResNetHPOW, ResNetPOW, ResNetSF
+from fq_det.models import (HPOW, POW, SF, QuantBasicBlock, QuantBottleneck, ResNetHPOW, ResNetPOW,
+                           ResNetSF)
 
 QUANT_KEY_PARTS = ('.alpha', '.width', '.reduce_', '.expand_')
 
@@ -35,7 +36,8 @@ def _plain(depth: int, **kw) -> ResNet:
 
 
 @pytest.mark.parametrize('depth', [18, 50])
-@pytest.mark.parametrize('cls,cfg', [(ResNetPOW, dict(num_splits=1)), (ResNetPOW, dict(num_splits=4)),
+@pytest.mark.parametrize('cls,cfg', [(ResNetPOW, dict(num_splits=1)),
+                                     (ResNetPOW, dict(num_splits=4)),
                                      (ResNetHPOW, dict(num_splits=2, reduction=4))])
 def test_plain_state_dict_gives_the_plain_resnet(depth, cls, cfg):
     plain = _plain(depth)
@@ -44,7 +46,8 @@ def test_plain_state_dict_gives_the_plain_resnet(depth, cls, cfg):
     result = quant.load_state_dict(plain.state_dict(), strict=False)
     assert result.unexpected_keys == []
     assert result.missing_keys, 'the quantizers must add their own parameters'
-    assert all(any(part in k for part in QUANT_KEY_PARTS) for k in result.missing_keys), result.missing_keys
+    assert all(any(part in k for part in QUANT_KEY_PARTS)
+               for k in result.missing_keys), result.missing_keys
     quant.eval()
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
@@ -67,13 +70,16 @@ def test_pretrained_init_cfg_loads_a_plain_checkpoint(tmp_path):
     plain = _plain(18)
     ckpt = tmp_path / 'resnet18_plain.pth'
     torch.save(plain.state_dict(), ckpt)
-    quant = ResNetHPOW(depth=18, base_channels=8, quant_cfg=dict(reduction=2),
+    quant = ResNetHPOW(depth=18,
+                       base_channels=8,
+                       quant_cfg=dict(reduction=2),
                        init_cfg=dict(type='Pretrained', checkpoint=str(ckpt)))
     quant.init_weights()
     quant.eval()
     hpows = [m for m in quant.modules() if isinstance(m, HPOW)]
     assert len(hpows) == 2 * 8  # 8 BasicBlocks x (act1, act2)
-    assert all(torch.count_nonzero(h.expand_weight) == 0 for h in hpows)  # identity after init_weights
+    assert all(torch.count_nonzero(h.expand_weight) == 0
+               for h in hpows)  # identity after init_weights
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         for a, b in zip(plain(x), quant(x)):
@@ -84,14 +90,17 @@ def test_fresh_init_keeps_quantizers_identity():
     """mmengine's Kaiming Conv2d init must not break HPOW's zero-initialised last conv."""
     model = ResNetHPOW(depth=50, base_channels=8, quant_cfg=dict(reduction=4))
     model.init_weights()
-    assert all(torch.count_nonzero(m.expand_weight) == 0 for m in model.modules() if isinstance(m, HPOW))
+    assert all(
+        torch.count_nonzero(m.expand_weight) == 0 for m in model.modules() if isinstance(m, HPOW))
     model = ResNetPOW(depth=18, base_channels=8)
     model.init_weights()
     assert all(torch.count_nonzero(m.alpha) == 0 for m in model.modules() if isinstance(m, POW))
 
 
 def test_stage_with_quant_and_block_layout():
-    model = ResNetPOW(depth=50, base_channels=8, stage_with_quant=(False, True, False, True),
+    model = ResNetPOW(depth=50,
+                      base_channels=8,
+                      stage_with_quant=(False, True, False, True),
                       quant_cfg=dict(num_splits=2))
     for i, quantized in enumerate(model.stage_with_quant):
         for block in getattr(model, f'layer{i + 1}'):
@@ -100,8 +109,8 @@ def test_stage_with_quant_and_block_layout():
             if quantized:
                 assert not hasattr(block, 'relu')
                 assert [type(getattr(block, f'act{j}')) for j in (1, 2, 3)] == [POW] * 3
-                assert block.act1.alpha.shape == (8 * 2 ** i, 2)
-                assert block.act3.alpha.shape == (8 * 2 ** i * 4, 2)
+                assert block.act1.alpha.shape == (8 * 2**i, 2)
+                assert block.act3.alpha.shape == (8 * 2**i * 4, 2)
     keys = [k for k in model.state_dict() if k.endswith('.alpha')]
     assert keys and all(k.startswith(('layer2.', 'layer4.')) for k in keys)
     assert 'layer2.0.act1.alpha' in keys
@@ -123,7 +132,10 @@ def test_sf_backbone_outputs_are_on_the_grid():
 
 def test_training_mode_frozen_stages_norm_eval_and_with_cp():
     torch.manual_seed(0)
-    kw = dict(depth=50, base_channels=8, frozen_stages=1, norm_eval=True,
+    kw = dict(depth=50,
+              base_channels=8,
+              frozen_stages=1,
+              norm_eval=True,
               quant_cfg=dict(alpha_reg=dict(type='L2', weight=1e-3)))
     model = ResNetPOW(**kw)
     model.init_weights()
@@ -150,9 +162,14 @@ def test_training_mode_frozen_stages_norm_eval_and_with_cp():
 
 def test_bottleneck_plugins_still_work():
     init_default_scope('mmdet')
-    model = ResNetPOW(depth=50, base_channels=8, plugins=[
-        dict(cfg=dict(type='HPOW', reduction=4), position='after_conv3', stages=(False, False, True, True)),
-        dict(cfg=dict(type='SF', resolution=100), position='after_conv2')])
+    model = ResNetPOW(depth=50,
+                      base_channels=8,
+                      plugins=[
+                          dict(cfg=dict(type='HPOW', reduction=4),
+                               position='after_conv3',
+                               stages=(False, False, True, True)),
+                          dict(cfg=dict(type='SF', resolution=100), position='after_conv2')
+                      ])
     block = model.layer3[0]
     assert isinstance(block.hpow, HPOW) and block.hpow.channels == 8 * 4 * 4
     assert isinstance(block.sf, SF)
@@ -168,7 +185,8 @@ def test_registry_builds_every_backbone():
     init_default_scope('mmdet')
     for t, cfg in (('ResNetSF', dict(resolution=10)), ('ResNetPOW', dict(num_splits=2)),
                    ('ResNetHPOW', dict()), ('ResNetQuant', dict(type='POW'))):
-        model = MODELS.build(dict(type=t, depth=18, base_channels=8, out_indices=(3,), quant_cfg=cfg))
+        model = MODELS.build(
+            dict(type=t, depth=18, base_channels=8, out_indices=(3, ), quant_cfg=cfg))
         model.eval()
         assert model(torch.randn(1, 3, 32, 32))[0].shape == (1, 64, 1, 1)
 

@@ -22,7 +22,7 @@ def pow_closed_form(x: np.ndarray, alpha: np.ndarray, w: float, k: int, relu: bo
         a = abs(v)
         j = min(int(math.floor(a / w)), k - 1)
         p = 1.0 + alpha[idx[1], j]
-        f = j * w + w * ((a - j * w) / w) ** p
+        f = j * w + w * ((a - j * w) / w)**p
         out[idx] = math.copysign(f, v) if v != 0 else 0.0
     return out
 
@@ -93,7 +93,7 @@ def test_pow_clamps_alpha():
     layer.alpha.data = torch.tensor([-3.0, 9.0])
     x = torch.full((1, 2, 1, 1), 0.25)
     y = layer(x).flatten()
-    assert torch.allclose(y, torch.tensor([0.25 ** 0.5, 0.25 ** 5.0]))
+    assert torch.allclose(y, torch.tensor([0.25**0.5, 0.25**5.0]))
 
 
 @pytest.mark.parametrize('k', [2, 4])
@@ -105,8 +105,9 @@ def test_pow_is_continuous_at_breakpoints_and_odd(k):
     eps = 1e-9
     for j in range(1, k):
         b = j * w
-        vals = layer(torch.tensor([b - eps, b, b + eps], dtype=torch.float64).view(1, 1, 3)).flatten()
-        assert vals[1].item() == pytest.approx(b, abs=1e-15)          # f(b_j) = b_j
+        vals = layer(torch.tensor([b - eps, b, b + eps], dtype=torch.float64).view(1, 1,
+                                                                                   3)).flatten()
+        assert vals[1].item() == pytest.approx(b, abs=1e-15)  # f(b_j) = b_j
         assert abs(vals[0] - vals[1]) < 1e-6 and abs(vals[2] - vals[1]) < 1e-6
     x = torch.randn(1, 1, 100, dtype=torch.float64) * 3
     assert torch.equal(layer(-x), -layer(x))
@@ -114,7 +115,9 @@ def test_pow_is_continuous_at_breakpoints_and_odd(k):
     grid = torch.linspace(0, k * w - 1e-6, 2001, dtype=torch.float64).view(1, 1, -1)
     out = layer(grid).flatten()
     assert torch.all(out[1:] >= out[:-1])
-    assert torch.equal(torch.floor(out / w).clamp(max=k - 1), torch.floor(grid.flatten() / w).clamp(max=k - 1))
+    assert torch.equal(
+        torch.floor(out / w).clamp(max=k - 1),
+        torch.floor(grid.flatten() / w).clamp(max=k - 1))
 
 
 def _away_from_breakpoints(shape, w, k, dtype=torch.float64):
@@ -144,7 +147,7 @@ def test_pow_module_gradcheck_with_learnable_width():
     with torch.no_grad():
         layer.alpha.uniform_(-0.4, 1.5)
     x = _away_from_breakpoints((2, 3, 2, 2), 0.9, 2).requires_grad_()
-    assert torch.autograd.gradcheck(layer, (x,))
+    assert torch.autograd.gradcheck(layer, (x, ))
     y = layer(x)
     grads = torch.autograd.grad(y.sum(), (layer.alpha, layer.width))
     assert grads[0].shape == (3, 2) and grads[1].abs() > 0
@@ -156,19 +159,23 @@ def test_hpow_gradcheck_through_the_alpha_branch():
         layer.expand_weight.normal_(0, 0.3)
         layer.expand_bias.normal_(0, 0.2)
     x = _away_from_breakpoints((2, 4, 3, 3), 1.0, 2).requires_grad_()
-    assert torch.autograd.gradcheck(lambda t: layer(t * 1.0), (x,))
+    assert torch.autograd.gradcheck(lambda t: layer(t * 1.0), (x, ))
     params = [layer.reduce_weight, layer.expand_weight]
     assert torch.autograd.gradcheck(
-        lambda w1, w2: torch.func.functional_call(
-            layer, {'reduce_weight': w1, 'expand_weight': w2}, (x.detach() * 1.0,)), params)
+        lambda w1, w2: torch.func.functional_call(layer, {
+            'reduce_weight': w1,
+            'expand_weight': w2
+        }, (x.detach() * 1.0, )), params)
 
 
 @pytest.mark.parametrize('k', [1, 4])
 @pytest.mark.parametrize('relu', [False, True])
 @pytest.mark.parametrize('alpha_value', [-0.5, 4.0, -2.0, 9.0, 0.3])
 def test_gradients_finite_at_edge_cases(k, relu, alpha_value):
-    edge = torch.tensor([0.0, -0.0, 1.0, 2.0, 3.0, -1.0, -3.0, 1e4, -1e4, 1e-30, 1e-40, -1e-40,
-                         1.0 - 1e-7, 1.0 + 1e-7, 0.5])
+    edge = torch.tensor([
+        0.0, -0.0, 1.0, 2.0, 3.0, -1.0, -3.0, 1e4, -1e4, 1e-30, 1e-40, -1e-40, 1.0 - 1e-7,
+        1.0 + 1e-7, 0.5
+    ])
     x = edge.view(1, 1, -1).repeat(2, 3, 1).requires_grad_()
     layer = POW(3, num_splits=k, with_relu=relu)
     layer.alpha.data.fill_(alpha_value)
@@ -189,8 +196,12 @@ def test_gradients_finite_at_edge_cases(k, relu, alpha_value):
     assert torch.isfinite(x3.grad).all()
 
 
-@pytest.mark.parametrize('cfg', [dict(type='SF', resolution=10), dict(type='POW'),
-                                 dict(type='POW', num_splits=4), dict(type='HPOW', reduction=2)])
+@pytest.mark.parametrize('cfg', [
+    dict(type='SF', resolution=10),
+    dict(type='POW'),
+    dict(type='POW', num_splits=4),
+    dict(type='HPOW', reduction=2)
+])
 def test_autocast_bfloat16(cfg):
     torch.manual_seed(1)
     conv = torch.nn.Conv2d(3, 8, 3, padding=1)
@@ -217,7 +228,10 @@ def test_row_blocks_cover_big_tensors():
     y = pow_quant(x, p, 1.0, 2, relu=True)
     assert torch.allclose(y, pow_reference(x, p, 1.0, 2, relu=True), rtol=1e-5, atol=1e-6)
     xt = x.transpose(2, 3)
-    assert torch.allclose(pow_quant(xt, p, 1.0, 2), pow_reference(xt, p, 1.0, 2), rtol=1e-5, atol=1e-6)
+    assert torch.allclose(pow_quant(xt, p, 1.0, 2),
+                          pow_reference(xt, p, 1.0, 2),
+                          rtol=1e-5,
+                          atol=1e-6)
     assert x.numel() > 2 * F_q.BLOCK_ELEMS
     s = SF(10, with_relu=True)(x.clone())
     assert torch.equal(s, torch.floor(10 * x.clamp(min=0)) / 10)

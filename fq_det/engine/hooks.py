@@ -36,7 +36,8 @@ class AlphaRegularizationHook(Hook):
 
     def __init__(self, loss_key: str = LOSS_KEY) -> None:
         if 'loss' not in loss_key:
-            raise ValueError(f"loss_key must contain 'loss' (mmengine only sums such keys), got {loss_key!r}")
+            raise ValueError(
+                f"loss_key must contain 'loss' (mmengine only sums such keys), got {loss_key!r}")
         self.loss_key = loss_key
         self._handle = None
         self._modules: list = []
@@ -45,11 +46,14 @@ class AlphaRegularizationHook(Hook):
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
         self.attach(model)
         if self._modules:
-            print_log(f'AlphaRegularizationHook: {len(self._modules)} quantizer layers add their alpha '
-                      f"penalty to the loss as '{self.loss_key}'", logger='current')
+            print_log(
+                f'AlphaRegularizationHook: {len(self._modules)} quantizer layers add their alpha '
+                f"penalty to the loss as '{self.loss_key}'",
+                logger='current')
         else:
             print_log('AlphaRegularizationHook: no quantizer layer has alpha_reg; nothing to add',
-                      logger='current', level=logging.INFO)
+                      logger='current',
+                      level=logging.INFO)
 
     def attach(self, model) -> None:
         """Register the loss-dict forward hook on ``model`` (also usable without a Runner)."""
@@ -72,5 +76,6 @@ class AlphaRegularizationHook(Hook):
         mode = kwargs.get('mode', args[2] if len(args) > 2 else None)
         if mode != 'loss' or not isinstance(output, dict):
             return None
-        output[self.loss_key] = torch.stack([m.alpha_penalty().float() for m in self._modules]).sum()
+        output[self.loss_key] = torch.stack([m.alpha_penalty().float()
+                                             for m in self._modules]).sum()
         return output

@@ -9,7 +9,9 @@ from .quantizers import (HPOW, POW, QUANTIZERS, SF, AlphaRegularizer, alpha_pena
                          build_alpha_regularizer, build_quant_activation, mark_alpha_reg_handled,
                          pow_quant, pow_reference, regularized_modules, relu_mean, sf_quant)
 
-__all__ = ['SF', 'POW', 'HPOW', 'QUANTIZERS', 'build_quant_activation', 'alpha_penalty',
-           'AlphaRegularizer', 'build_alpha_regularizer', 'mark_alpha_reg_handled',
-           'regularized_modules', 'pow_quant', 'pow_reference', 'sf_quant', 'relu_mean',
-           'QuantBasicBlock', 'QuantBottleneck', 'ResNetQuant', 'ResNetSF', 'ResNetPOW', 'ResNetHPOW']
+__all__ = [
+    'SF', 'POW', 'HPOW', 'QUANTIZERS', 'build_quant_activation', 'alpha_penalty',
+    'AlphaRegularizer', 'build_alpha_regularizer', 'mark_alpha_reg_handled', 'regularized_modules',
+    'pow_quant', 'pow_reference', 'sf_quant', 'relu_mean', 'QuantBasicBlock', 'QuantBottleneck',
+    'ResNetQuant', 'ResNetSF', 'ResNetPOW', 'ResNetHPOW'
+]

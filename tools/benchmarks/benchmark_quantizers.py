@@ -50,10 +50,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--depth', type=int, default=50)
     parser.add_argument('--repeats', type=int, default=3, help='timed runs per variant (median)')
     parser.add_argument('--threads', type=int, default=1, help='torch intra-op threads')
-    parser.add_argument('--stages', type=int, nargs=4, default=[1, 1, 1, 1],
+    parser.add_argument('--stages',
+                        type=int,
+                        nargs=4,
+                        default=[1, 1, 1, 1],
                         help='stage_with_quant as 0/1 flags (default: all stages)')
     parser.add_argument('--variants', nargs='+', default=list(VARIANTS), choices=list(VARIANTS))
-    parser.add_argument('--clock', choices=('cpu', 'wall'), default='cpu',
+    parser.add_argument('--clock',
+                        choices=('cpu', 'wall'),
+                        default='cpu',
                         help='process CPU time (robust on a busy machine) or wall time')
     parser.add_argument('--skip-memory', action='store_true')
     parser.add_argument('--out', type=Path, help='also write the results as JSON here')
@@ -118,11 +123,17 @@ def memory_worker(args: argparse.Namespace) -> None:
 
 
 def measure_memory(name: str, args: argparse.Namespace) -> float:
-    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_='65536', MALLOC_TRIM_THRESHOLD_='0',
+    env = dict(os.environ,
+               MALLOC_MMAP_THRESHOLD_='65536',
+               MALLOC_TRIM_THRESHOLD_='0',
                OMP_NUM_THREADS=str(args.threads))
-    cmd = [sys.executable, __file__, '--memory-worker', name, '--size', str(args.size),
-           '--batch', str(args.batch), '--depth', str(args.depth), '--threads', str(args.threads),
-           '--stages', *map(str, args.stages)]
+    cmd = [
+        sys.executable, __file__, '--memory-worker', name, '--size',
+        str(args.size), '--batch',
+        str(args.batch), '--depth',
+        str(args.depth), '--threads',
+        str(args.threads), '--stages', *map(str, args.stages)
+    ]
     out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])['peak_mb']
 
@@ -140,9 +151,13 @@ def main(argv=None) -> None:
     models = {n: build(n, args) for n in names}
     x = torch.randn(args.batch, 3, args.size, args.size)
     clock = time.process_time if args.clock == 'cpu' else time.perf_counter
-    print(f'ResNet-{args.depth}, input {args.batch}x3x{args.size}x{args.size}, {args.threads} thread(s), '
-          f'{args.clock} time, '
-          f'stage_with_quant={tuple(bool(s) for s in args.stages)}, {args.repeats} timed run(s) + 1 warm-up')
+    print(
+        f'ResNet-{args.depth}, input {args.batch}x3x{args.size}x{args.size}, '
+        f'{args.threads} thread(s), '
+        f'{args.clock} time, '
+        f'stage_with_quant={tuple(bool(s) for s in args.stages)}, '
+        f'{args.repeats} timed run(s) + 1 warm-up'
+    )
     times = {n: [] for n in names}
     bar = ProgressBar(len(names) * (args.repeats + 1))
     for r in range(args.repeats + 1):
@@ -169,19 +184,30 @@ def main(argv=None) -> None:
         t_ratio = med / base_t
         m_ratio = memory[n] / memory['ResNet'] if memory else float('nan')
         _, t_target, m_target = VARIANTS[n]
-        results[n] = dict(time_s=med, times_s=times[n], time_ratio=t_ratio, time_target=t_target,
-                          peak_mb=memory.get(n), memory_ratio=m_ratio, memory_target=m_target)
+        results[n] = dict(time_s=med,
+                          times_s=times[n],
+                          time_ratio=t_ratio,
+                          time_target=t_target,
+                          peak_mb=memory.get(n),
+                          memory_ratio=m_ratio,
+                          memory_target=m_target)
 
         def mark(v, target):
             return '' if target is None or v != v else (' ok' if v <= target else ' OVER')
+
         rows.append(f'| {n} | {med:.2f} | {t_ratio:.3f}{mark(t_ratio, t_target)} | '
                     f'{t_target or "-"} | {memory.get(n, float("nan")):.0f} | '
                     f'{m_ratio:.3f}{mark(m_ratio, m_target)} | {m_target or "-"} |')
     print('\n'.join(rows))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(dict(args={k: (str(v) if isinstance(v, Path) else v)
-                                                  for k, v in vars(args).items()}, results=results), indent=2))
+        args.out.write_text(
+            json.dumps(dict(args={
+                k: (str(v) if isinstance(v, Path) else v)
+                for k, v in vars(args).items()
+            },
+                            results=results),
+                       indent=2))
 
 
 if __name__ == '__main__':

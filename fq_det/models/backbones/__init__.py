@@ -2,4 +2,6 @@
 from .resnet_quant import (QuantBasicBlock, QuantBottleneck, ResNetHPOW, ResNetPOW, ResNetQuant,
                            ResNetSF)
 
-__all__ = ['QuantBasicBlock', 'QuantBottleneck', 'ResNetQuant', 'ResNetSF', 'ResNetPOW', 'ResNetHPOW']
+__all__ = [
+    'QuantBasicBlock', 'QuantBottleneck', 'ResNetQuant', 'ResNetSF', 'ResNetPOW', 'ResNetHPOW'
+]

@@ -96,8 +96,11 @@ class ResNetQuant(ResNet):
 
     quant_type: Optional[str] = None
 
-    def __init__(self, depth: int, quant_cfg: Optional[dict] = None,
-                 stage_with_quant: Optional[Sequence[bool]] = None, num_stages: int = 4,
+    def __init__(self,
+                 depth: int,
+                 quant_cfg: Optional[dict] = None,
+                 stage_with_quant: Optional[Sequence[bool]] = None,
+                 num_stages: int = 4,
                  **kwargs) -> None:
         name = type(self).__name__
         cfg = dict(quant_cfg or {})
@@ -106,10 +109,11 @@ class ResNetQuant(ResNet):
                 raise ValueError(f"{name} quantizes with {self.quant_type!r}; quant_cfg type "
                                  f"{cfg['type']!r} is not allowed (omit 'type' or use ResNetQuant)")
         elif cfg.get('type') not in QUANTIZERS:
-            raise ValueError(f"{name} needs quant_cfg=dict(type=..., ...) with type in {tuple(QUANTIZERS)}, "
-                             f"got {cfg.get('type')!r}")
+            raise ValueError(
+                f"{name} needs quant_cfg=dict(type=..., ...) with type in {tuple(QUANTIZERS)}, "
+                f"got {cfg.get('type')!r}")
         if stage_with_quant is None:
-            stage_with_quant = (True,) * num_stages
+            stage_with_quant = (True, ) * num_stages
         if (not isinstance(stage_with_quant, (tuple, list)) or len(stage_with_quant) != num_stages
                 or not all(isinstance(v, bool) for v in stage_with_quant)):
             raise ValueError(f'{name}: stage_with_quant must be a tuple of {num_stages} bools '
@@ -125,8 +129,9 @@ class ResNetQuant(ResNet):
         if self.stage_with_quant[stage]:
             block = kwargs['block']
             if block not in QUANT_BLOCKS:
-                raise TypeError(f'{type(self).__name__} has no quantized version of block {block.__name__}; '
-                                f'supported: {[b.__name__ for b in QUANT_BLOCKS]}')
+                raise TypeError(
+                    f'{type(self).__name__} has no quantized version of block {block.__name__}; '
+                    f'supported: {[b.__name__ for b in QUANT_BLOCKS]}')
             kwargs.update(block=QUANT_BLOCKS[block], quant_cfg=self.quant_cfg)
         return super().make_res_layer(**kwargs)
 

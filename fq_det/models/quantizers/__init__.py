@@ -7,6 +7,8 @@ from .regularizer import (AlphaRegularizer, alpha_penalty, build_alpha_regulariz
                           mark_alpha_reg_handled, regularized_modules)
 from .sf import SF
 
-__all__ = ['SF', 'POW', 'HPOW', 'QUANTIZERS', 'build_quant_activation', 'pow_quant', 'pow_reference',
-           'sf_quant', 'relu_mean', 'AlphaRegularizer', 'build_alpha_regularizer', 'alpha_penalty',
-           'mark_alpha_reg_handled', 'regularized_modules']
+__all__ = [
+    'SF', 'POW', 'HPOW', 'QUANTIZERS', 'build_quant_activation', 'pow_quant', 'pow_reference',
+    'sf_quant', 'relu_mean', 'AlphaRegularizer', 'build_alpha_regularizer', 'alpha_penalty',
+    'mark_alpha_reg_handled', 'regularized_modules'
+]

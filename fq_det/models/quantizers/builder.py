@@ -20,7 +20,8 @@ def build_quant_activation(quant_cfg: Optional[dict], channels: int) -> nn.Modul
     if quant_cfg is None:
         return nn.ReLU(inplace=True)
     if not isinstance(quant_cfg, dict):
-        raise TypeError(f"quant_cfg must be None or dict(type='SF'|'POW'|'HPOW', ...), got {quant_cfg!r}")
+        raise TypeError(
+            f"quant_cfg must be None or dict(type='SF'|'POW'|'HPOW', ...), got {quant_cfg!r}")
     cfg = dict(quant_cfg)
     qtype = cfg.pop('type', None)
     if qtype not in QUANTIZERS:

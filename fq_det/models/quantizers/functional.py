@@ -86,8 +86,8 @@ class PowQuantFunction(Function):
     """POW-k, optionally fused with the preceding ReLU; saves only its output."""
 
     @staticmethod
-    def forward(ctx, x: Tensor, p: Tensor, width, num_splits: int, relu: bool,  # type: ignore[override]
-                inplace: bool, holder: Optional[dict] = None) -> Tensor:
+    def forward(ctx, x: Tensor, p: Tensor, width, num_splits: int,  # type: ignore[override]
+                relu: bool, inplace: bool, holder: Optional[dict] = None) -> Tensor:
         _check_pow_inputs(x, p)
         k = int(num_splits)
         w = float(width)
@@ -142,8 +142,8 @@ class PowQuantFunction(Function):
         prow = _row_exponents(p.detach(), n, cdt)
         log2_tmin = math.log2(T_MIN)
         if k == 1:
-            umin = torch.exp2(prow * log2_tmin)         # u >= T_MIN**p (>= 1e-30: fast log)
-            e_row = (prow - 1) / prow                   # dy/dx = p * u**((p-1)/p)
+            umin = torch.exp2(prow * log2_tmin)  # u >= T_MIN**p (>= 1e-30: fast log)
+            e_row = (prow - 1) / prow  # dy/dx = p * u**((p-1)/p)
             lp_row = prow.log2()
         gx = torch.empty_like(y, dtype=grad.dtype) if need_x else None
         gx2 = _as_rows(gx) if need_x else None
@@ -159,7 +159,7 @@ class PowQuantFunction(Function):
                 a = yc.abs().div_(w) if w != 1.0 else yc.abs()
             if k == 1:
                 u, j = a, None
-                l2 = torch.clamp(u, min=umin[r0:r1]).log2_()   # log2 u, finite
+                l2 = torch.clamp(u, min=umin[r0:r1]).log2_()  # log2 u, finite
                 if need_p:  # dy/dp = s*w*u*ln t = y * ln(u) / p: divide by p after the sum
                     dp[r0:r1, 0] += torch.mul(gc, yc).mul_(l2).sum(1)
                 if need_w:
@@ -206,8 +206,8 @@ class PowQuantFunction(Function):
         return gx, grad_p, grad_w, None, None, None, None
 
 
-def _width_grad_block(g: Tensor, y: Tensor, u: Tensor, lnt: Tensor, pe: Tensor,
-                      j: Optional[Tensor], relu: bool) -> Tensor:
+def _width_grad_block(g: Tensor, y: Tensor, u: Tensor, lnt: Tensor, pe: Tensor, j: Optional[Tensor],
+                      relu: bool) -> Tensor:
     """``sum(g * dy/dw)`` with ``dy/dw = s*((j + u) - p*t**(p-1)*(j + t))``."""
     t = lnt.exp()
     d = torch.exp(lnt * (pe - 1)) * pe
@@ -220,8 +220,13 @@ def _width_grad_block(g: Tensor, y: Tensor, u: Tensor, lnt: Tensor, pe: Tensor,
     return (g * val).sum()
 
 
-def pow_quant(x: Tensor, p: Tensor, width=1.0, num_splits: int = 1, relu: bool = False,
-              inplace: bool = False, holder: Optional[dict] = None) -> Tensor:
+def pow_quant(x: Tensor,
+              p: Tensor,
+              width=1.0,
+              num_splits: int = 1,
+              relu: bool = False,
+              inplace: bool = False,
+              holder: Optional[dict] = None) -> Tensor:
     """POW-k of ``x`` (channel dim 1) with exponents ``p`` of shape ``(1 or N, C, k)``.
 
     ``f(x) = b_j + w*((x - b_j)/w)**p_cj`` on segment ``j`` (``b_j = j*w``, last segment
@@ -232,16 +237,20 @@ def pow_quant(x: Tensor, p: Tensor, width=1.0, num_splits: int = 1, relu: bool =
     return PowQuantFunction.apply(x, p, width, num_splits, relu, inplace, holder)
 
 
-def pow_reference(x: Tensor, p: Tensor, width=1.0, num_splits: int = 1,
+def pow_reference(x: Tensor,
+                  p: Tensor,
+                  width=1.0,
+                  num_splits: int = 1,
                   relu: bool = False) -> Tensor:
     """Closed form of POW-k written with plain differentiable torch ops (for tests)."""
     k = num_splits
     a = x.clamp(min=0) if relu else x.abs()
     w = width
     seg = torch.clamp(torch.floor(a / w), 0, k - 1).detach()
-    shape = (p.shape[0], p.shape[1], k) + (1,) * (x.dim() - 2)
-    pe = torch.gather(p.view(shape).expand(x.shape[0], -1, -1, *x.shape[2:]), 2,
-                      seg.long().unsqueeze(2)).squeeze(2)
+    shape = (p.shape[0], p.shape[1], k) + (1, ) * (x.dim() - 2)
+    pe = torch.gather(
+        p.view(shape).expand(x.shape[0], -1, -1, *x.shape[2:]), 2,
+        seg.long().unsqueeze(2)).squeeze(2)
     t = a / w - seg
     y = seg * w + w * t.pow(pe)
     return y if relu else torch.copysign(y, x)
@@ -252,7 +261,8 @@ class SFQuantFunction(Function):
     lives in the sign bit of ``y`` (nothing but ``y`` is saved)."""
 
     @staticmethod
-    def forward(ctx, x: Tensor, resolution: float, relu: bool, inplace: bool) -> Tensor:  # type: ignore[override]
+    def forward(ctx, x: Tensor, resolution: float, relu: bool,
+                inplace: bool) -> Tensor:  # type: ignore[override]
         r = float(resolution)
         cdt = _compute_dtype(x)
         in_place = inplace and x.is_contiguous()
@@ -283,7 +293,7 @@ class SFQuantFunction(Function):
             return None, None, None, None
         if not ctx.relu:
             return grad, None, None, None
-        (y,) = ctx.saved_tensors
+        (y, ) = ctx.saved_tensors
         gx = torch.empty_like(y, dtype=grad.dtype)
         one = torch.ones((), dtype=y.dtype, device=y.device)
         y2 = y.view(1, -1) if y.dim() < 2 else _as_rows(y)
@@ -293,7 +303,10 @@ class SFQuantFunction(Function):
             # copysign(1, y) is -1 exactly where the sign bit (the ReLU mask) is set
             sign = torch.copysign(one, y2[r0:r1])
             if g2.dtype == y2.dtype:
-                torch.ops.aten.threshold_backward.grad_input(g2[r0:r1], sign, 0, grad_input=gx2[r0:r1])
+                torch.ops.aten.threshold_backward.grad_input(g2[r0:r1],
+                                                             sign,
+                                                             0,
+                                                             grad_input=gx2[r0:r1])
             else:
                 gx2[r0:r1].copy_(g2[r0:r1] * (sign > 0))
         return gx, None, None, None
@@ -338,7 +351,8 @@ class ReLUMeanFunction(Function):
         if gx is not None and gx.is_contiguous() and gx.shape == out.shape and out.is_contiguous():
             gx2, y2 = _as_rows(gx), _as_rows(out)
             for r0, r1 in _row_blocks(*y2.shape):
-                term = torch.ops.aten.threshold_backward(g[r0:r1].expand(r1 - r0, y2.shape[1]), y2[r0:r1], 0)
+                term = torch.ops.aten.threshold_backward(g[r0:r1].expand(r1 - r0, y2.shape[1]),
+                                                         y2[r0:r1], 0)
                 gx2[r0:r1].add_(term.to(gx.dtype))
             return None, None
         g = g.view(*out.shape[:2], *([1] * (out.dim() - 2))).expand_as(out)

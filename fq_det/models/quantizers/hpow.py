@@ -6,8 +6,8 @@
 ``y = POW_k(x; p = 1 + alpha)``. The two 1x1 convolutions act on a 1x1 map, so they are
 held as plain parameters (``reduce_weight/bias``, ``expand_weight/bias``) and applied as
 linear maps: generic initialisers that match layer types (mmengine's ``Kaiming`` on
-``Conv2d``, ``Normal`` on ``Linear``) then cannot undo the zero initialisation. The last prediction is kept, detached, in
-``last_alpha`` (``(N, C)`` for ``k = 1``, ``(N, C, k)`` otherwise).
+``Conv2d``, ``Normal`` on ``Linear``) then cannot undo the zero initialisation. The last
+prediction is kept, detached, in ``last_alpha`` (``(N, C)`` for ``k = 1``, ``(N, C, k)`` otherwise).
 """
 from __future__ import annotations
 
@@ -40,10 +40,17 @@ class HPOW(AlphaRegularizedMixin, nn.Module):
 
     _abbr_ = 'hpow'
 
-    def __init__(self, channels: Optional[int] = None, num_splits: int = 1, split_width: float = 1.0,
-                 reduction: int = 16, alpha_reg: Optional[dict] = None,
-                 alpha_range: Sequence[float] = DEFAULT_ALPHA_RANGE, with_relu: bool = False,
-                 inplace: bool = False, in_channels: Optional[int] = None, postfix=None) -> None:
+    def __init__(self,
+                 channels: Optional[int] = None,
+                 num_splits: int = 1,
+                 split_width: float = 1.0,
+                 reduction: int = 16,
+                 alpha_reg: Optional[dict] = None,
+                 alpha_range: Sequence[float] = DEFAULT_ALPHA_RANGE,
+                 with_relu: bool = False,
+                 inplace: bool = False,
+                 in_channels: Optional[int] = None,
+                 postfix=None) -> None:
         super().__init__()
         self.channels = resolve_channels('HPOW', channels, in_channels)
         self.num_splits, self.split_width, self.alpha_range = check_split_args(
@@ -77,13 +84,15 @@ class HPOW(AlphaRegularizedMixin, nn.Module):
             pooled = relu_mean(x, holder)
         else:
             pooled = x.mean(dim=tuple(range(2, x.dim()))) if x.dim() > 2 else x
-        hidden = F.relu(F.linear(pooled.to(self.reduce_weight.dtype), self.reduce_weight, self.reduce_bias))
+        hidden = F.relu(
+            F.linear(pooled.to(self.reduce_weight.dtype), self.reduce_weight, self.reduce_bias))
         raw = F.linear(hidden, self.expand_weight, self.expand_bias).view(n, c, self.num_splits)
         return raw.float() if raw.dtype in (torch.float16, torch.bfloat16) else raw
 
     def forward(self, x: Tensor) -> Tensor:
         if x.dim() < 2 or x.shape[1] != self.channels:
-            raise ValueError(f'HPOW built for {self.channels} channels got input of shape {tuple(x.shape)}')
+            raise ValueError(
+                f'HPOW built for {self.channels} channels got input of shape {tuple(x.shape)}')
         self._check_alpha_reg_handled()
         holder: dict = {}
         raw = self.predict_alpha(x, holder)
@@ -91,8 +100,13 @@ class HPOW(AlphaRegularizedMixin, nn.Module):
         self.last_alpha = (alpha[..., 0] if self.num_splits == 1 else alpha).detach()
         keep = self.alpha_reg is not None and self.training and torch.is_grad_enabled()
         self._alpha_for_reg = raw if keep else None
-        y = pow_quant(x, 1 + alpha, self.split_width, self.num_splits, relu=self.with_relu,
-                      inplace=self.inplace, holder=holder if self.with_relu else None)
+        y = pow_quant(x,
+                      1 + alpha,
+                      self.split_width,
+                      self.num_splits,
+                      relu=self.with_relu,
+                      inplace=self.inplace,
+                      holder=holder if self.with_relu else None)
         if self.with_relu and torch.is_grad_enabled():
             holder['out'] = y.detach()  # ReLU mask for the pooling's backward
         return y
@@ -104,6 +118,8 @@ class HPOW(AlphaRegularizedMixin, nn.Module):
         return self.alpha_reg(self._alpha_for_reg) / self._alpha_for_reg.shape[0]
 
     def extra_repr(self) -> str:
-        return (f'channels={self.channels}, num_splits={self.num_splits}, split_width={self.split_width:g}, '
-                f'reduction={self.reduction}, alpha_range={self.alpha_range}, alpha_reg={self.alpha_reg}, '
-                f'with_relu={self.with_relu}, inplace={self.inplace}')
+        return (
+            f'channels={self.channels}, num_splits={self.num_splits}, '
+            f'split_width={self.split_width:g}, reduction={self.reduction}, '
+            f'alpha_range={self.alpha_range}, alpha_reg={self.alpha_reg}, '
+            f'with_relu={self.with_relu}, inplace={self.inplace}')

@@ -31,20 +31,24 @@ def resolve_channels(layer: str, channels: Optional[int], in_channels: Optional[
     elif in_channels is not None and in_channels != channels:
         raise ValueError(f'{layer}: channels={channels} and in_channels={in_channels} disagree')
     if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
-        raise ValueError(f'{layer} needs channels (or in_channels) = a positive int, got {channels!r}')
+        raise ValueError(
+            f'{layer} needs channels (or in_channels) = a positive int, got {channels!r}')
     return channels
 
 
-def check_split_args(layer: str, num_splits, split_width, alpha_range) -> Tuple[int, float, Tuple[float, float]]:
+def check_split_args(layer: str, num_splits, split_width,
+                     alpha_range) -> Tuple[int, float, Tuple[float, float]]:
     if isinstance(num_splits, bool) or not isinstance(num_splits, int) or num_splits < 1:
         raise ValueError(f'{layer} num_splits must be an int >= 1 (the paper uses 1, 2, 4, 8, 16), '
                          f'got {num_splits!r}')
-    if isinstance(split_width, bool) or not isinstance(split_width, (int, float)) or not split_width > 0:
+    if isinstance(split_width, bool) or not isinstance(split_width,
+                                                       (int, float)) or not split_width > 0:
         raise ValueError(f'{layer} split_width must be a number > 0, got {split_width!r}')
     lo, hi = (float(v) for v in alpha_range)
     if not -1.0 < lo <= 0.0 <= hi:
-        raise ValueError(f'{layer} alpha_range must satisfy -1 < low <= 0 <= high (p = 1 + alpha > 0, '
-                         f'alpha = 0 allowed), got {tuple(alpha_range)}')
+        raise ValueError(
+            f'{layer} alpha_range must satisfy -1 < low <= 0 <= high (p = 1 + alpha > 0, '
+            f'alpha = 0 allowed), got {tuple(alpha_range)}')
     return num_splits, float(split_width), (lo, hi)
 
 
@@ -67,16 +71,23 @@ class POW(AlphaRegularizedMixin, nn.Module):
 
     _abbr_ = 'pow'
 
-    def __init__(self, channels: Optional[int] = None, num_splits: int = 1, split_width: float = 1.0,
-                 alpha_reg: Optional[dict] = None, learnable_width: bool = False,
-                 alpha_range: Sequence[float] = DEFAULT_ALPHA_RANGE, with_relu: bool = False,
-                 inplace: bool = False, in_channels: Optional[int] = None, postfix=None) -> None:
+    def __init__(self,
+                 channels: Optional[int] = None,
+                 num_splits: int = 1,
+                 split_width: float = 1.0,
+                 alpha_reg: Optional[dict] = None,
+                 learnable_width: bool = False,
+                 alpha_range: Sequence[float] = DEFAULT_ALPHA_RANGE,
+                 with_relu: bool = False,
+                 inplace: bool = False,
+                 in_channels: Optional[int] = None,
+                 postfix=None) -> None:
         super().__init__()
         self.channels = resolve_channels('POW', channels, in_channels)
         self.num_splits, self.split_width, self.alpha_range = check_split_args(
             'POW', num_splits, split_width, alpha_range)
         self.alpha_reg = build_alpha_regularizer(alpha_reg)
-        shape = (self.channels,) if self.num_splits == 1 else (self.channels, self.num_splits)
+        shape = (self.channels, ) if self.num_splits == 1 else (self.channels, self.num_splits)
         self.alpha = nn.Parameter(torch.zeros(shape))
         self.learnable_width = bool(learnable_width)
         if self.learnable_width:
@@ -99,10 +110,15 @@ class POW(AlphaRegularizedMixin, nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         if x.dim() < 2 or x.shape[1] != self.channels:
-            raise ValueError(f'POW built for {self.channels} channels got input of shape {tuple(x.shape)}')
+            raise ValueError(
+                f'POW built for {self.channels} channels got input of shape {tuple(x.shape)}')
         self._check_alpha_reg_handled()
-        return pow_quant(x, self.exponents(), self.current_width(), self.num_splits,
-                         relu=self.with_relu, inplace=self.inplace)
+        return pow_quant(x,
+                         self.exponents(),
+                         self.current_width(),
+                         self.num_splits,
+                         relu=self.with_relu,
+                         inplace=self.inplace)
 
     def alpha_penalty(self) -> Tensor:
         if self.alpha_reg is None:
@@ -110,6 +126,8 @@ class POW(AlphaRegularizedMixin, nn.Module):
         return self.alpha_reg(self.alpha)
 
     def extra_repr(self) -> str:
-        return (f'channels={self.channels}, num_splits={self.num_splits}, split_width={self.split_width:g}, '
-                f'learnable_width={self.learnable_width}, alpha_range={self.alpha_range}, '
-                f'alpha_reg={self.alpha_reg}, with_relu={self.with_relu}, inplace={self.inplace}')
+        return (
+            f'channels={self.channels}, num_splits={self.num_splits}, '
+            f'split_width={self.split_width:g}, '
+            f'learnable_width={self.learnable_width}, alpha_range={self.alpha_range}, '
+            f'alpha_reg={self.alpha_reg}, with_relu={self.with_relu}, inplace={self.inplace}')

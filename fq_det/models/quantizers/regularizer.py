@@ -22,7 +22,8 @@ _warned = False
 
 MISSING_HOOK_MESSAGE = (
     'A POW/HPOW layer has alpha_reg set, but no AlphaRegularizationHook adds its penalty '
-    "to the loss, so alpha is not regularised. Add custom_hooks = [dict(type='AlphaRegularizationHook')] "
+    'to the loss, so alpha is not regularised. Add '
+    "custom_hooks = [dict(type='AlphaRegularizationHook')] "
     "(and custom_imports = dict(imports=['fq_det'], allow_failed_imports=False)) to the config, "
     'or, outside mmengine, add fq_det.models.alpha_penalty(model) to your loss and call '
     'fq_det.models.mark_alpha_reg_handled(model).')
@@ -78,8 +79,10 @@ class AlphaRegularizedMixin:
 
 def regularized_modules(model: nn.Module) -> List[nn.Module]:
     """The quantizer layers of ``model`` that carry an alpha regulariser."""
-    return [m for m in model.modules()
-            if isinstance(m, AlphaRegularizedMixin) and m.alpha_reg is not None]
+    return [
+        m for m in model.modules()
+        if isinstance(m, AlphaRegularizedMixin) and m.alpha_reg is not None
+    ]
 
 
 def mark_alpha_reg_handled(model: nn.Module, handled: bool = True) -> int:

@@ -23,11 +23,17 @@ class SF(nn.Module):
 
     _abbr_ = 'sf'
 
-    def __init__(self, resolution: float = 10.0, with_relu: bool = False, inplace: bool = False,
-                 in_channels: Optional[int] = None, postfix=None) -> None:
+    def __init__(self,
+                 resolution: float = 10.0,
+                 with_relu: bool = False,
+                 inplace: bool = False,
+                 in_channels: Optional[int] = None,
+                 postfix=None) -> None:
         super().__init__()
-        if isinstance(resolution, bool) or not isinstance(resolution, (int, float)) or not resolution > 0:
-            raise ValueError(f'SF resolution must be a number > 0 (e.g. 10 or 100), got {resolution!r}')
+        if isinstance(resolution, bool) or not isinstance(resolution,
+                                                          (int, float)) or not resolution > 0:
+            raise ValueError(
+                f'SF resolution must be a number > 0 (e.g. 10 or 100), got {resolution!r}')
         self.resolution = float(resolution)
         self.with_relu = bool(with_relu)
         self.inplace = bool(inplace)
