@@ -22,16 +22,22 @@ def _tool(name: str):
     return module
 
 
+def _unique(tag: str) -> list[str]:
+    # Runners in one process share mmengine's named singletons (logger, visualizer): give each
+    # its own, so its logs land in its own work dir.
+    ns = time.time_ns()
+    return [f'experiment_name={tag}_{ns}', f'visualizer.name=vis_{tag}_{ns}']
+
+
 def _tiny(iters: int, tag: str, ckpt_every: int | None = None) -> list[str]:
     opts = [f'train_cfg.max_iters={iters}', f'train_cfg.val_interval={iters}',
-            'default_hooks.logger.interval=1', 'train_dataloader.batch_size=2',
-            f'experiment_name={tag}_{time.time_ns()}']
+            'default_hooks.logger.interval=1', 'train_dataloader.batch_size=2', *_unique(tag)]
     if ckpt_every:
         opts.append(f'default_hooks.checkpoint.interval={ckpt_every}')
     return ['--cfg-options', *opts]
 
 
-def _logged_iters(work_dir: Path, experiment: str | None = None) -> list[dict]:
+def _logged_iters(work_dir: Path) -> list[dict]:
     """Per-iteration training records of the newest run in work_dir (vis_data/scalars.json)."""
     runs = sorted(work_dir.glob('*/vis_data/scalars.json'), key=lambda p: p.stat().st_mtime)
     records = [json.loads(line) for line in runs[-1].read_text().splitlines() if line.strip()]
@@ -71,7 +77,7 @@ def test_test_returns_voc_map(trained: Path, synthetic_voc_root: Path, tmp_path:
     out = tmp_path / 'preds.pkl'
     metrics = test.main([str(SYNTH / 'faster_rcnn_r18_pow_synthvoc.py'), str(trained / 'iter_4.pth'),
                          '--work-dir', str(tmp_path / 'test'), '--data-root', str(synthetic_voc_root),
-                         '--out', str(out), '--cfg-options', f'experiment_name=test_{time.time_ns()}'])
+                         '--out', str(out), '--cfg-options', *_unique('test')])
     assert 0.0 <= metrics['pascal_voc/mAP'] <= 1.0
     assert 'pascal_voc/AP50' in metrics
     assert out.is_file() and out.stat().st_size > 0
@@ -80,7 +86,7 @@ def test_test_returns_voc_map(trained: Path, synthetic_voc_root: Path, tmp_path:
 def test_test_tta(trained: Path, synthetic_voc_root: Path, tmp_path: Path) -> None:
     metrics = _tool('test').main([str(SYNTH / 'faster_rcnn_r18_pow_synthvoc.py'), str(trained / 'iter_4.pth'),
                                   '--work-dir', str(tmp_path), '--data-root', str(synthetic_voc_root), '--tta',
-                                  '--cfg-options', f'experiment_name=tta_{time.time_ns()}'])
+                                  '--cfg-options', *_unique('tta')])
     assert 'pascal_voc/mAP' in metrics
 
 
@@ -106,25 +112,26 @@ def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
 
 
 def test_missing_voc_stops_early_with_help(tmp_path: Path) -> None:
+    """The real command line: exit status 1, the message on stderr, no traceback, no work dir."""
     proc = _run([str(REPO_ROOT / 'tools/train.py'), str(REPO_ROOT / 'configs/faster_rcnn_r50_pow.py')], tmp_path)
-    assert proc.returncode != 0
+    assert proc.returncode == 1
     err = proc.stderr
     assert str(tmp_path / 'data/VOCdevkit/VOC2007/ImageSets/Main/trainval.txt') in err
     assert str(tmp_path / 'data/VOCdevkit/VOC2007/ImageSets/Main/test.txt') in err
-    assert 'make_synthetic_voc.py' in err and 'configs/synthvoc/' in err
+    assert str(tmp_path / 'data/VOCdevkit/VOC2007/JPEGImages') in err
+    assert 'make_synthetic_voc.py' in err and 'configs/synthvoc/' in err and '--data-root' in err
     assert 'Traceback' not in err
     assert not (tmp_path / 'work_dirs').exists()  # stopped before the runner was built
 
-    proc = _run([str(REPO_ROOT / 'tools/test.py'), str(REPO_ROOT / 'configs/faster_rcnn_r50.py'), 'x.pth'],
-                tmp_path)
-    assert proc.returncode != 0 and 'VOCdevkit/VOC2007/ImageSets/Main/test.txt' in proc.stderr
 
-
-def test_missing_synthetic_set_says_how_to_make_it(tmp_path: Path) -> None:
-    proc = _run([str(REPO_ROOT / 'tools/train.py'), str(SYNTH / 'faster_rcnn_r18_synthvoc.py')], tmp_path)
-    assert proc.returncode != 0
-    assert 'make_synthetic_voc.py --out data/synthvoc/' in proc.stderr
-    assert 'Traceback' not in proc.stderr
+def test_missing_data_in_test_tool_and_synthetic_configs(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit, match='VOCdevkit/VOC2007/ImageSets/Main/test.txt'):
+        _tool('test').main([str(REPO_ROOT / 'configs/faster_rcnn_r50.py'), 'x.pth'])
+    # a synthvoc config says how to write the synthetic set where it reads it
+    with pytest.raises(SystemExit, match='make_synthetic_voc.py --out data/synthvoc/'):
+        _tool('train').main([str(SYNTH / 'faster_rcnn_r18_synthvoc.py')])
+    assert not (tmp_path / 'work_dirs').exists()
 
 
 def test_amp_without_gpu_is_a_clear_error(synthetic_voc_root: Path, tmp_path: Path) -> None:
