@@ -56,6 +56,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument('--grid-images', type=int, default=3, help='test images in each detection grid')
     p.add_argument('--seed', type=int, default=0, help='data, training and distortion seed')
     p.add_argument('--retrain', action='store_true', help='train even if a final checkpoint exists')
+    p.add_argument('--jobs', type=int, default=2,
+                   help='models trained and swept at the same time (one process each)')
     return p.parse_args(argv)
 
 
@@ -81,6 +83,7 @@ def load_cfg(config: str, data_root: Path, work_dir: Path, iters: int | None, se
     if iters is not None:
         set_schedule(cfg, iters)
     cfg.default_hooks.visualization = dict(type='DetVisualizationHook', draw=False)
+    cfg.visualizer.name = f'visualizer_{work_dir.name}'  # one per model when run in one process
     return cfg
 
 
@@ -89,11 +92,39 @@ def train(cfg, retrain: bool) -> str:
     from mmengine.runner import Runner
     final = osp.join(cfg.work_dir, f'iter_{cfg.train_cfg.max_iters}.pth')
     if osp.isfile(final) and not retrain:
-        print(f'  reusing {final}')
+        print(f'reusing {final}')
         return final
-    runner = Runner.from_cfg(cfg)
-    runner.train()
+    # The clean evaluation is the sweep's first pair: no validation during training.
+    cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
+    Runner.from_cfg(cfg).train()
     return final
+
+
+def run_model(name: str, out: str, args: argparse.Namespace, threads: int) -> dict:
+    """Train one model and sweep it; stdout/stderr go to ``out/logs/<name>.log``."""
+    import torch
+    torch.set_num_threads(threads)
+    log = Path(out) / 'logs' / f'{name}.log'
+    log.parent.mkdir(parents=True, exist_ok=True)
+    saved = sys.stdout, sys.stderr
+    with open(log, 'a', buffering=1) as f:
+        sys.stdout = sys.stderr = f
+        try:
+            return _train_and_sweep(name, out, args, log)
+        finally:
+            sys.stdout, sys.stderr = saved
+
+
+def _train_and_sweep(name: str, out: str, args: argparse.Namespace, log: Path) -> dict:
+    from fq_det.evaluation import run_robustness_sweep
+    cfg = load_cfg(MODELS[name][0], Path(out) / 'data', Path(out) / 'work_dirs' / name, args.iters, args.seed)
+    t = time.time()
+    checkpoint = train(cfg, args.retrain)
+    t_train = time.time() - t
+    results = run_robustness_sweep(cfg, checkpoint, str(Path(out) / 'robustness' / name),
+                                   distortions=args.distortions, severities=args.severities, seed=args.seed)
+    return dict(checkpoint=checkpoint, results=results, train_s=t_train,
+                sweep_s=time.time() - t - t_train, log=str(log))
 
 
 def side_by_side(results: dict[str, dict], labels: dict[str, str]) -> str:
@@ -131,23 +162,32 @@ def main(argv: list[str] | None = None) -> dict:
                            image_size=tuple(args.size))
     timings['data_s'] = time.time() - t0
 
-    from fq_det.evaluation import run_robustness_sweep
-    results, checkpoints, cfgs = {}, {}, {}
-    for i, name in enumerate(args.models):
-        config, label = MODELS[name]
-        cfg = load_cfg(config, data_root, out / 'work_dirs' / name, args.iters, args.seed)
-        cfgs[name] = cfg
-        print(f'[2/4] training {label} ({config}, {cfg.train_cfg.max_iters} iterations)')
-        t = time.time()
-        checkpoints[name] = train(cfg, args.retrain)
-        timings[f'train_{name}_s'] = time.time() - t
-        print(f'[3/4] robustness sweep of {label}: clean + {len(args.distortions)} distortions '
-              f'x {len(args.severities)} severities')
-        t = time.time()
-        results[name] = run_robustness_sweep(cfg, checkpoints[name], str(out / 'robustness' / name),
-                                             distortions=args.distortions, severities=args.severities,
-                                             seed=args.seed)
-        timings[f'sweep_{name}_s'] = time.time() - t
+    jobs = max(1, min(args.jobs, len(args.models)))
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    print(f'[2/4] training + [3/4] robustness sweeps ({len(args.distortions)} distortions x '
+          f'{len(args.severities)} severities + clean), {jobs} model(s) at a time, {threads} thread(s) each:')
+    for name in args.models:
+        print(f'  {MODELS[name][1]:<16} {MODELS[name][0]}  log: {out / "logs" / (name + ".log")}')
+    outcomes = {}
+    if jobs == 1:
+        for name in args.models:
+            outcomes[name] = run_model(name, str(out), args, threads)
+            print(f'  {MODELS[name][1]} done')
+    else:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+        with ProcessPoolExecutor(jobs, mp_context=mp.get_context('spawn')) as pool:
+            futures = {pool.submit(run_model, n, str(out), args, threads): n for n in args.models}
+            for fut in as_completed(futures):
+                outcomes[futures[fut]] = fut.result()
+                print(f'  {MODELS[futures[fut]][1]} done ({time.time() - t0:.0f} s)')
+    results = {n: outcomes[n]['results'] for n in args.models}
+    checkpoints = {n: outcomes[n]['checkpoint'] for n in args.models}
+    for n in args.models:
+        timings[f'train_{n}_s'] = outcomes[n]['train_s']
+        timings[f'sweep_{n}_s'] = outcomes[n]['sweep_s']
+    cfgs = {n: load_cfg(MODELS[n][0], data_root, out / 'work_dirs' / n, args.iters, args.seed)
+            for n in args.models}
 
     print('[4/4] figures')
     t = time.time()

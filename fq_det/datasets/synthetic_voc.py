@@ -53,17 +53,17 @@ def _background(rng: np.random.Generator, w: int, h: int) -> np.ndarray:
     t = (t - t.min()) / max(float(t.max() - t.min()), 1e-6)
     img = c0 + (c1 - c0) * t[..., None]
     # Low-frequency blobs: upsampled coarse noise.
-    coarse = rng.normal(0, 28, size=(max(2, h // 24), max(2, w // 24), 3)).astype(np.float32)
+    coarse = rng.normal(0, 14, size=(max(2, h // 24), max(2, w // 24), 3)).astype(np.float32)
     img += cv2.resize(coarse, (w, h), interpolation=cv2.INTER_CUBIC)
     # Thin distractor lines and arcs.
     canvas = np.zeros((h, w, 3), np.float32)
-    for _ in range(int(rng.integers(2, 7))):
+    for _ in range(int(rng.integers(1, 5))):
         p0 = (int(rng.integers(0, w)), int(rng.integers(0, h)))
         p1 = (int(rng.integers(0, w)), int(rng.integers(0, h)))
-        colour = tuple(float(v) for v in rng.uniform(-70, 70, size=3))
+        colour = tuple(float(v) for v in rng.uniform(-50, 50, size=3))
         cv2.line(canvas, p0, p1, colour, int(rng.integers(1, 3)), cv2.LINE_AA)
     img += canvas
-    img += rng.normal(0, 9, size=img.shape).astype(np.float32)
+    img += rng.normal(0, 6, size=img.shape).astype(np.float32)
     return np.clip(img, 0, 255)
 
 
@@ -129,7 +129,7 @@ def _render(rng: np.random.Generator, w: int, h: int) -> tuple[np.ndarray, list[
     masks, names, truncs = [], [], []
     for _ in range(num):
         cls = SYNTH_CLASSES[int(rng.integers(len(SYNTH_CLASSES)))]
-        size = float(short * rng.uniform(0.08, 0.5))
+        size = float(short * rng.uniform(0.12, 0.5))
         # Centres may lie near the border, so some objects are truncated.
         cx = float(rng.uniform(0.15 * size, w - 0.15 * size))
         cy = float(rng.uniform(0.15 * size, h - 0.15 * size))
