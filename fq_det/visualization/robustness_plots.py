@@ -20,6 +20,7 @@ import matplotlib
 
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 CURVE_FIELDS = ('model', 'distortion', 'severity', 'metric', 'value')
 
@@ -93,6 +94,7 @@ def plot_robustness(results: Sequence[dict], labels: Sequence[str], out_file: st
                      for x, y in zip(xs, ys)]
         ax.set_title(dist.replace('_', ' '), fontsize=9)
         ax.set_xlabel('severity (0 = clean)', fontsize=8)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(metric, fontsize=8)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
@@ -100,7 +102,7 @@ def plot_robustness(results: Sequence[dict], labels: Sequence[str], out_file: st
     for ax, name in zip(flat[len(distortions):len(distortions) + 2], ('mPC', 'rPC')):
         vals = [s[name] for s in summaries]
         bars = ax.bar(range(len(labels)), vals, color=[colors[i % len(colors)] for i in range(len(labels))])
-        ax.bar_label(bars, fmt='%.3f', fontsize=7)
+        ax.bar_label(bars, labels=['n/a' if math.isnan(v) else f'{v:.3g}' for v in vals], fontsize=7)
         ax.set_xticks(range(len(labels)), labels, rotation=20, fontsize=7)
         ax.set_title(f'{name} ({metric})' if name == 'mPC' else 'rPC = mPC / P', fontsize=9)
         ax.tick_params(axis='y', labelsize=7)
