@@ -59,9 +59,27 @@ def setup_cfg(args: argparse.Namespace) -> Config:
     elif not cfg.get('work_dir'):
         cfg.work_dir = osp.join('work_dirs', osp.splitext(osp.basename(args.config))[0])
     dist_cfg = cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})
-    if args.launcher != 'none' and not torch.cuda.is_available() and dist_cfg.get('backend') == 'nccl':
-        dist_cfg['backend'] = 'gloo'  # nccl needs GPUs
+    if args.launcher != 'none' and not torch.cuda.is_available():
+        if dist_cfg.get('backend', 'nccl') == 'nccl':
+            dist_cfg['backend'] = 'gloo'  # nccl needs GPUs
+        if args.launcher == 'pytorch':
+            init_cpu_process_group(dist_cfg['backend'])
+        if cfg.get('model_wrapper_cfg') is None:  # mmengine's default pins device_ids=[LOCAL_RANK]
+            cfg.model_wrapper_cfg = dict(type='MMDistributedDataParallel', device_ids=None,
+                                         broadcast_buffers=False,
+                                         find_unused_parameters=cfg.get('find_unused_parameters', False))
     return cfg
+
+
+def init_cpu_process_group(backend: str) -> None:
+    """Join torchrun's process group on a machine without GPUs.
+
+    mmengine 0.10.7's ``init_dist`` calls ``torch.cuda.set_device`` before joining, which
+    fails without CUDA; the Runner skips ``init_dist`` when a group already exists.
+    """
+    import torch.distributed as dist
+    if not dist.is_initialized():
+        dist.init_process_group(backend=backend)
 
 
 def main(argv: list[str] | None = None) -> Runner:
