@@ -45,9 +45,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument('--out-dir', default='outputs/demo')
     p.add_argument('--num-train', type=int, default=300, help='synthetic trainval images')
-    p.add_argument('--num-test', type=int, default=60, help='synthetic test images')
-    p.add_argument('--size', type=int, nargs=2, default=(256, 192), metavar=('W', 'H'),
-                   help='synthetic image size (the configs resize to 256x192)')
+    p.add_argument('--num-test', type=int, default=50, help='synthetic test images')
+    p.add_argument('--size', type=int, nargs=2, default=(160, 120), metavar=('W', 'H'),
+                   help='synthetic image size (the configs resize to 160x120)')
     p.add_argument('--iters', type=int, default=None,
                    help="training iterations per model (default: the configs' max_iters)")
     p.add_argument('--distortions', nargs='+', default=list(DISTORTIONS), choices=DISTORTIONS)

@@ -150,5 +150,5 @@ def test_auto_scale_lr_enables_scaling(synthetic_voc_root: Path, tmp_path: Path)
     assert cfg.auto_scale_lr.base_batch_size == 4 and not cfg.auto_scale_lr.get('enable', False)
     runner = train.main([str(SYNTH / 'faster_rcnn_r18_synthvoc.py'), '--work-dir', str(tmp_path),
                          '--data-root', str(synthetic_voc_root), '--auto-scale-lr', *_tiny(1, 'lr')])
-    # batch 2 on one process against base 4: lr halves (0.02 -> 0.01) before warm-up scales it
-    assert runner.optim_wrapper.optimizer.param_groups[0]['initial_lr'] == pytest.approx(0.01)
+    # batch 2 on one process against base 4: lr halves (1e-3 -> 5e-4) before warm-up scales it
+    assert runner.optim_wrapper.optimizer.param_groups[0]['initial_lr'] == pytest.approx(5e-4)

@@ -4,7 +4,7 @@
 _base_ = '../faster_rcnn_r18.py'
 
 data_root = 'data/synthvoc/'
-image_scale = (256, 192)  # (W, H) the images are resized to (the generator's default 4:3 aspect)
+image_scale = (160, 120)  # (W, H) the images are resized to (4:3, as the generator's default)
 max_iters = 1200
 # fq_det.datasets.synthetic_voc.SYNTH_CLASSES / SYNTH_PALETTE (tests check they agree)
 # The data sets are MMDetection's XMLDataset (VOCDataset's parent, same VOC reader): VOCDataset
@@ -16,13 +16,13 @@ metainfo = dict(
 
 model = dict(
     backbone=dict(base_channels=16, frozen_stages=-1, norm_eval=False, init_cfg=None),
-    neck=dict(in_channels=[16, 32, 64, 128], out_channels=64),
+    neck=dict(in_channels=[16, 32, 64, 128], out_channels=32),
     rpn_head=dict(
-        in_channels=64, feat_channels=64,
+        in_channels=32, feat_channels=32,
         anchor_generator=dict(scales=[4])),  # 16-256 px anchors over strides 4-64
     roi_head=dict(
-        bbox_roi_extractor=dict(out_channels=64, roi_layer=dict(sampling_ratio=2)),
-        bbox_head=dict(in_channels=64, fc_out_channels=256, num_classes=len(metainfo['classes'])),
+        bbox_roi_extractor=dict(out_channels=32, roi_layer=dict(sampling_ratio=2)),
+        bbox_head=dict(in_channels=32, fc_out_channels=256, num_classes=len(metainfo['classes'])),
     ),
     # At most 5 objects per image: fewer proposals and RoIs keep CPU training fast
     # (RoIAlign dominated the iteration time with mmdet's 512 RoIs per image).
@@ -65,9 +65,11 @@ val_dataloader = dict(
 test_dataloader = val_dataloader
 
 train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters)
-optim_wrapper = dict(optimizer=dict(lr=0.02), clip_grad=dict(max_norm=35, norm_type=2))
+# From scratch, AdamW converged faster than SGD here (mAP50 0.17 vs 0.11 after 400 iterations).
+optim_wrapper = dict(optimizer=dict(_delete_=True, type='AdamW', lr=1e-3, weight_decay=1e-4),
+                     clip_grad=dict(max_norm=35, norm_type=2))
 param_scheduler = [
-    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=100),
+    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=50),
     dict(type='MultiStepLR', by_epoch=False, begin=0, end=max_iters,
          milestones=[int(max_iters * 0.75), int(max_iters * 0.9)], gamma=0.1),
 ]
