@@ -3,38 +3,13 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def _load_script(rel: str):
-    spec = importlib.util.spec_from_file_location(Path(rel).stem, REPO / rel)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def _mmdet_base() -> str:
-    """MMDetection's own VOC Faster R-CNN config, by file path.
-
-    (``mmdet::`` scoped bases need ``pkg_resources``, absent from setuptools >= 81.)
-    """
-    import mmdet
-    return str(Path(mmdet.__file__).parent / '.mim' / 'configs' / 'pascal_voc'
-               / 'faster-rcnn_r50_fpn_1x_voc0712.py')
-
-
-def _png(path: Path) -> np.ndarray:
-    import cv2
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    assert img is not None, f'{path} is not a readable image'
-    return img
+from helpers import load_script, mmdet_voc_faster_rcnn_config, read_png
 
 
 def _rows(path: Path) -> list[dict]:
@@ -83,7 +58,7 @@ def image_dir(synthetic_voc_root) -> Path:
 
 
 def _run_moments(image_dir, out_dir, distortion, severity, layers=None):
-    tool = _load_script('tools/analysis/feature_moments.py')
+    tool = load_script('tools/analysis/feature_moments.py')
     args = [str(image_dir), '--torchvision', 'resnet18', '--distortion', distortion,
             '--severity', str(severity), '--img-size', '64', '--max-images', '6',
             '--out-dir', str(out_dir)]
@@ -114,7 +89,7 @@ def test_feature_moments_identity_is_zero_and_shift_grows_with_severity(image_di
             assert float(r5[key]) > s1[r5['layer']]['summary'][key] > 0, (r5['layer'], m)
     chans = _rows(s5['channels_csv'])
     assert len(chans) == 64 + 64 + 128 + 128
-    img = _png(s5['figure'])
+    img = read_png(s5['figure'])
     assert img.shape[1] == 4 * 300 and img.shape[0] > 4 * 200 and img.std() > 10
 
 
@@ -159,7 +134,7 @@ def test_feature_moments_on_detector_backbone(image_dir, tmp_path):
     from mmdet.registry import MODELS
     cfg_path = tmp_path / 'tiny.py'
     cfg_path.write_text(
-        f"_base_ = '{_mmdet_base()}'\n"
+        f"_base_ = '{mmdet_voc_faster_rcnn_config()}'\n"
         "model = dict(backbone=dict(depth=18, base_channels=8, init_cfg=None),\n"
         "             neck=dict(in_channels=[8, 16, 32, 64], out_channels=16),\n"
         "             rpn_head=dict(in_channels=16, feat_channels=16),\n"
@@ -179,7 +154,7 @@ def test_feature_moments_on_detector_backbone(image_dir, tmp_path):
     layers = default_layers(backbone)
     assert len(layers) == 6 and layers[:2] == ['conv1', 'bn1'] and layers[-1].startswith('layer4')
 
-    tool = _load_script('tools/analysis/feature_moments.py')
+    tool = load_script('tools/analysis/feature_moments.py')
     out = tool.main([str(image_dir), '--config', str(cfg_path), '--checkpoint', str(tmp_path / 'tiny.pth'),
                      '--distortion', 'ngrn', '--severity', '4', '--img-size', '64', '--layers', 'conv1',
                      'layer4.1.bn2', '--max-images', '4', '--out-dir', str(tmp_path / 'out')])
@@ -207,7 +182,7 @@ def _pow_checkpoint(path: Path) -> dict:
 
 def test_alpha_histograms_tool(tmp_path):
     alphas = _pow_checkpoint(tmp_path / 'pow.pth')
-    tool = _load_script('tools/analysis/alpha_histograms.py')
+    tool = load_script('tools/analysis/alpha_histograms.py')
     out = tool.main([str(tmp_path / 'pow.pth'), '--out-dir', str(tmp_path / 'alpha'), '--ncols', '2'])
     rows = _rows(out['csv'])
     assert [r['layer'] for r in rows] == ['backbone.layer1.0.quant1', 'backbone.layer2.0.quant2',
@@ -221,7 +196,7 @@ def test_alpha_histograms_tool(tmp_path):
     a2 = alphas['backbone.layer2.0.quant2.alpha'].double().numpy()
     assert float(rows[1]['mean']) == pytest.approx(a2.mean())
     assert int(rows[3]['count']) == 4 + 32 + 16
-    img = _png(out['figure'])
+    img = read_png(out['figure'])
     assert img.shape[1] == 2 * 300 and img.std() > 10  # 2 columns of 3-inch panels at 100 dpi
 
 

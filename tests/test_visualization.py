@@ -2,39 +2,16 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from helpers import load_script, mmdet_voc_faster_rcnn_config, read_png
 CLASSES = ('circle', 'square', 'triangle', 'cross', 'star')
 
 
-def _load_script(rel: str):
-    spec = importlib.util.spec_from_file_location(Path(rel).stem, REPO / rel)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def _mmdet_base() -> str:
-    """MMDetection's own VOC Faster R-CNN config, by file path.
-
-    (``mmdet::`` scoped bases need ``pkg_resources``, absent from setuptools >= 81.)
-    """
-    import mmdet
-    return str(Path(mmdet.__file__).parent / '.mim' / 'configs' / 'pascal_voc'
-               / 'faster-rcnn_r50_fpn_1x_voc0712.py')
-
-
-def _png(path: Path) -> np.ndarray:
-    import cv2
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    assert img is not None, f'{path} is not a readable image'
-    return img
 
 
 # ---- a tiny randomly initialised detector, saved as an mmengine checkpoint -------------
@@ -71,7 +48,7 @@ def tiny_detector(tmp_path_factory):
 
     root = tmp_path_factory.mktemp('tiny_det')
     cfg_path = root / 'tiny_faster_rcnn.py'
-    cfg_path.write_text(TINY_CONFIG.replace('{base}', _mmdet_base()))
+    cfg_path.write_text(TINY_CONFIG.replace('{base}', mmdet_voc_faster_rcnn_config()))
     init_default_scope('mmdet')
     torch.manual_seed(0)
     model = MODELS.build(Config.fromfile(str(cfg_path)).model)
@@ -89,11 +66,11 @@ def _test_images(root: Path, n: int) -> list[str]:
 def test_image_demo_grid(tiny_detector, synthetic_voc_root, tmp_path):
     cfg, ckpt = tiny_detector
     images = _test_images(synthetic_voc_root, 2)
-    demo = _load_script('demo/image_demo.py')
+    demo = load_script('demo/image_demo.py')
     out = demo.main([*images, str(cfg), str(ckpt), '--distortions', 'jpeg', 'targeted_occlusion',
                      '--severities', '5', '--score-thr', '0.0', '--cell-px', '160',
                      '--out', str(tmp_path / 'grid.png')])
-    img = _png(out['figure'])
+    img = read_png(out['figure'])
     # 3 columns (original, jpeg 5, occlusion 5) of 160 px + the row-label margin; 2 rows
     assert img.shape[1] == out['size'][0] == int(round(0.25 * 100)) + 3 * 160
     assert img.shape[0] == out['size'][1] == int(round(30 + 2 * 160 * 120 / 160))
@@ -122,8 +99,8 @@ def test_detection_grid_draws_boxes_and_is_deterministic(tiny_detector, syntheti
     a = draw_detection_grid(model, images, conds, tmp_path / 'a.png', score_thr=0.0, **kw)
     b = draw_detection_grid(model, images, conds, tmp_path / 'b.png', score_thr=0.0, **kw)
     none = draw_detection_grid(model, images, conds, tmp_path / 'none.png', score_thr=1.0, **kw)
-    assert np.array_equal(_png(a['figure']), _png(b['figure']))  # seeded distortions
-    assert not np.array_equal(_png(a['figure']), _png(none['figure']))  # boxes were drawn
+    assert np.array_equal(read_png(a['figure']), read_png(b['figure']))  # seeded distortions
+    assert not np.array_equal(read_png(a['figure']), read_png(none['figure']))  # boxes were drawn
     recs = json.loads(a['json'].read_text())['results']
     assert recs[2]['occlusion_boxes_from'] == 'annotations'
     assert all(not r['detections'] for r in json.loads(none['json'].read_text())['results'])
@@ -160,9 +137,9 @@ def test_plot_robustness_tool(tmp_path):
         (tmp_path / name).mkdir()
         files.append(tmp_path / name / 'results.json')
         files[-1].write_text(json.dumps(_results(scale)))
-    tool = _load_script('tools/analysis/plot_robustness.py')
+    tool = load_script('tools/analysis/plot_robustness.py')
     out = tool.main([*map(str, files), '--out', str(tmp_path / 'rob.png'), '--ncols', '3'])
-    img = _png(out['figure'])
+    img = read_png(out['figure'])
     # 3 distortions + mPC + rPC = 5 panels -> 2 rows x 3 columns of 3.2 x 2.6 inches at 100 dpi
     assert img.shape[:2] == (520, 960)
     assert img.std() > 10
