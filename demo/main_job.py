@@ -68,7 +68,7 @@ def set_schedule(cfg, iters: int) -> None:
     for sched in cfg.param_scheduler:
         if sched.type == 'MultiStepLR':
             sched.end = iters
-            sched.milestones = [int(iters * 0.75), int(iters * 0.9)]
+            sched.milestones = [int(iters * 0.5), int(iters * 0.8)]
         elif sched.type == 'LinearLR':
             sched.end = min(sched.end, max(1, iters // 10))
     cfg.default_hooks.checkpoint.interval = iters

@@ -42,6 +42,8 @@ _SPLITS = {'trainval': 0, 'test': 1}
 _MIN_SIDE_DIFFICULT = 10  # px: shorter box side below this -> difficult
 _MAX_HIDDEN = 0.5  # fraction of the shape covered by later shapes -> difficult
 _JPEG_QUALITY = 95
+_SIZE_RANGE = (0.2, 0.55)  # object size as a fraction of the image's short side
+_MAX_OBJECTS = 5
 
 
 def _background(rng: np.random.Generator, w: int, h: int) -> np.ndarray:
@@ -125,11 +127,11 @@ def _render(rng: np.random.Generator, w: int, h: int) -> tuple[np.ndarray, list[
     """One image (uint8 HxWx3 RGB) and its objects (name, 1-based bbox, flags)."""
     img = _background(rng, w, h)
     short = min(w, h)
-    num = int(rng.integers(1, 6))
+    num = int(rng.integers(1, _MAX_OBJECTS + 1))
     masks, names, truncs = [], [], []
     for _ in range(num):
         cls = SYNTH_CLASSES[int(rng.integers(len(SYNTH_CLASSES)))]
-        size = float(short * rng.uniform(0.12, 0.5))
+        size = float(short * rng.uniform(*_SIZE_RANGE))
         # Centres may lie near the border, so some objects are truncated.
         cx = float(rng.uniform(0.15 * size, w - 0.15 * size))
         cy = float(rng.uniform(0.15 * size, h - 0.15 * size))
