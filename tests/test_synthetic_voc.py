@@ -53,6 +53,14 @@ def test_deterministic_and_seed_dependent(tmp_path: Path) -> None:
     assert _digest(a) != _digest(c)
 
 
+def test_workers_write_the_same_files(tmp_path: Path) -> None:
+    one = make_synthetic_voc(tmp_path / 'one', 6, 3, seed=2, image_size=(64, 48), workers=1)
+    two = make_synthetic_voc(tmp_path / 'two', 6, 3, seed=2, image_size=(64, 48), workers=2)
+    assert _digest(one) == _digest(two)
+    with pytest.raises(ValueError, match='workers must be an int >= 1'):
+        make_synthetic_voc(tmp_path / 'bad', 1, 1, workers=0)
+
+
 def test_variety(tmp_path: Path) -> None:
     root = make_synthetic_voc(tmp_path, 30, 1, seed=0, image_size=(96, 72))
     objs = _objects(root)

@@ -187,8 +187,19 @@ def _write_xml(path: Path, filename: str, w: int, h: int, objects: list[dict]) -
     ET.ElementTree(root).write(path, encoding='utf-8')
 
 
+def _write_image(job: tuple) -> str:
+    """Render and write one image and its XML (a picklable unit of work for ``workers``)."""
+    voc, img_id, seed, split, i, w, h = job
+    rng = np.random.default_rng((int(seed), _SPLITS[split], i))
+    image, objects = _render(rng, w, h)
+    cv2.imwrite(str(voc / 'JPEGImages' / f'{img_id}.jpg'), cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
+                [cv2.IMWRITE_JPEG_QUALITY, _JPEG_QUALITY])
+    _write_xml(voc / 'Annotations' / f'{img_id}.xml', f'{img_id}.jpg', w, h, objects)
+    return img_id
+
+
 def make_synthetic_voc(out_dir: str | Path, num_train: int, num_test: int, seed: int = 0,
-                       image_size: Sequence[int] = (320, 240)) -> Path:
+                       image_size: Sequence[int] = (320, 240), workers: int = 1) -> Path:
     """Write a synthetic VOC2007-layout data set under ``out_dir/VOC2007``; return ``out_dir``.
 
     Args:
@@ -197,6 +208,7 @@ def make_synthetic_voc(out_dir: str | Path, num_train: int, num_test: int, seed:
         num_test: images in ``ImageSets/Main/test.txt`` (>= 1).
         seed: the same seed gives byte-identical files.
         image_size: ``(W, H)`` in pixels, each >= 32.
+        workers: processes drawing the images (the files are the same for any number).
     """
     if int(num_train) < 1 or int(num_test) < 1:
         raise ValueError(f'num_train and num_test must be >= 1, got {num_train}, {num_test}')
@@ -207,19 +219,25 @@ def make_synthetic_voc(out_dir: str | Path, num_train: int, num_test: int, seed:
     voc = root / 'VOC2007'
     for sub in ('JPEGImages', 'Annotations', 'ImageSets/Main'):
         (voc / sub).mkdir(parents=True, exist_ok=True)
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f'workers must be an int >= 1, got {workers!r}')
     counts = {'trainval': int(num_train), 'test': int(num_test)}
-    offset = 0
+    jobs, offset = {}, 0
     for split, count in counts.items():
-        ids = []
-        for i in range(count):
-            img_id = f'{offset + i + 1:06d}'
-            rng = np.random.default_rng((int(seed), _SPLITS[split], i))
-            image, objects = _render(rng, w, h)
-            cv2.imwrite(str(voc / 'JPEGImages' / f'{img_id}.jpg'),
-                        cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
-                        [cv2.IMWRITE_JPEG_QUALITY, _JPEG_QUALITY])
-            _write_xml(voc / 'Annotations' / f'{img_id}.xml', f'{img_id}.jpg', w, h, objects)
-            ids.append(img_id)
-        (voc / 'ImageSets' / 'Main' / f'{split}.txt').write_text('\n'.join(ids) + '\n')
+        jobs[split] = [(voc, f'{offset + i + 1:06d}', seed, split, i, w, h) for i in range(count)]
         offset += count
+    all_jobs = [job for split_jobs in jobs.values() for job in split_jobs]
+    if workers == 1:
+        for job in all_jobs:
+            _write_image(job)
+    else:
+        import multiprocessing as mp
+        # fork: the workers need only this module (spawn would re-import the whole package)
+        method = 'fork' if 'fork' in mp.get_all_start_methods() else 'spawn'
+        with mp.get_context(method).Pool(min(workers, len(all_jobs))) as pool:
+            for _ in pool.imap_unordered(_write_image, all_jobs, chunksize=16):
+                pass
+    for split, split_jobs in jobs.items():
+        ids = [job[1] for job in split_jobs]
+        (voc / 'ImageSets' / 'Main' / f'{split}.txt').write_text('\n'.join(ids) + '\n')
     return root

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
+import sys
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -19,6 +21,7 @@ def _load_generator():
     path = REPO_ROOT / 'fq_det' / 'datasets' / 'synthetic_voc.py'
     spec = importlib.util.spec_from_file_location('fq_det_synthetic_voc', path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # so --workers can pickle its functions
     spec.loader.exec_module(module)
     return module
 
@@ -31,6 +34,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--size', type=int, nargs=2, metavar=('W', 'H'), default=(320, 240),
                         help='image width and height in pixels')
+    parser.add_argument('--workers', type=int, default=min(4, os.cpu_count() or 1),
+                        help='processes drawing images (the output does not depend on it)')
     return parser.parse_args()
 
 
@@ -38,7 +43,7 @@ def main() -> None:
     args = parse_args()
     gen = _load_generator()
     root = gen.make_synthetic_voc(args.out, args.num_train, args.num_test, seed=args.seed,
-                                  image_size=tuple(args.size))
+                                  image_size=tuple(args.size), workers=args.workers)
     print(f'synthetic VOC ({args.num_train} trainval + {args.num_test} test images, '
           f'{args.size[0]}x{args.size[1]}, seed {args.seed}, classes {", ".join(gen.SYNTH_CLASSES)})')
     print(f'written to {root / "VOC2007"}; train on it with: python tools/train.py configs/synthvoc/faster_rcnn_r18_pow_synthvoc.py --data-root {root}')
