@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
@@ -265,3 +266,49 @@ def test_imagenet_config_pipelines(tmp_path):
         item = ds[0]
         assert len(ds) == 2 and item['inputs'].shape == (3, 224, 224)
         assert item['data_samples'].gt_label.item() == 0
+
+
+def test_voc_object_crops_dataset(synthetic_voc_root):
+    from fq_det.classification import VOCObjectCropsDataset
+    from fq_det.datasets.synthetic_voc import SYNTH_CLASSES
+    voc = synthetic_voc_root / 'VOC2007'
+    expected = []
+    for img_id in (voc / 'ImageSets/Main/trainval.txt').read_text().split():
+        for obj in ET.parse(voc / 'Annotations' / f'{img_id}.xml').getroot().iter('object'):
+            if obj.findtext('difficult') == '0':
+                expected.append(SYNTH_CLASSES.index(obj.findtext('name')))
+    ds = VOCObjectCropsDataset(data_root=str(synthetic_voc_root), metainfo=dict(classes=SYNTH_CLASSES),
+                               crop_size=40, pipeline=[dict(type='PackClsInputs')])
+    assert [ds.get_data_info(i)['gt_label'] for i in range(len(ds))] == expected
+    assert ds.images.shape == (len(expected), 40, 40, 3) and ds.images.dtype == np.uint8
+    sample = ds[0]
+    assert sample['inputs'].shape == (3, 40, 40) and int(sample['data_samples'].gt_label) == expected[0]
+    # the crop is centred on the object: its centre differs from the crop's border
+    img = ds.images[0].astype(float)
+    assert np.abs(img[16:24, 16:24].mean((0, 1)) - img[:2].mean((0, 1))).sum() > 20
+    with_difficult = VOCObjectCropsDataset(data_root=str(synthetic_voc_root),
+                                           metainfo=dict(classes=SYNTH_CLASSES), with_difficult=True)
+    assert len(with_difficult) >= len(ds)
+
+
+def test_voc_object_crops_errors(synthetic_voc_root, tmp_path):
+    import shutil
+
+    from fq_det.classification import VOCObjectCropsDataset
+    from fq_det.datasets.synthetic_voc import SYNTH_CLASSES
+    meta = dict(classes=SYNTH_CLASSES)
+    with pytest.raises(ValueError, match='metainfo=dict\\(classes'):
+        VOCObjectCropsDataset(data_root=str(synthetic_voc_root))
+    with pytest.raises(ValueError, match='context'):
+        VOCObjectCropsDataset(data_root=str(synthetic_voc_root), metainfo=meta, context=0.5)
+    with pytest.raises(ValueError,
+                       match="object class '[a-z]+' is not one of the configured classes \\('dog',\\)"):
+        VOCObjectCropsDataset(data_root=str(synthetic_voc_root), metainfo=dict(classes=('dog', )))
+    with pytest.raises(DataFolderNotFoundError, match='make_synthetic_voc'):
+        VOCObjectCropsDataset(data_root=str(tmp_path / 'nothing'), metainfo=meta)
+    root = tmp_path / 'copy'
+    shutil.copytree(synthetic_voc_root, root)
+    first = (root / 'VOC2007/ImageSets/Main/trainval.txt').read_text().split()[0]
+    (root / 'VOC2007/Annotations' / f'{first}.xml').unlink()
+    with pytest.raises(DataFolderNotFoundError, match=f'annotation .*{first}.xml.* is missing'):
+        VOCObjectCropsDataset(data_root=str(root), metainfo=meta)

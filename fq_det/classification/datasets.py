@@ -9,11 +9,14 @@ on them, ending with ``PackClsInputs``.
 * :class:`CIFARClsDataset`: CIFAR-10/100 in torchvision's on-disk format, never downloaded.
 * :class:`ImageFolderClsDataset`: ``<data_root>/<data_prefix>/<class>/<image>`` (ImageNet style).
 * :class:`SyntheticClsDataset`: a generated, deterministic 32x32 shapes/textures set.
+* :class:`VOCObjectCropsDataset`: the annotated objects of a VOC-layout detection set, each
+  cropped (square, with context) and resized: backbone pretraining for the detectors.
 """
 from __future__ import annotations
 
 import io
 import pickle
+import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Sequence
 
@@ -259,3 +262,99 @@ def draw_synthetic_image(label: int, size: int, rng: np.random.Generator) -> np.
         img[inside & pattern] = fg
     noise = rng.normal(0, 8, img.shape)
     return np.clip(img.astype(np.float32) + noise, 0, 255).astype(np.uint8)
+
+
+@DATASETS.register_module()
+class VOCObjectCropsDataset(_InMemoryClsDataset):
+    """The objects of a VOC-layout detection set as a classification set.
+
+    Each non-difficult object of the images listed in ``ann_file`` becomes one sample: the
+    square of side ``context * max(box width, box height)`` centred on its box, resized to
+    ``crop_size`` (the image border is mirrored where the square leaves the image), with
+    label = its class's index in ``metainfo['classes']``. Images are read once, as BGR (like
+    mmcv's loader), and the crops are held in memory. With the detector's own backbone
+    arguments this pretrains the backbone that :doc:`detection` then fine-tunes, the way
+    ImageNet weights do for Pascal VOC.
+
+    Args:
+        data_root: the folder holding ``VOC2007/`` (as for mmdet's ``VOCDataset``).
+        ann_file: image-id list relative to ``data_root``
+            (``'VOC2007/ImageSets/Main/trainval.txt'``).
+        data_prefix: ``dict(sub_data_root='VOC2007/')``: where ``JPEGImages/`` and
+            ``Annotations/`` are.
+        metainfo: ``dict(classes=(...))``, required: the class names, in label order.
+        crop_size: side of the square crops, in pixels.
+        context: crop side / longer box side (>= 1).
+        with_difficult: also keep objects marked ``difficult``.
+    """
+
+    def __init__(self,
+                 data_root: str = '',
+                 ann_file: str = 'VOC2007/ImageSets/Main/trainval.txt',
+                 data_prefix: dict | None = None,
+                 metainfo: dict | None = None,
+                 crop_size: int = 48,
+                 context: float = 1.25,
+                 with_difficult: bool = False,
+                 **kwargs) -> None:
+        if not metainfo or not metainfo.get('classes'):
+            raise ValueError("VOCObjectCropsDataset needs metainfo=dict(classes=(...)), the class "
+                             'names of the detection set in label order')
+        if int(crop_size) < 8:
+            raise ValueError(f'crop_size must be an int >= 8, got {crop_size!r}')
+        if not float(context) >= 1.0:
+            raise ValueError(f'context (crop side / box side) must be >= 1, got {context!r}')
+        self.crop_size, self.context = int(crop_size), float(context)
+        self.with_difficult = bool(with_difficult)
+        super().__init__(data_root=data_root,
+                         ann_file=ann_file,
+                         data_prefix=data_prefix or dict(sub_data_root='VOC2007/'),
+                         metainfo=metainfo,
+                         **kwargs)
+
+    def load_data_list(self) -> list[dict]:
+        classes = tuple(self.metainfo['classes'])
+        folder = Path(self.data_prefix.get('sub_data_root', self.data_root))
+        ids_file = Path(self.ann_file)
+        if not ids_file.is_file():
+            raise DataFolderNotFoundError(
+                f"image-id list '{ids_file}' not found; expected a VOC layout "
+                "(<data_root>/VOC2007/ImageSets/Main/trainval.txt). Write the synthetic set with: "
+                'python tools/misc/make_synthetic_voc.py --out DIR')
+        ids = ids_file.read_text().split()
+        crops, labels = [], []
+        for img_id in ids:
+            xml = folder / 'Annotations' / f'{img_id}.xml'
+            img_path = folder / 'JPEGImages' / f'{img_id}.jpg'
+            if not xml.is_file():
+                raise DataFolderNotFoundError(f"annotation '{xml}' of image id {img_id!r} "
+                                              f"(listed in '{ids_file}') is missing")
+            img = cv2.imread(str(img_path), cv2.IMREAD_COLOR)
+            if img is None:
+                raise DataFolderNotFoundError(f"image '{img_path}' (id {img_id!r}) is missing or "
+                                              'not a readable image')
+            for obj in ET.parse(xml).getroot().iter('object'):
+                name = obj.findtext('name')
+                if name not in classes:
+                    raise ValueError(f"{xml}: object class {name!r} is not one of the configured "
+                                     f'classes {classes}')
+                if obj.findtext('difficult', '0').strip() == '1' and not self.with_difficult:
+                    continue
+                box = [float(obj.find('bndbox').findtext(k)) for k in ('xmin', 'ymin', 'xmax', 'ymax')]
+                crops.append(self._crop(img, box))
+                labels.append(classes.index(name))
+        if not crops:
+            raise ValueError(f"no objects of the classes {classes} in the images of '{ids_file}'")
+        self.images = np.stack(crops)
+        return self._make_data_list(labels, f'crops_{ids_file.stem}')
+
+    def _crop(self, img: np.ndarray, box: list[float]) -> np.ndarray:
+        """Square ``context`` x the longer box side around the box centre -> ``crop_size``."""
+        x0, y0, x1, y1 = box[0] - 1, box[1] - 1, box[2], box[3]  # VOC: 1-based, inclusive
+        half = max(x1 - x0, y1 - y0, 1.0) * self.context / 2
+        scale = self.crop_size / (2 * half)
+        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+        warp = np.float32([[scale, 0, self.crop_size / 2 - cx * scale],
+                           [0, scale, self.crop_size / 2 - cy * scale]])
+        return cv2.warpAffine(img, warp, (self.crop_size, self.crop_size), flags=cv2.INTER_AREA,
+                              borderMode=cv2.BORDER_REFLECT_101)
