@@ -152,3 +152,27 @@ def test_auto_scale_lr_enables_scaling(synthetic_voc_root: Path, tmp_path: Path)
                          '--data-root', str(synthetic_voc_root), '--auto-scale-lr', *_tiny(1, 'lr')])
     # batch 2 on one process against base 4: lr halves (1e-3 -> 5e-4) before warm-up scales it
     assert runner.optim_wrapper.optimizer.param_groups[0]['initial_lr'] == pytest.approx(5e-4)
+
+
+def test_pretrained_backbone_from_the_command_line(tmp_path: Path) -> None:
+    """The docs' recipe: a backbone checkpoint (as export_backbone writes) via --cfg-options."""
+    import torch
+    from mmdet.registry import MODELS
+    from mmengine.registry import init_default_scope
+
+    train = _tool('train')
+    init_default_scope('mmdet')
+    cfg_path = SYNTH / 'faster_rcnn_r18_pow_synthvoc.py'
+    backbone = MODELS.build(dict(train.Config.fromfile(cfg_path).model.backbone, init_cfg=None))
+    torch.nn.init.normal_(backbone.conv1.weight)
+    ckpt = tmp_path / 'backbone.pth'
+    torch.save({'state_dict': backbone.state_dict()}, ckpt)
+    args = train.parse_args([str(cfg_path), '--work-dir', str(tmp_path / 'w'), '--cfg-options',
+                             'model.backbone.init_cfg._delete_=True',
+                             'model.backbone.init_cfg.type=Pretrained',
+                             f'model.backbone.init_cfg.checkpoint={ckpt}'])
+    cfg = train.setup_cfg(args)
+    assert cfg.model.backbone.init_cfg == dict(type='Pretrained', checkpoint=str(ckpt))
+    detector = MODELS.build(cfg.model)
+    detector.init_weights()
+    assert torch.equal(detector.backbone.conv1.weight, backbone.conv1.weight)

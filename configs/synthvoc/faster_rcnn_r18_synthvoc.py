@@ -5,7 +5,7 @@ _base_ = '../faster_rcnn_r18.py'
 
 data_root = 'data/synthvoc/'
 image_scale = (160, 120)  # (W, H) the images are resized to (4:3, as the generator's default)
-max_iters = 1500
+max_iters = 1200  # with a pretrained backbone (demo/main_job.py); from scratch, see docs/detection.md
 # fq_det.datasets.synthetic_voc.SYNTH_CLASSES / SYNTH_PALETTE (tests check they agree)
 # The data sets are MMDetection's XMLDataset (VOCDataset's parent, same VOC reader): VOCDataset
 # marks any VOC2007/ folder as Pascal VOC, and VOCMetric then labels its tables with VOC's
