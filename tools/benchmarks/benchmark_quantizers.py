@@ -8,6 +8,12 @@ with non-zero alphas (a fresh POW/HPOW would take the bit-exact identity fast pa
   With ``--clock cpu`` (default) the process CPU time is measured, which on a shared
   machine is far less sensitive to other processes than wall time; with one thread
   (default) the two agree on an idle machine. ``--clock wall`` measures wall time.
+  ``--malloc reuse`` first tells glibc to keep freed memory (``mallopt``: no ``mmap`` per
+  large tensor, no trimming), as PyTorch's caching allocator does on a GPU; by default
+  (``--malloc default``) every large tensor is a fresh ``mmap`` whose page faults (system
+  time, 0.0-1.6 s per ResNet-50 step measured here) count too, as they do for a CPU user.
+  The plain ResNet allocates more than the in-place quantizers, so ``reuse`` makes the
+  baseline faster and every ratio larger (docs/quantizers.md has both).
 * memory: each variant runs once more in a fresh subprocess with glibc's
   ``MALLOC_MMAP_THRESHOLD_`` lowered, so freed blocks go back to the OS and the resident
   set follows live memory; the peak is ``VmHWM - VmRSS`` around one forward + backward
@@ -60,10 +66,35 @@ def parse_args(argv=None) -> argparse.Namespace:
                         choices=('cpu', 'wall'),
                         default='cpu',
                         help='process CPU time (robust on a busy machine) or wall time')
+    parser.add_argument('--malloc', choices=('default', 'reuse'), default='default',
+                        help="'reuse': glibc keeps freed memory for reuse while timing (see above)")
     parser.add_argument('--skip-memory', action='store_true')
     parser.add_argument('--out', type=Path, help='also write the results as JSON here')
     parser.add_argument('--memory-worker', help=argparse.SUPPRESS)
     return parser.parse_args(argv)
+
+
+def keep_freed_memory() -> bool:
+    """glibc ``mallopt``: serve large tensors from the heap and never trim it (Linux only)."""
+    import ctypes
+    import ctypes.util
+    name = ctypes.util.find_library('c')
+    if not name or not sys.platform.startswith('linux'):
+        return False
+    libc = ctypes.CDLL(name)
+    m_trim_threshold, m_mmap_threshold = -1, -3  # <malloc.h>
+    return bool(libc.mallopt(m_mmap_threshold, 1 << 30)) and bool(
+        libc.mallopt(m_trim_threshold, 2**31 - 1))  # int arguments: 2 GiB is the most
+
+
+def quiet_mmengine_logs() -> None:
+    """Keep mmengine's per-parameter ``init_weights`` INFO lines out of the table."""
+    import logging
+
+    from mmengine.logging import MMLogger
+    if not MMLogger.check_instance_created('fq_det_benchmark'):
+        MMLogger.get_instance('fq_det_benchmark', log_level='WARNING')
+    MMLogger.get_instance('fq_det_benchmark').setLevel(logging.WARNING)
 
 
 def build(name: str, args: argparse.Namespace):
@@ -75,6 +106,7 @@ def build(name: str, args: argparse.Namespace):
     from fq_det.models import HPOW, POW
 
     init_default_scope('mmdet')
+    quiet_mmengine_logs()
     cfg = dict(VARIANTS[name][0], depth=args.depth)
     if cfg['type'] != 'ResNet':
         cfg['stage_with_quant'] = tuple(bool(s) for s in args.stages)
@@ -147,6 +179,9 @@ def main(argv=None) -> None:
     from mmengine.utils import ProgressBar
 
     torch.set_num_threads(args.threads)
+    malloc = 'glibc defaults'
+    if args.malloc == 'reuse':
+        malloc = 'freed memory reused' if keep_freed_memory() else 'glibc defaults (mallopt failed)'
     names = ['ResNet'] + [n for n in args.variants if n != 'ResNet']
     models = {n: build(n, args) for n in names}
     x = torch.randn(args.batch, 3, args.size, args.size)
@@ -154,7 +189,7 @@ def main(argv=None) -> None:
     print(
         f'ResNet-{args.depth}, input {args.batch}x3x{args.size}x{args.size}, '
         f'{args.threads} thread(s), '
-        f'{args.clock} time, '
+        f'{args.clock} time, malloc: {malloc}, '
         f'stage_with_quant={tuple(bool(s) for s in args.stages)}, '
         f'{args.repeats} timed run(s) + 1 warm-up'
     )
