@@ -20,6 +20,11 @@ Work runs in row blocks of the ``(N*C, H*W)`` view (about 128k elements each) so
 temporaries stay in cache and no full-size temporary is ever allocated. Half and
 bfloat16 inputs (``torch.autocast``) are computed in float32 inside the block.
 
+On CPU, float32, fused with the ReLU and with a fixed width, POW runs in compiled C
+kernels (:mod:`.kernels`, one pass per direction); everything else (float64, GPU, autocast
+dtypes, a learnable width, no C compiler) takes the blocked torch path below, which is
+the reference the kernels are tested against.
+
 Gradients stay finite everywhere: ``t`` is clamped to ``T_MIN`` inside the
 derivatives (``x = 0``, breakpoints, ``p < 1``), and ``u*ln t`` vanishes at ``u = 0``.
 """
@@ -31,6 +36,8 @@ from typing import Iterator, Optional, Tuple
 import torch
 from torch import Tensor
 from torch.autograd import Function
+
+from . import kernels
 
 #: Lower clamp of ``t`` inside derivatives: ``dy/dx <= p * T_MIN**(p-1)`` for ``p < 1``.
 T_MIN = 1e-6
@@ -82,6 +89,37 @@ def _check_pow_inputs(x: Tensor, p: Tensor) -> None:
                          f'N={x.shape[0]}; got {tuple(p.shape)}')
 
 
+_POOL = None
+
+
+def _kernel_for(t: Tensor, width, k: int, relu: bool):
+    """The C kernels if they apply to this call (CPU float32, ReLU, fixed width), else None."""
+    if not relu or t.dtype != torch.float32 or t.device.type != 'cpu' or torch.is_tensor(width) \
+            or k > kernels.MAX_SPLITS or t.dim() < 2 or t.numel() == 0:
+        return None
+    return kernels.pow_kernel()
+
+
+def _run_rows(fn, rows: int, cols: int, head: tuple, tail: tuple) -> None:
+    """``fn(*head, r0, r1, cols, *tail)`` over row ranges, on torch's intra-op thread count
+    (ctypes releases the GIL, so the ranges run in parallel)."""
+    threads = min(torch.get_num_threads(), max(1, rows * cols // BLOCK_ELEMS), rows)
+    if threads <= 1:
+        fn(*head, 0, rows, cols, *tail)
+        return
+    global _POOL
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+    if _POOL is None or _POOL[0] != os.getpid() or _POOL[1]._max_workers < threads:
+        # a forked child inherits the pool object but not its threads: make its own
+        _POOL = (os.getpid(), ThreadPoolExecutor(max_workers=threads, thread_name_prefix='fq_det_pow'))
+    bounds = [rows * i // threads for i in range(threads + 1)]
+    futures = [_POOL[1].submit(fn, *head, r0, r1, cols, *tail)
+               for r0, r1 in zip(bounds[:-1], bounds[1:]) if r1 > r0]
+    for f in futures:
+        f.result()
+
+
 class PowQuantFunction(Function):
     """POW-k, optionally fused with the preceding ReLU; saves only its output."""
 
@@ -98,8 +136,13 @@ class PowQuantFunction(Function):
         x2, y2 = _as_rows(xc), _as_rows(y)
         prow = _row_exponents(p.detach(), x.shape[0], cdt)
         identity = bool((prow == 1).all())  # fresh alpha: exactly the identity (bit-exact)
+        lib = None if identity else _kernel_for(xc, width, k, relu)
         tiny, log2_tiny = _tiny(cdt)
-        for r0, r1 in _row_blocks(*x2.shape):
+        if lib is not None:
+            prow = prow.contiguous()
+            _run_rows(lib.pow_relu_forward, x2.shape[0], x2.shape[1],
+                      (x2.data_ptr(), y2.data_ptr()), (prow.data_ptr(), k, w))
+        for r0, r1 in ([] if lib is not None else _row_blocks(*x2.shape)):
             xs = x2[r0:r1]
             direct = in_place and xs.dtype == cdt  # work on x itself
             if identity:
@@ -117,7 +160,7 @@ class PowQuantFunction(Function):
                     _log2_tiny_(a.clamp_(min=tiny), log2_tiny).mul_(pr).exp2_()
                 else:
                     j = a.clamp_(min=0).floor().clamp_(max=k - 1)
-                    pe = torch.gather(pr, 1, j.long())
+                    pe = torch.gather(pr, 1, j.long().clamp_(0, k - 1))  # NaN -> any index
                     _log2_tiny_(a.sub_(j).clamp_(min=tiny), log2_tiny).mul_(pe).exp2_().add_(j)
                 if w != 1.0:
                     a.mul_(w)
@@ -136,6 +179,9 @@ class PowQuantFunction(Function):
         y, p, width_t = ctx.saved_tensors
         k, w, relu = ctx.k, ctx.w, ctx.relu
         need_x, need_p, need_w = ctx.needs_input_grad[:3]
+        lib = _kernel_for(y, width_t if width_t is not None else w, k, relu)
+        if lib is not None and grad.dtype == torch.float32:
+            return PowQuantFunction._kernel_backward(ctx, lib, y, p, grad, need_x, need_p)
         cdt = _compute_dtype(y)
         n, c = y.shape[:2]
         y2, g2 = _as_rows(y), _as_rows(grad.contiguous())
@@ -169,7 +215,7 @@ class PowQuantFunction(Function):
                     d = l2.mul_(e_row[r0:r1]).add_(lp_row[r0:r1]).exp2_().mul_(gc)
             else:
                 j = a.floor().clamp_(0, k - 1)
-                jl = j.long()
+                jl = j.long().clamp_(0, k - 1)  # a NaN's index is garbage; its y stays NaN
                 u = a - j
                 pe = torch.gather(pr, 1, jl)
                 l2 = torch.clamp(u, min=TINY).log2_().div_(pe).clamp_(min=log2_tmin)  # log2 t
@@ -204,6 +250,31 @@ class PowQuantFunction(Function):
         if ctx.holder is not None and need_x:
             ctx.holder['grad_x'] = gx  # ReLUMeanFunction adds its term here, in place
         return gx, grad_p, grad_w, None, None, None, None
+
+
+def _kernel_backward(ctx, lib, y: Tensor, p: Tensor, grad: Tensor, need_x: bool, need_p: bool):
+    """Backward of :class:`PowQuantFunction` in the C kernel (CPU float32, ReLU, fixed width)."""
+    k, w = ctx.k, ctx.w
+    n, c = y.shape[:2]
+    y2, g2 = _as_rows(y), _as_rows(grad.contiguous())
+    prow = _row_exponents(p.detach(), n, torch.float32).contiguous()
+    gx = torch.empty_like(y)
+    dp = torch.zeros(n * c, k, dtype=torch.float32) if need_p else torch.zeros(1)
+    _run_rows(lib.pow_relu_backward, y2.shape[0], y2.shape[1],
+              (y2.data_ptr(), g2.data_ptr(), gx.data_ptr(), dp.data_ptr()),
+              (prow.data_ptr(), k, w, int(need_p)))
+    grad_p = None
+    if need_p:
+        dp = dp.view(n, c, k).mul_(w * math.log(2))
+        if ctx.p_shape[0] == 1:
+            dp = dp.sum(0, keepdim=True)
+        grad_p = dp.to(p.dtype)
+    if ctx.holder is not None and need_x:
+        ctx.holder['grad_x'] = gx  # ReLUMeanFunction adds its term here, in place
+    return (gx if need_x else None), grad_p, None, None, None, None, None
+
+
+PowQuantFunction._kernel_backward = staticmethod(_kernel_backward)
 
 
 def _width_grad_block(g: Tensor, y: Tensor, u: Tensor, lnt: Tensor, pe: Tensor, j: Optional[Tensor],
