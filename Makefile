@@ -18,6 +18,7 @@ test: install
 
 bench: install
 	$(PY) tools/benchmarks/benchmark_quantizers.py
+	$(PY) tools/benchmarks/benchmark_pow_kernels.py
 	$(PY) tools/benchmarks/benchmark_distortions.py
 
 clean:
