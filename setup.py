@@ -22,6 +22,8 @@ setup(
     long_description=(HERE / 'README.md').read_text(encoding='utf-8'),
     long_description_content_type='text/markdown',
     packages=find_packages(include=['fq_det', 'fq_det.*']),
+    # the POW kernels' C source, compiled at first use (fq_det/models/quantizers/kernels.py)
+    package_data={'fq_det.models.quantizers': ['csrc/*.c']},
     python_requires='>=3.10',
     # torch, mmcv (built from source), mmengine and mmdet are installed by
     # scripts/install.sh: pip cannot build mmcv's ops for this torch on its own.
