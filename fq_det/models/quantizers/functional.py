@@ -31,6 +31,8 @@ derivatives (``x = 0``, breakpoints, ``p < 1``), and ``u*ln t`` vanishes at ``u 
 from __future__ import annotations
 
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Iterator, Optional, Tuple
 
 import torch
@@ -108,8 +110,6 @@ def _run_rows(fn, rows: int, cols: int, head: tuple, tail: tuple) -> None:
         fn(*head, 0, rows, cols, *tail)
         return
     global _POOL
-    import os
-    from concurrent.futures import ThreadPoolExecutor
     if _POOL is None or _POOL[0] != os.getpid() or _POOL[1]._max_workers < threads:
         # a forked child inherits the pool object but not its threads: make its own
         _POOL = (os.getpid(), ThreadPoolExecutor(max_workers=threads, thread_name_prefix='fq_det_pow'))
@@ -142,7 +142,7 @@ class PowQuantFunction(Function):
             prow = prow.contiguous()
             _run_rows(lib.pow_relu_forward, x2.shape[0], x2.shape[1],
                       (x2.data_ptr(), y2.data_ptr()), (prow.data_ptr(), k, w))
-        for r0, r1 in ([] if lib is not None else _row_blocks(*x2.shape)):
+        for r0, r1 in (() if lib is not None else _row_blocks(*x2.shape)):  # the torch path
             xs = x2[r0:r1]
             direct = in_place and xs.dtype == cdt  # work on x itself
             if identity:
@@ -181,7 +181,7 @@ class PowQuantFunction(Function):
         need_x, need_p, need_w = ctx.needs_input_grad[:3]
         lib = _kernel_for(y, width_t if width_t is not None else w, k, relu)
         if lib is not None and grad.dtype == torch.float32:
-            return PowQuantFunction._kernel_backward(ctx, lib, y, p, grad, need_x, need_p)
+            return _kernel_backward(ctx, lib, y, p, grad, need_x, need_p)
         cdt = _compute_dtype(y)
         n, c = y.shape[:2]
         y2, g2 = _as_rows(y), _as_rows(grad.contiguous())
@@ -272,9 +272,6 @@ def _kernel_backward(ctx, lib, y: Tensor, p: Tensor, grad: Tensor, need_x: bool,
     if ctx.holder is not None and need_x:
         ctx.holder['grad_x'] = gx  # ReLUMeanFunction adds its term here, in place
     return (gx if need_x else None), grad_p, None, None, None, None, None
-
-
-PowQuantFunction._kernel_backward = staticmethod(_kernel_backward)
 
 
 def _width_grad_block(g: Tensor, y: Tensor, u: Tensor, lnt: Tensor, pe: Tensor, j: Optional[Tensor],
