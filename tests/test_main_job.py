@@ -36,3 +36,24 @@ def test_main_job_pretrains_trains_sweeps_and_reuses(tmp_path: Path, capsys) -> 
     log = (out / 'logs' / 'pow.log').read_text()
     assert f'reusing {pre["backbone"]}' in log and 'reusing ' + summary['written']['checkpoint_pow'] in log
     assert again['summary']['pow']['P'] == result['P']
+
+
+def test_pretraining_configs_build_exactly_the_detectors_backbones() -> None:
+    """The crops configs repeat the detectors' backbone settings; if they drift apart,
+    ``Pretrained`` would load only part of the backbone (with a warning, not an error)."""
+    from mmdet.registry import MODELS
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+
+    init_default_scope('mmdet')
+    job = load_script('demo/main_job.py')
+    root = Path(__file__).resolve().parents[1]
+    for name, (det_config, _) in job.MODELS.items():
+        det = Config.fromfile(root / det_config).model.backbone
+        cls = Config.fromfile(root / job.PRETRAIN[name]).model.backbone
+        det_state = MODELS.build(dict(det, init_cfg=None)).state_dict()
+        cls_state = MODELS.build(dict(cls, init_cfg=None)).state_dict()
+        shapes = {k: v.shape for k, v in det_state.items()}
+        assert shapes == {k: v.shape for k, v in cls_state.items()}, name
+        assert det.get('quant_cfg') == cls.get('quant_cfg'), name
+        assert det.get('stage_with_quant') == cls.get('stage_with_quant'), name
