@@ -33,7 +33,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from mmengine.config import Config
-from mmengine.dist import is_main_process
+from mmengine.dist import broadcast_object_list, is_distributed, is_main_process
 from mmengine.hooks import Hook
 from mmengine.registry import LOOPS, RUNNERS
 from mmengine.runner import Runner, TestLoop
@@ -344,7 +344,7 @@ def run_sweep(cfg: Config | str, checkpoint: str, out_dir: str, *, task: str = '
         rid = record_id(distortion, severity, seed)
         per_image = per_image_file(out_dir, distortion, severity, seed) if save_per_image else None
         records = store.refresh()  # a concurrent sweep may have finished this pair
-        if rid in records and (per_image is None or osp.isfile(per_image)):
+        if _rank0_decides(rid in records and (per_image is None or osp.isfile(per_image))):
             _print(f'pair {i}/{len(pairs)}: {label} (in {RESULTS_JSON}, skipped)')
             continue
         if runner is None:
@@ -402,6 +402,15 @@ def run_robustness_sweep(cfg: Config | str, checkpoint: str, out_dir: str,
     return run_sweep(cfg, checkpoint, out_dir, task='detection', distortions=distortions,
                      severities=severities, seeds=(seed, ), metric_key=metric_key,
                      overwrite=overwrite, save_per_image=save_per_image)
+
+
+def _rank0_decides(value):
+    """``value`` as the main process sees it, on every process (all ranks skip the same pairs)."""
+    if not is_distributed():
+        return value
+    box = [value]
+    broadcast_object_list(box)
+    return box[0]
 
 
 def _print(msg: str) -> None:
