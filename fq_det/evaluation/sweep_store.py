@@ -5,7 +5,7 @@ identity of everything that determines a result::
 
     {"resume_key": {"task": "detection",
                     "checkpoint": {"path": abs path, "size": bytes, "sha256": hex},
-                    "config_sha256": hex,     # the config after overrides (see config_digest)
+                    "config_sha256": hex,     # what a test run reads of the config (config_digest)
                     "data": [{"data_root": abs path, "ann_file": path, "ann_sha256": hex}]},
      "records": {"clean/0/0": {metric: value}, "<distortion>/<severity>/<seed>": {...}}}
 
@@ -41,7 +41,7 @@ __all__ = ['SweepStore', 'StaleResultsError', 'SweepFileError', 'OutDirNotWritab
            'resume_key', 'checkpoint_identity', 'config_digest', 'record_id',
            'atomic_write_text', 'read_json', 'check_writable',
            'RESULTS_JSON', 'RESULTS_MD', 'PARTIAL_JSON', 'LOCK_FILE', 'PER_IMAGE_DIR',
-           'IGNORED_CONFIG_KEYS']
+           'TEST_CONFIG_KEYS', 'IGNORED_LOADER_KEYS']
 
 RESULTS_JSON = 'results.json'
 RESULTS_MD = 'results.md'
@@ -49,11 +49,11 @@ PARTIAL_JSON = 'partial.json'
 LOCK_FILE = '.lock'
 PER_IMAGE_DIR = 'per_image'
 
-#: Top-level config keys that do not change a result (where files go, logging, hooks);
-#: everything else, after overrides, enters :func:`config_digest`.
-IGNORED_CONFIG_KEYS = ('work_dir', 'load_from', 'resume', 'launcher', 'data_root', 'env_cfg',
-                       'log_level', 'log_processor', 'default_hooks', 'custom_hooks',
-                       'visualizer', 'vis_backends', 'filename', 'model_wrapper_cfg')
+#: The config entries a test run reads (after overrides): they enter :func:`config_digest`.
+#: Training and validation settings, logging, hooks and paths do not; what training made
+#: of them is in the checkpoint, identified by its content.
+TEST_CONFIG_KEYS = ('model', 'test_dataloader', 'test_evaluator', 'test_cfg', 'default_scope',
+                    'custom_imports', 'data_check', 'runner_type')
 #: Dataloader keys that do not change a result (distortions are seeded per image).
 IGNORED_LOADER_KEYS = ('num_workers', 'persistent_workers', 'pin_memory', 'prefetch_factor')
 _ADDRESS = re.compile(r' at 0x[0-9a-fA-F]+')
@@ -149,9 +149,9 @@ def _stable_default(obj) -> str:
 
 
 def config_digest(cfg: Config) -> str:
-    """sha256 of the config after overrides, without :data:`IGNORED_CONFIG_KEYS`, the data
+    """sha256 of the config's :data:`TEST_CONFIG_KEYS` after overrides, without the data
     roots (compared on their own) and :data:`IGNORED_LOADER_KEYS`."""
-    tree = {k: v for k, v in copy.deepcopy(cfg.to_dict()).items() if k not in IGNORED_CONFIG_KEYS}
+    tree = {k: v for k, v in copy.deepcopy(cfg.to_dict()).items() if k in TEST_CONFIG_KEYS}
     text = json.dumps(_strip(tree), sort_keys=True, default=_stable_default)
     return hashlib.sha256(text.encode('utf-8')).hexdigest()
 
