@@ -32,3 +32,19 @@ def test_top5_results_and_a_mixed_table():
     assert table.startswith('Classification accuracy (top-5 %') and '| jpeg | 70.0 / 80.0 |' in table
     mixed = format_classification_table([both, _results(('accuracy/top1', ), 'crops')])
     assert 'top-1 % for the models marked ᵇ' in mixed and '| cropsᵇ | 80.0 |' in mixed
+
+
+def test_classification_tool_names_bad_distortions_and_severities(repo_root, tmp_path, capsys,
+                                                                  monkeypatch):
+    import runpy
+
+    import pytest
+    cfg = repo_root / 'configs/classification/synthetic/resnet18-pow1-l2_synthcls.py'
+    tool = str(repo_root / 'tools/classification/test_robustness.py')
+    for flags, expected in ((['--distortions', 'fogg'], 'valid choices: motion_blur, jpeg'),
+                            (['--severities', '0'], 'valid choices: 1, 2, 3, 4, 5')):
+        monkeypatch.setattr('sys.argv', ['test_robustness.py', str(cfg), str(tmp_path / 'x.pth'),
+                                         '--out-dir', str(tmp_path / 'rob'), *flags])
+        with pytest.raises(SystemExit) as exit_info:
+            runpy.run_path(tool, run_name='__main__')
+        assert exit_info.value.code == 2 and expected in capsys.readouterr().err
