@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import fq_det  # noqa: F401
-from fq_det.datasets.distortion_route import (distort_image, distortion_rng, file_image_key,
-                                              image_key, insert_distort, stable_seed)
+from fq_det.datasets.distortion_route import (distortion_rng, file_image_key, image_key,
+                                              insert_distort, stable_seed)
 from fq_det.datasets.distortions import SEVERITY_TABLE, distort
 
 

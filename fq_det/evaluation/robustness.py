@@ -281,7 +281,8 @@ def run_sweep(cfg: Config | str, checkpoint: str, out_dir: str, *, task: str = '
               severities: Iterable[int] = SEVERITIES, seeds: Iterable[int] = (0, ),
               metric_key: str | None = None, overwrite: bool = False,
               save_per_image: bool = False, strict_load: bool = False,
-              format_table: Callable[[dict], str] = None, extra: dict | None = None) -> dict:
+              format_table: Callable[[dict], str] | None = None,
+              extra: dict | None = None) -> dict:
     """Evaluate ``checkpoint`` on clean and distorted test data; write results.json/.md.
 
     Args:
@@ -330,9 +331,9 @@ def run_sweep(cfg: Config | str, checkpoint: str, out_dir: str, *, task: str = '
     def write_results(records: dict) -> None:
         atomic_write_text(osp.join(out_dir, RESULTS_JSON), json.dumps(assemble(records), indent=2))
 
-    stored_key = next((r for r in (store.records.get(record_id(None, 0, 0)), ) if r), None)
-    if metric_key is not None and stored_key is not None and metric_key not in stored_key:
-        raise StaleResultsError(f'{out_dir} holds metrics {", ".join(stored_key)}, not '
+    clean_record = store.records.get(record_id(None, 0, 0))
+    if metric_key is not None and clean_record and metric_key not in clean_record:
+        raise StaleResultsError(f'{out_dir} holds metrics {", ".join(clean_record)}, not '
                                 f'{metric_key!r}; its pairs are not reused: start fresh with '
                                 '--overwrite (overwrite=True) or use another out_dir')
     pairs = [(None, 0, 0)] + [(d, s, seed) for seed in seeds for d in distortions

@@ -20,8 +20,7 @@ import fq_det  # noqa: E402,F401
 from fq_det.classification.datasets import DataFolderNotFoundError  # noqa: E402
 from fq_det.datasets.data_check import set_data_root  # noqa: E402
 from fq_det.classification.robustness import run_classification_robustness  # noqa: E402
-from fq_det.evaluation.sweep_store import (OutDirNotWritableError,  # noqa: E402
-                                           StaleResultsError, SweepFileError, check_writable)
+from fq_det.evaluation.sweep_store import OutDirNotWritableError, check_writable  # noqa: E402
 from mmengine.config import Config, DictAction
 
 
