@@ -306,10 +306,15 @@ def test_truncated_files_and_unwritable_out_dir_are_named(finished_sweep, tmp_pa
 def test_per_image_records_give_the_sweeps_map(tiny, tmp_path, evaluations):
     import numpy as np
     from fq_det.evaluation import load_per_image, voc_map_of_subset
+    from mmengine.config import Config
     cfg_path, ckpt = tiny
+    cfg = Config.fromfile(str(cfg_path))
+    # Score threshold 0: the random detector keeps its boxes, a few hit by chance (mAP > 0).
+    cfg.model.test_cfg.rcnn.update(score_thr=0.0, max_per_img=100)
     out_dir = tmp_path / 'rob'
-    res = run_robustness_sweep(str(cfg_path), str(ckpt), str(out_dir), distortions=['ngrn'],
+    res = run_robustness_sweep(cfg, str(ckpt), str(out_dir), distortions=['ngrn'],
                                severities=[5], save_per_image=True)
+    assert res['clean']['pascal_voc/mAP'] > 0
     for name, metrics in (('clean', res['clean']), ('ngrn_s5', res['distorted']['ngrn']['5'])):
         rec = load_per_image(str(out_dir / 'per_image' / f'{name}.npz'))
         n = len(rec['img_ids'])
@@ -320,8 +325,8 @@ def test_per_image_records_give_the_sweeps_map(tiny, tmp_path, evaluations):
     # A sweep resumed with --save-per-image re-evaluates only pairs whose records are missing.
     (out_dir / 'per_image' / 'ngrn_s5.npz').unlink()
     evaluations.clear()
-    run_robustness_sweep(str(cfg_path), str(ckpt), str(out_dir), distortions=['ngrn'],
-                         severities=[5], save_per_image=True)
+    run_robustness_sweep(cfg, str(ckpt), str(out_dir), distortions=['ngrn'], severities=[5],
+                         save_per_image=True)
     assert evaluations == [('ngrn', 5)]
 
 
