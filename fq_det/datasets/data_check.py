@@ -194,7 +194,9 @@ def check_voc_dataset(leaf: dict, split: str = 'test', config_name: str = '') ->
     from PIL import Image, UnidentifiedImageError
 
     root = leaf.get('data_root') or ''
-    ann_file = osp.join(root, leaf.get('ann_file') or '')
+    if not leaf.get('ann_file'):
+        return []  # mmdet's XMLDataset requires an ann_file; nothing to check without one
+    ann_file = osp.join(root, leaf['ann_file'])
     folder = osp.join(root, (leaf.get('data_prefix') or {}).get('sub_data_root', ''))
     img_dir = osp.join(folder, leaf.get('img_subdir', 'JPEGImages'))
     ann_dir = osp.join(folder, leaf.get('ann_subdir', 'Annotations'))
