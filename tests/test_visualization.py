@@ -176,6 +176,12 @@ def test_plot_robustness_tool(tmp_path):
     assert float(clean[0]['value']) == pytest.approx(0.8)
     rpc = [r for r in rows if r['model'] == 'pow' and r['metric'] == 'rPC']
     assert float(rpc[0]['value']) == pytest.approx(_results(0.9)['summary']['rPC'])
+    # A truncated or missing results.json is named, not a traceback.
+    files[1].write_text(files[1].read_text()[:50])
+    with pytest.raises(SystemExit, match=r'error: .*pow/results\.json is not valid JSON'):
+        tool.main([*map(str, files), '--out', str(tmp_path / 'rob2.png')])
+    with pytest.raises(SystemExit, match=r'error: .*nothing\.json: no such results file'):
+        tool.main([str(tmp_path / 'nothing.json'), '--out', str(tmp_path / 'rob3.png')])
 
 
 def test_plot_robustness_checks_input(tmp_path):

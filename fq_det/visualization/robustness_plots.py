@@ -26,9 +26,11 @@ CURVE_FIELDS = ('model', 'distortion', 'severity', 'metric', 'value')
 
 
 def load_results(path: str | Path) -> dict:
-    """Read a ``results.json`` and check the keys this module needs."""
-    with open(path) as f:
-        results = json.load(f)
+    """Read a ``results.json`` and check the keys this module needs (errors name the file)."""
+    from fq_det.evaluation.sweep_store import read_json
+    if not Path(path).is_file():
+        raise FileNotFoundError(f'{path}: no such results file')
+    results = read_json(str(path))
     _check(results, str(path))
     return results
 

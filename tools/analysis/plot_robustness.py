@@ -29,7 +29,11 @@ def main(argv=None) -> dict:
     labels = args.labels or [Path(r).resolve().parent.name for r in args.results]
     if len(labels) != len(args.results):
         raise SystemExit(f'--labels: got {len(labels)} labels for {len(args.results)} results files')
-    out = plot_robustness([load_results(r) for r in args.results], labels, args.out, ncols=args.ncols)
+    try:
+        results = [load_results(r) for r in args.results]
+    except (OSError, ValueError) as err:
+        raise SystemExit(f'error: {err}') from None
+    out = plot_robustness(results, labels, args.out, ncols=args.ncols)
     print(f"wrote {out['figure']}\nwrote {out['csv']}")
     return out
 
