@@ -222,7 +222,7 @@ def test_alpha_stats_without_alpha_is_a_clear_error(tmp_path):
 
 
 def test_alpha_stats_on_a_resnet_pow_backbone(tmp_path):
-    """Engineer Q's ResNetPOW: one row per POW activation of the quantized stages."""
+    """ResNetPOW (fq_det.models): one row per POW activation of the quantized stages."""
     from mmengine.registry import init_default_scope
     from mmengine.runner import save_checkpoint
 
