@@ -159,6 +159,13 @@ def test_synthetic_dataset_works_with_distort():
             num_samples=2, seed=0, pipeline=distorted_pipeline(base, name, 5, seed=0))
         assert not torch.equal(ds[0]['inputs'], ds_d[0]['inputs'])
         assert torch.equal(ds_d[0]['inputs'], again[0]['inputs'])  # seeded per image
+        if name == 'salt_pepper':  # the detection route's transform, same image id: same noise
+            from fq_det.datasets.transforms import Distort
+            direct = Distort(distortion=name, severity=5, seed=0)(ds.get_data_info(0))['img']
+            assert torch.equal(ds_d[0]['inputs'], torch.from_numpy(direct).permute(2, 0, 1))
+    from mmdet.registry import TRANSFORMS as DET_TRANSFORMS
+    from mmpretrain.registry import TRANSFORMS
+    assert TRANSFORMS.get('Distort') is DET_TRANSFORMS.get('Distort')
     train = SyntheticClsDataset(num_samples=2, seed=0,
                                 pipeline=[dict(type='RandomDistort', prob=1.0), *base])
     assert not torch.equal(train[0]['inputs'], ds[0]['inputs'])  # training augmentation
