@@ -3,4 +3,5 @@ _base_ = [
     '../_base_/models/cifar_smallnet.py', '../_base_/datasets/cifar10.py',
     '../_base_/schedules/cifar_sgd_60e.py', '../_base_/default_runtime.py'
 ]
-model = dict(data_preprocessor=_base_.data_preprocessor, backbone=dict(num_classes=_base_.num_classes))
+model = dict(
+    data_preprocessor=_base_.data_preprocessor, backbone=dict(num_classes=_base_.num_classes))
