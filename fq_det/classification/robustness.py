@@ -194,7 +194,7 @@ def format_classification_table(results: dict | Sequence[dict],
     labels = list(labels) if labels is not None else [
         r.get('model', f'model{i}') for i, r in enumerate(many)
     ]
-    rows = [table3_row(r) for r in many]
+    rows = [table3_row(r, TOP5_KEY if TOP5_KEY in r['clean'] else METRIC_KEY) for r in many]
     cols = list(dict.fromkeys(c for row in rows for c in row))
 
     def cell(v: tuple | None) -> str:
@@ -216,7 +216,8 @@ def format_classification_table(results: dict | Sequence[dict],
         summary = r.get('summary', {})
         lines += [
             '', f'### {label}: per severity (top-1 / top-5 %, mean over seeds {seeds})', '',
-            f"Clean: top-1 {r['clean'][METRIC_KEY]:.2f}, top-5 {r['clean'][TOP5_KEY]:.2f}. " +
+            'Clean: ' + ', '.join(f"{k.split('/')[-1]} {r['clean'][k]:.2f}" for k in (METRIC_KEY, TOP5_KEY)
+                                  if k in r['clean']) + '. ' +
             ', '.join(f'{k} {summary[k]:.3f}' for k in ('P', 'mPC', 'rPC') if k in summary), ''
         ]
         sev = list(dict.fromkeys(s for d in r['distorted'].values() for s in d))
@@ -232,7 +233,7 @@ def format_classification_table(results: dict | Sequence[dict],
                     return '-'
                 v, e = by_sev[s], std.get(s, {})
                 return ' / '.join(f'{v[k]:.1f}' + (f'±{e[k]:.1f}' if e.get(k) else '')
-                                  for k in (METRIC_KEY, TOP5_KEY))
+                                  for k in (METRIC_KEY, TOP5_KEY) if k in v)
 
             lines.append(f'| {d} | ' + ' | '.join(one(s) for s in sev) + ' |')
     return '\n'.join(lines) + '\n'
