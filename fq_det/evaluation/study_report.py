@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -98,41 +98,28 @@ def _per_run_rows(study, runs: dict, full: float) -> dict:
     return table
 
 
-def _bootstrap(study, runs: dict, load_records: Callable | None) -> dict:
-    """Per seed and variant: percentile intervals of (variant - reference) over images."""
+def _bootstrap(study, runs: dict) -> dict:
+    """Per variant and seed: percentile intervals of (variant - reference) over test images."""
+    from fq_det.evaluation.study_records import bootstrap_differences, load_sweep_records
     replicates = int(study.bootstrap.get('replicates', 0))
-    if not replicates or load_records is None:
+    if not replicates:
         return {}
-    conf = float(study.bootstrap.get('confidence', 0.95))
     out = {}
     for seed in study.seeds:
         if (study.reference, seed) not in runs:
             continue
         try:
-            per_variant = {v: load_records(study, v, seed) for v in study.variants
-                           if (v, seed) in runs}
+            models = {v: load_sweep_records(study.run_dir(v, seed) / 'sweep', study.task,
+                                            study.distortions, study.severities, seed)
+                      for v in study.variants if (v, seed) in runs}
         except FileNotFoundError:
             continue
-        sizes = {len(r['image_ids']) for r in per_variant.values()}
-        if len(sizes) != 1:
-            raise ValueError(f'seed {seed}: the runs were evaluated on different test sets '
-                             f'({sorted(sizes)} images); the bootstrap needs the same images')
-        weights = st.bootstrap_weights(sizes.pop(), replicates, seed=seed)
-        rep_rows = {v: _rows(r['metric'](r['clean'], weights),
-                             {d: {s: r['metric'](rec, weights) for s, rec in by_sev.items()}
-                              for d, by_sev in r['distorted'].items()}, study.seen_distortions)
-                    for v, r in per_variant.items()}
-        ref = rep_rows[study.reference]
-        point = {v: _rows(r['clean'], r['distorted'], study.seen_distortions)
-                 for v, r in ((v, runs[(v, seed)]) for v in per_variant)}
-        for v, rows in rep_rows.items():
-            if v == study.reference:
-                continue
-            out.setdefault(v, {})[seed] = {
-                row: st.percentile_interval(rows[row] - ref[row],
-                                            point[v][row] - point[study.reference][row],
-                                            conf).as_dict()
-                for row in rows}
+        diffs = bootstrap_differences(
+            models, study.reference, lambda c, d: _rows(c, d, study.seen_distortions),
+            replicates=replicates, seed=seed,
+            confidence=float(study.bootstrap.get('confidence', 0.95)))
+        for v, rows in diffs.items():
+            out.setdefault(v, {})[seed] = rows
     return out
 
 
@@ -347,16 +334,15 @@ def plot_study(study, report: dict, out_file: Path) -> Path:
     return out_file
 
 
-def build_report(study, out_dir: Path, load_records: Callable | None = None) -> dict:
+def build_report(study, out_dir: Path) -> dict:
     """Aggregate whatever has finished; write study.json/.md/.png into ``out_dir``."""
-    from fq_det.evaluation.study_records import load_run_records
     runs, missing, metric_key = _load_runs(study)
     if not runs:
         raise FileNotFoundError(f'no finished run under {study.work_dir}/runs: nothing to report '
                                 f'({len(missing)} runs missing)')
     full = _full_scale(metric_key)
     per_run = _per_run_rows(study, runs, full)
-    bootstrap = _bootstrap(study, runs, load_records or load_run_records)
+    bootstrap = _bootstrap(study, runs)
     timing_keys = sorted({k for r in runs.values() for k in r['record'].get('timings_s', {})})
     timings = {v: {k: float(np.mean([runs[(v, s)]['record']['timings_s'][k] for s in study.seeds
                                      if (v, s) in runs and k in runs[(v, s)]['record']

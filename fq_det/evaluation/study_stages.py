@@ -13,14 +13,15 @@ HPOW_IMAGES = 32  # test images whose predicted exponents describe an HPOW model
 
 
 def sweep(study, cfg, checkpoint: str, out_dir: Path, seed: int, overwrite: bool = False) -> dict:
-    """The task's robustness sweep of ``checkpoint`` with the study's distortions and seed."""
+    """The task's robustness sweep of ``checkpoint`` with the study's distortions and seed,
+    keeping per-image records for the image bootstrap."""
+    kwargs = dict(distortions=study.distortions, severities=study.severities,
+                  overwrite=overwrite, save_per_image=True)
     if study.task == 'detection':
         from fq_det.evaluation.robustness import run_robustness_sweep
-        return run_robustness_sweep(cfg, checkpoint, str(out_dir), distortions=study.distortions,
-                                    severities=study.severities, seed=seed)
+        return run_robustness_sweep(cfg, checkpoint, str(out_dir), seed=seed, **kwargs)
     from fq_det.classification.robustness import run_classification_robustness
-    return run_classification_robustness(cfg, checkpoint, out_dir, distortions=study.distortions,
-                                         severities=study.severities, seeds=(seed, ))
+    return run_classification_robustness(cfg, checkpoint, out_dir, seeds=(seed, ), **kwargs)
 
 
 def _layer_stats(name: str, values: np.ndarray) -> dict:
