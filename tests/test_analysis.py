@@ -124,7 +124,7 @@ def test_feature_moments_layer_choice(image_dir):
         compute_feature_moment_shift(model, [image_dir / 'x.jpg'], 'smudge', 1, layers=['conv1'])
 
 
-def test_feature_moments_on_detector_backbone(image_dir, tmp_path):
+def test_feature_moments_on_detector_backbone(image_dir, tmp_path, capsys):
     """--config/--checkpoint: the backbone of an MMDetection detector, its own normalisation."""
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
@@ -162,6 +162,13 @@ def test_feature_moments_on_detector_backbone(image_dir, tmp_path):
     assert [r['layer'] for r in rows] == ['conv1', 'layer4.1.bn2']
     assert [r['channels'] for r in rows] == ['8', '64']  # base_channels 8: stem 8, stage 4 64
     assert all(float(r['mean_abs_d_variance']) > 0 for r in rows)
+
+    # Without --checkpoint it says that the weights are random, and labels the figure so.
+    out = tool.main([str(image_dir), '--config', str(cfg_path), '--distortion', 'ngrn',
+                     '--severity', '4', '--img-size', '64', '--layers', 'conv1', '--max-images', '2',
+                     '--out-dir', str(tmp_path / 'out_random')])
+    assert 'analysing randomly initialised weights' in capsys.readouterr().err
+    assert out['figure'].is_file()
 
 
 # ---- alpha statistics ---------------------------------------------------------------

@@ -174,7 +174,8 @@ def test_robustness_tool(trained_resnet_pow, tmp_path, monkeypatch):
     assert 'Salt & Pepper' in table and 'Tar. Occ.' in table and 'Clean' in table
 
     # Resumable: a second run evaluates nothing and writes the same numbers.
-    monkeypatch.setattr(robustness, '_evaluate',
+    from fq_det.evaluation import robustness as sweep
+    monkeypatch.setattr(sweep, '_evaluate',
                         lambda *a, **k: pytest.fail('re-evaluated a finished condition'))
     cfg = Config.fromfile(cfg_path)
     cfg.test_dataloader.dataset.num_samples = 20
@@ -186,6 +187,32 @@ def test_robustness_tool(trained_resnet_pow, tmp_path, monkeypatch):
         severities=[1, 5],
         seeds=[0, 1])
     assert again['distorted'] == res['distorted']
+
+
+def test_robustness_top1_only_per_image_and_stale(trained_resnet_pow, tmp_path):
+    """A top-1-only evaluator (the crop configs') gives a top-1 Table 3; per-image records
+    recompute the sweep's accuracy; another test set in the same out-dir is refused."""
+    import numpy as np
+    from fq_det.classification import robustness
+    from fq_det.evaluation import load_per_image, topk_accuracy_of_subset
+    _, _, _, _, ckpt = trained_resnet_pow
+    cfg = Config.fromfile(SYNTH / FAMILIES['resnet_pow'])
+    cfg.test_dataloader.dataset.num_samples = 20
+    cfg.test_evaluator = dict(type='TopKAccuracy', topk=(1, ))
+    out_dir = tmp_path / 'rob'
+    res = robustness.run_classification_robustness(cfg, str(ckpt), out_dir, distortions=['jpeg'],
+                                                   severities=[3], save_per_image=True)
+    assert set(res['clean']) == {'accuracy/top1'}
+    table = (out_dir / 'results.md').read_text()
+    assert 'top-1 %: the evaluator measured no top-5' in table and 'Jpeg Comp.' in table
+    for name, metrics in (('clean', res['clean']), ('jpeg_s3', res['distorted']['jpeg']['3'])):
+        rec = load_per_image(str(out_dir / 'per_image' / f'{name}.npz'))
+        assert rec['topk_labels'].shape == (20, 1)
+        assert topk_accuracy_of_subset(rec, np.arange(20), 1) == metrics['accuracy/top1']
+    cfg.test_dataloader.dataset.num_samples = 10
+    with pytest.raises(ValueError, match='config after overrides'):
+        robustness.run_classification_robustness(cfg, str(ckpt), out_dir, distortions=['jpeg'],
+                                                 severities=[3])
 
 
 def test_train_tool_resumes(trained_resnet_pow, tmp_path):

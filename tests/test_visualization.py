@@ -69,7 +69,7 @@ def test_image_demo_grid(tiny_detector, synthetic_voc_root, tmp_path):
     demo = load_script('demo/image_demo.py')
     out = demo.main([*images, str(cfg), str(ckpt), '--distortions', 'jpeg', 'targeted_occlusion',
                      '--severities', '5', '--score-thr', '0.0', '--cell-px', '160',
-                     '--out', str(tmp_path / 'grid.png')])
+                     '--occlude-detections', '--out', str(tmp_path / 'grid.png')])
     img = read_png(out['figure'])
     # 3 columns (original, jpeg 5, occlusion 5) of 160 px + the row-label margin; 2 rows
     assert img.shape[1] == out['size'][0] == int(round(0.25 * 100)) + 3 * 160
@@ -82,6 +82,31 @@ def test_image_demo_grid(tiny_detector, synthetic_voc_root, tmp_path):
     assert dets and all(d['class_name'] in CLASSES and len(d['bbox']) == 4 for d in dets)
     occ = [r for r in records if r['distortion'] == 'targeted_occlusion']
     assert all(r['occlusion_boxes_from'] == 'clean detections' for r in occ)
+
+
+def test_image_demo_checks_arguments_before_loading_the_model(tiny_detector, synthetic_voc_root,
+                                                              tmp_path, capsys, monkeypatch):
+    import mmdet.apis
+    cfg, ckpt = tiny_detector
+    images = _test_images(synthetic_voc_root, 1)
+    demo = load_script('demo/image_demo.py')
+    monkeypatch.setattr(mmdet.apis, 'init_detector',
+                        lambda *a, **k: pytest.fail('the model was loaded before the check'))
+    base = [*images, str(cfg), str(ckpt), '--out', str(tmp_path / 'g.png')]
+    with pytest.raises(SystemExit):
+        demo.main(base + ['--distortions', 'blur'])
+    assert 'valid choices: motion_blur, jpeg' in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        demo.main(base + ['--severities', '9'])
+    assert 'valid choices: 1, 2, 3, 4, 5' in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        demo.main(base + ['--cell-px', '0'])
+    assert 'positive number of pixels' in capsys.readouterr().err
+    # Targeted occlusion needs the objects: no silent switch to detections as boxes.
+    with pytest.raises(SystemExit, match='needs the objects to occlude: pass --ann-dir'):
+        demo.main(base + ['--distortions', 'targeted_occlusion'])
+    with pytest.raises(SystemExit, match=r'\.xml not found'):
+        demo.main(base + ['--distortions', 'targeted_occlusion', '--ann-dir', str(tmp_path)])
 
 
 def test_detection_grid_draws_boxes_and_is_deterministic(tiny_detector, synthetic_voc_root, tmp_path):

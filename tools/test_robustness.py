@@ -2,11 +2,13 @@
 
     python tools/test_robustness.py CONFIG CHECKPOINT [--distortions motion_blur jpeg | all]
         [--severities 1 2 3 4 5] [--out-dir DIR] [--seed 0] [--metric-key pascal_voc/mAP]
-        [--cfg-options k=v ...] [--launcher none|pytorch|slurm|mpi]
+        [--cfg-options k=v ...] [--launcher none|pytorch|slurm|mpi] [--overwrite]
+        [--save-per-image]
 
 Loads the model once, evaluates clean + every (distortion, severity) with the config's
 own evaluator, writes ``results.json`` after every pair (a rerun with the same
-``--out-dir`` skips the pairs already done) and prints/writes ``results.md``.
+``--out-dir``, checkpoint, config and data skips the pairs already done; another one is
+refused unless ``--overwrite``) and prints/writes ``results.md``.
 Default ``--out-dir``: ``work_dirs/<config name>/robustness``.
 """
 from __future__ import annotations
@@ -26,6 +28,8 @@ from fq_det.datasets.data_check import DataNotFoundError, check_data  # noqa: E4
 from fq_det.datasets.distortions import DISTORTIONS, SEVERITIES, check_severity  # noqa: E402
 from fq_det.evaluation.robustness import (resolve_distortions,  # noqa: E402
                                           run_robustness_sweep)
+from fq_det.evaluation.sweep_store import (OutDirNotWritableError,  # noqa: E402
+                                           StaleResultsError, SweepFileError, check_writable)
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from train import setup_cfg  # noqa: E402
@@ -51,6 +55,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         '--cfg-options', nargs='+', action=DictAction,
         help='override some settings in the used config, the key-value pair in xxx=yyy format '
              'will be merged into config file')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='delete the results already in --out-dir and start afresh')
+    parser.add_argument('--save-per-image', action='store_true',
+                        help='also write OUT_DIR/per_image/<clean|distortion_sN>.npz '
+                        '(per-image detections and ground truth)')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
                         default='none', help='job launcher')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
@@ -70,16 +79,21 @@ def main(argv: list[str] | None = None) -> dict:
         sys.exit(f'error: {err}')
     args.work_dir = None
     cfg = setup_cfg(args)
+    out_dir = args.out_dir or osp.join(cfg.work_dir, 'robustness')
     try:
+        check_writable(out_dir)
         check_data(cfg, ('test',), config_name=args.config)
-    except DataNotFoundError as err:
+    except (DataNotFoundError, OutDirNotWritableError) as err:
         sys.exit(f'error: {err}')
     if not os.path.isfile(args.checkpoint):
         sys.exit(f'error: checkpoint not found: {args.checkpoint}')
-    out_dir = args.out_dir or osp.join(cfg.work_dir, 'robustness')
-    return run_robustness_sweep(cfg, args.checkpoint, out_dir, distortions=distortions,
-                                severities=severities, seed=args.seed,
-                                metric_key=args.metric_key)
+    try:
+        return run_robustness_sweep(cfg, args.checkpoint, out_dir, distortions=distortions,
+                                    severities=severities, seed=args.seed,
+                                    metric_key=args.metric_key, overwrite=args.overwrite,
+                                    save_per_image=args.save_per_image)
+    except (StaleResultsError, SweepFileError) as err:
+        sys.exit(f'error: {err}')
 
 
 if __name__ == '__main__':

@@ -9,7 +9,6 @@ that follows it (after normalisation) show whether normalisation removes the shi
 """
 from __future__ import annotations
 
-import zlib
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -40,11 +39,6 @@ def list_images(image_dir: str | Path, max_images: int | None = None) -> list[Pa
     if not files:
         raise FileNotFoundError(f'no images ({", ".join(IMAGE_SUFFIXES)}) in {root}')
     return files[:max_images] if max_images else files
-
-
-def distortion_rng(seed: int, index: int, name: str, severity: int) -> np.random.Generator:
-    """Deterministic generator for image ``index`` under (distortion, severity)."""
-    return np.random.default_rng([seed, index, zlib.crc32(name.encode()), severity])
 
 
 def central_box(image: np.ndarray) -> np.ndarray:
@@ -220,9 +214,14 @@ def collect_moments(model: nn.Module, image_paths: Sequence[str | Path], layers:
     (training-mode normalisation; running statistics are left untouched), which
     removes the mean and variance shift but, being affine per channel, never the
     shift of skewness and kurtosis. Otherwise the model runs in eval mode.
+
+    Each image's generator is the sweeps' (:mod:`fq_det.datasets.distortion_route`,
+    keyed by the file name), so an image is distorted here as the sweeps distort it.
     """
     import cv2
     from mmengine.utils import ProgressBar
+
+    from fq_det.datasets.distortion_route import distortion_rng, file_image_key
     bar = ProgressBar(len(image_paths)) if progress else None
     with _norm_mode(model, norm_batch_stats), LayerMomentCollector(model, layers) as col:
         for start in range(0, len(image_paths), batch_size):
@@ -231,7 +230,8 @@ def collect_moments(model: nn.Module, image_paths: Sequence[str | Path], layers:
                 img = cv2.imread(str(image_paths[i]), cv2.IMREAD_COLOR)
                 if img is None:
                     raise FileNotFoundError(f'cannot read image {image_paths[i]}')
-                img = distort_fn(img, distortion_rng(seed, i, distortion_name, severity))
+                key = file_image_key(str(image_paths[i]))
+                img = distort_fn(img, distortion_rng(seed, key, distortion_name, severity))
                 batch.append(img)
                 if bar:
                     bar.update()

@@ -1,37 +1,30 @@
 """Top-1/top-5 of a classifier on clean and distorted images (supplement Table 3).
 
-One model load for the whole sweep; each (distortion, severity, seed) condition re-runs the
-test set with ``WholeImageBox`` + fq_det's ``Distort`` inserted into the test pipeline
-(right after image loading, before resizing/cropping, as in the detection sweep). Finished
-conditions are kept in ``<out_dir>/partial.json``, so an interrupted sweep resumes where it
-stopped.
+The detection sweep's route (:func:`fq_det.evaluation.robustness.run_sweep` with
+``task='classification'``): one model load, mmengine's test loop per (distortion,
+severity, seed) with ``WholeImageBox`` + ``Distort`` inserted into the test pipeline
+(right after image loading, before resizing/cropping), the same resume key, lock and
+``partial.json``, optional per-image records.
 
 Output (``results.json``): the project's robustness schema with
-``metric_key='accuracy/top1'`` and ``accuracy/top5`` alongside; with several seeds the
-``distorted`` values are means over seeds, ``distorted_std`` holds the standard deviations
-(population std, ``ddof=0``) and ``per_seed`` the raw values. ``summary`` (P, mPC, rPC) is
-computed by ``fq_det.evaluation.robustness`` from the means.
-``results.md``: the Table 3 row (top-5, targeted occlusion top-1, severities averaged,
-``mean ± std`` over seeds), then a per-severity top-1/top-5 table.
+``metric_key='accuracy/top1'`` (and ``accuracy/top5`` when the evaluator measures it);
+with several seeds the ``distorted`` values are means over seeds, ``distorted_std``
+holds the standard deviations (population std, ``ddof=0``) and ``per_seed`` the raw
+values. ``results.md``: the Table 3 row (top-5, or top-1 when the evaluator measures no
+top-5, said in the header; targeted occlusion top-1; severities averaged, ``mean ± std``
+over seeds), then a per-severity table.
 """
 from __future__ import annotations
 
 import copy
-import json
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-import torch
 from mmengine.config import Config
-from mmengine.dataset import Compose
-from mmengine.evaluator import Evaluator
-from mmengine.logging import print_log
-from mmengine.registry import init_default_scope
-from mmengine.runner import Runner, load_checkpoint
-from mmengine.utils import ProgressBar
 
-from mmdet.registry import MODELS
+from fq_det.datasets.distortion_route import insert_distort
+from fq_det.datasets.distortions import SEVERITIES
 
 METRIC_KEY = 'accuracy/top1'
 TOP5_KEY = 'accuracy/top5'
@@ -50,122 +43,36 @@ TOP1_DISTORTIONS = ('targeted_occlusion', )
 
 def distorted_pipeline(pipeline: Sequence[dict], distortion: str, severity: int,
                        seed: int) -> list[dict]:
-    """Copy of ``pipeline`` with ``Distort`` after its image-loading step (at the start for
-    in-memory data sets), preceded by ``WholeImageBox`` when the distortion needs boxes."""
-    from fq_det.datasets.distortions import needs_boxes
-
-    pipeline = [copy.deepcopy(dict(t)) for t in pipeline]
-    at = max(
-        (i + 1 for i, t in enumerate(pipeline) if str(t.get('type', '')).startswith('LoadImage')),
-        default=0)
-    extra = [dict(type='Distort', distortion=distortion, severity=severity, seed=seed)]
-    if needs_boxes(distortion):
-        extra.insert(0, dict(type='WholeImageBox'))
-    return pipeline[:at] + extra + pipeline[at:]
+    """``pipeline`` with ``Distort`` inserted as the classification sweep inserts it
+    (:func:`fq_det.datasets.distortion_route.insert_distort` with ``task='classification'``)."""
+    return insert_distort(pipeline, distortion, severity, seed, task='classification')
 
 
-def _evaluate(model: torch.nn.Module, dataloader, evaluator: Evaluator, title: str) -> dict:
-    bar = ProgressBar(len(dataloader.dataset))
-    print_log(title, logger='current')
-    with torch.no_grad():
-        for data in dataloader:
-            outputs = model.test_step(data)
-            evaluator.process(data_samples=outputs, data_batch=data)
-            for _ in range(len(outputs)):
-                bar.update()
-    print()
-    return evaluator.evaluate(len(dataloader.dataset))
-
-
-def run_classification_robustness(cfg: Config | str,
+def run_classification_robustness(cfg: Config | str | Path,
                                   checkpoint: str,
                                   out_dir: str | Path,
                                   distortions: Sequence[str] | None = None,
                                   severities: Sequence[int] | None = None,
                                   seeds: Sequence[int] = (0, ),
-                                  model_name: str | None = None) -> dict:
-    """Clean + every (distortion, severity) per seed; writes results.json/.md; returns results."""
-    from fq_det.datasets.distortions import SEVERITIES, check_severity
-    from fq_det.evaluation.robustness import resolve_distortions
+                                  model_name: str | None = None,
+                                  overwrite: bool = False,
+                                  save_per_image: bool = False) -> dict:
+    """Clean + every (distortion, severity) per seed; writes results.json/.md; returns results.
 
-    cfg = Config.fromfile(cfg) if isinstance(cfg, (str, Path)) else copy.deepcopy(cfg)
-    distortions = resolve_distortions('all' if distortions is None else distortions)
-    severities = tuple(
-        check_severity(int(s)) for s in (SEVERITIES if severities is None else severities))
-    if not seeds:
-        raise ValueError('need at least one seed')
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    init_default_scope(cfg.get('default_scope', 'mmdet'))
+    The detection sweep's route (:func:`fq_det.evaluation.robustness.run_sweep`): mmengine's
+    test loop, the same resume key, store and per-image records; the checkpoint is loaded
+    with ``strict=True``. ``results.md`` is the Table 3 layout.
+    """
+    from fq_det.evaluation.robustness import run_sweep
 
-    model = MODELS.build(cfg.model)
-    load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
-    if torch.cuda.is_available():
-        model = model.cuda()
-    model.eval()
-    # Workers must not outlive a condition: the pipeline is swapped between conditions, and
-    # non-persistent workers pick the current one up when each pass starts.
-    loader_cfg = copy.deepcopy(cfg.test_dataloader)
-    loader_cfg['persistent_workers'] = False
-    dataloader = Runner.build_dataloader(loader_cfg, seed=0)
-    dataset = dataloader.dataset
-    pipeline_cfg = list(cfg.test_dataloader.dataset.pipeline)
-    evaluator_cfg = cfg.get('test_evaluator', dict(type='TopKAccuracy', topk=(1, 5)))
-
-    partial_file = out_dir / 'partial.json'
-    done = json.loads(partial_file.read_text()) if partial_file.is_file() else {}
-    identity = {'checkpoint': str(checkpoint), 'num_samples': len(dataset)}
-    if any(done.get(k, v) != v for k, v in identity.items()):
-        print_log(
-            f'{partial_file} belongs to another checkpoint or test set: starting afresh',
-            logger='current')
-        done = {}
-    done.update(identity)
-    conditions = [('clean', 0, 0)] + [(d, s, seed) for seed in seeds for d in distortions
-                                      for s in severities]
-    for name, severity, seed in conditions:
-        key = f'{name}/{severity}/{seed}'
-        if key in done:
-            continue
-        pipeline = pipeline_cfg if name == 'clean' else distorted_pipeline(
-            pipeline_cfg, name, severity, seed)
-        dataset.pipeline = Compose(pipeline)
-        metrics = evaluator_cfg if isinstance(evaluator_cfg, (list, tuple)) else [evaluator_cfg]
-        evaluator = Evaluator([copy.deepcopy(m) for m in metrics])
-        done[key] = _evaluate(model, dataloader, evaluator, f'[{key}]')
-        partial_file.write_text(json.dumps(done, indent=1))
-
-    results = _assemble(cfg, checkpoint, done, distortions, severities, seeds)
-    results['model'] = model_name or Path(getattr(cfg, 'filename', None) or 'model').stem
-    (out_dir / 'results.json').write_text(json.dumps(results, indent=2))
-    (out_dir / 'results.md').write_text(format_classification_table(results))
-    return results
-
-
-def _assemble(cfg, checkpoint, done: dict, distortions, severities, seeds) -> dict:
-    from fq_det.evaluation.robustness import summarize
-
-    distorted, distorted_std, per_seed = {}, {}, {}
-    for d in distortions:
-        distorted[d], distorted_std[d], per_seed[d] = {}, {}, {}
-        for s in severities:
-            runs = [done[f'{d}/{s}/{seed}'] for seed in seeds]
-            keys = runs[0].keys()
-            distorted[d][str(s)] = {k: float(np.mean([r[k] for r in runs])) for k in keys}
-            distorted_std[d][str(s)] = {k: float(np.std([r[k] for r in runs])) for k in keys}
-            per_seed[d][str(s)] = {k: [float(r[k]) for r in runs] for k in keys}
-    results = {
-        'config': str(getattr(cfg, 'filename', '') or ''),
-        'checkpoint': str(checkpoint),
-        'metric_key': METRIC_KEY,
-        'clean': done['clean/0/0'],
-        'distorted': distorted,
-        'distorted_std': distorted_std,
-        'seeds': [int(s) for s in seeds],
-        'per_seed': per_seed
-    }
-    results['summary'] = summarize(results)
-    return results
+    cfg = Config.fromfile(str(cfg)) if isinstance(cfg, (str, Path)) else copy.deepcopy(cfg)
+    name = model_name or Path(getattr(cfg, 'filename', None) or 'model').stem
+    return run_sweep(
+        cfg, str(checkpoint), str(out_dir), task='classification',
+        distortions='all' if distortions is None else distortions,
+        severities=SEVERITIES if severities is None else [int(s) for s in severities],
+        seeds=seeds, metric_key=METRIC_KEY, overwrite=overwrite, save_per_image=save_per_image,
+        strict_load=True, format_table=format_classification_table, extra=dict(model=name))
 
 
 def _severity_mean(results: dict, distortion: str, metric: str) -> tuple[float, float]:
@@ -178,8 +85,17 @@ def _severity_mean(results: dict, distortion: str, metric: str) -> tuple[float, 
     return float(np.mean(values)), 0.0
 
 
-def table3_row(results: dict, metric: str = TOP5_KEY) -> dict:
-    """``{column: (mean, std)}`` of one results dict in the supplement's Table 3 layout."""
+def table_metric(results: dict) -> str:
+    """The Table 3 metric of one results dict: top-5 if the evaluator measured it, else top-1."""
+    return TOP5_KEY if TOP5_KEY in results.get('clean', {}) else METRIC_KEY
+
+
+def table3_row(results: dict, metric: str | None = None) -> dict:
+    """``{column: (mean, std)}`` of one results dict in the supplement's Table 3 layout.
+
+    ``metric`` defaults to :func:`table_metric`; targeted occlusion is always top-1.
+    """
+    metric = metric or table_metric(results)
     row = {'Clean': (results['clean'][metric], 0.0)}
     for d in results['distorted']:
         m = METRIC_KEY if d in TOP1_DISTORTIONS else metric
@@ -189,13 +105,22 @@ def table3_row(results: dict, metric: str = TOP5_KEY) -> dict:
 
 def format_classification_table(results: dict | Sequence[dict],
                                 labels: Sequence[str] | None = None) -> str:
-    """Markdown: the Table 3 row(s) (top-5; targeted occlusion top-1) + per-severity details."""
+    """Markdown: the Table 3 row(s) (top-5, or top-1 without top-5; targeted occlusion
+    top-1) + per-severity details."""
     many = [results] if isinstance(results, dict) else list(results)
     labels = list(labels) if labels is not None else [
         r.get('model', f'model{i}') for i, r in enumerate(many)
     ]
-    rows = [table3_row(r, TOP5_KEY if TOP5_KEY in r['clean'] else METRIC_KEY) for r in many]
+    metrics = [table_metric(r) for r in many]
+    rows = [table3_row(r, m) for r, m in zip(many, metrics)]
     cols = list(dict.fromkeys(c for row in rows for c in row))
+    if set(metrics) == {TOP5_KEY}:
+        measured = 'top-5 %'
+    elif set(metrics) == {METRIC_KEY}:
+        measured = 'top-1 %: the evaluator measured no top-5'
+    else:
+        measured = 'top-5 %; top-1 % for the models marked ᵇ, whose evaluator measured no top-5'
+        labels = [lab + ('ᵇ' if m == METRIC_KEY else '') for lab, m in zip(labels, metrics)]
 
     def cell(v: tuple | None) -> str:
         if v is None:
@@ -203,7 +128,7 @@ def format_classification_table(results: dict | Sequence[dict],
         return f'{v[0]:.1f} ± {v[1]:.1f}' if v[1] > 0 else f'{v[0]:.1f}'
 
     lines = [
-        'Classification accuracy (top-5 %, severities averaged' +
+        f'Classification accuracy ({measured}, severities averaged' +
         ('; ᵃ top-1' if any('Tar. Occ.ᵃ' in c for c in cols) else '') + ').', '',
         '| Model | ' + ' | '.join(cols) + ' |', '|---|' + '---|' * len(cols)
     ]
@@ -214,11 +139,12 @@ def format_classification_table(results: dict | Sequence[dict],
     for label, r in zip(labels, many):
         seeds = r.get('seeds', [0])
         summary = r.get('summary', {})
+        keys = [k for k in (METRIC_KEY, TOP5_KEY) if k in r['clean']]
+        names = [k.split('/')[-1].replace('top', 'top-') for k in keys]
         lines += [
-            '', f'### {label}: per severity (top-1 / top-5 %, mean over seeds {seeds})', '',
-            'Clean: ' + ', '.join(f"{k.split('/')[-1]} {r['clean'][k]:.2f}" for k in (METRIC_KEY, TOP5_KEY)
-                                  if k in r['clean']) + '. ' +
-            ', '.join(f'{k} {summary[k]:.3f}' for k in ('P', 'mPC', 'rPC') if k in summary), ''
+            '', f'### {label}: per severity ({" / ".join(names)} %, mean over seeds {seeds})', '',
+            'Clean: ' + ', '.join(f"{n} {r['clean'][k]:.2f}" for n, k in zip(names, keys)) + '. '
+            + ', '.join(f'{k} {summary[k]:.3f}' for k in ('P', 'mPC', 'rPC') if k in summary), ''
         ]
         sev = list(dict.fromkeys(s for d in r['distorted'].values() for s in d))
         lines += [
@@ -233,7 +159,7 @@ def format_classification_table(results: dict | Sequence[dict],
                     return '-'
                 v, e = by_sev[s], std.get(s, {})
                 return ' / '.join(f'{v[k]:.1f}' + (f'±{e[k]:.1f}' if e.get(k) else '')
-                                  for k in (METRIC_KEY, TOP5_KEY) if k in v)
+                                  for k in keys if k in v)
 
             lines.append(f'| {d} | ' + ' | '.join(one(s) for s in sev) + ' |')
     return '\n'.join(lines) + '\n'

@@ -1,19 +1,32 @@
-"""Where a config's data sets live: point them elsewhere, and fail early, clearly, when missing.
+"""Where a config's data sets live: point them elsewhere, and fail early, clearly, when wrong.
 
 ``set_data_root(cfg, root)`` rewrites ``data_root`` of every data set a config's dataloaders
 read (wrappers such as ``RepeatDataset``/``ConcatDataset`` included), so one flag moves a
-config to another folder. ``check_data(cfg, splits)`` raises :class:`DataNotFoundError`
-before anything is built when files are missing; the message lists the exact paths the
-config reads and how to run on the synthetic set instead.
+config to another folder.
+
+``check_data(cfg, splits)`` is the one check the tools run before training, testing or
+sweeping. It raises :class:`DataNotFoundError` when files are missing (the message lists
+the exact paths the config reads and how to run on the synthetic set instead) and, for
+Pascal VOC-layout data sets, :class:`DataCheckError` naming the file for: an empty image
+list, a missing, empty or unreadable image, a malformed annotation file, no annotated
+object of the config's classes (the classes found are listed), and invalid boxes
+(``xmin > xmax`` or ``ymin > ymax``, or outside the image). Invalid boxes are listed with
+their file and object index; with ``invalid_boxes='clip'`` (or the config entry
+``data_check = dict(invalid_boxes='clip')``, e.g. ``--cfg-options
+data_check.invalid_boxes=clip``) they are clipped to the image instead, with a warning
+(:class:`~fq_det.datasets.clip_boxes.ClipGtBoxes` is inserted after ``LoadAnnotations``).
 """
 from __future__ import annotations
 
 import os.path as osp
+import warnings
+from collections import Counter
 from collections.abc import Iterator, Sequence
 
 from mmengine.config import Config
 
 from .synthetic_voc import SYNTH_CLASSES
+from .voc_xml import VOCAnnotationError, parse_voc_xml
 
 DATALOADERS = {'train': 'train_dataloader', 'val': 'val_dataloader', 'test': 'test_dataloader'}
 _XML_TYPES = ('VOCDataset', 'XMLDataset')
@@ -25,8 +38,19 @@ To run without Pascal VOC, use the embedded synthetic VOC set:
 or the whole demo (generate, train, evaluate under distortions, plot): make demo"""
 
 
+#: What ``check_data`` does with invalid boxes: stop with a list of them, or clip them.
+INVALID_BOX_MODES = ('error', 'clip')
+_MAX_LISTED = 20
+
+
 class DataNotFoundError(FileNotFoundError):
     """A config's data set files are not where the config says."""
+
+
+class DataCheckError(DataNotFoundError):
+    """A data set's files are there but wrong (empty list, bad image or XML, invalid boxes,
+    classes that are not the config's). A :class:`DataNotFoundError`, so every caller that
+    reports that one reports this one too."""
 
 
 def leaf_datasets(dataset_cfg: dict) -> Iterator[dict]:
@@ -95,7 +119,41 @@ def _is_synthetic(cfg: Config, splits: Sequence[str]) -> bool:
     return False
 
 
-def check_data(cfg: Config, splits: Sequence[str] = ('train', 'val'), config_name: str = '') -> None:
+def check_data(cfg: Config, splits: Sequence[str] = ('train', 'val'), config_name: str = '',
+               invalid_boxes: str | None = None) -> None:
+    """Check the data of ``splits`` before anything is built (see the module docstring).
+
+    Args:
+        cfg: the config; with ``invalid_boxes='clip'`` its pipelines are changed in place.
+        splits: among ``'train'``, ``'val'``, ``'test'``.
+        config_name: named in the messages.
+        invalid_boxes: ``'error'`` (stop, the default) or ``'clip'``; default: the config's
+            ``data_check.invalid_boxes``.
+
+    Raises:
+        DataNotFoundError: files are missing.
+        DataCheckError: files are there but wrong.
+    """
+    mode = invalid_boxes or (cfg.get('data_check') or {}).get('invalid_boxes', 'error')
+    if mode not in INVALID_BOX_MODES:
+        raise ValueError(f'invalid_boxes (data_check.invalid_boxes) must be one of '
+                         f'{", ".join(INVALID_BOX_MODES)}, got {mode!r}')
+    _check_paths(cfg, splits, config_name)
+    for split, leaf in _split_datasets(cfg, splits):
+        if leaf.get('type') in _XML_TYPES or str(leaf.get('type', '')).endswith('.VOCDataset'):
+            bad_boxes = check_voc_dataset(leaf, split, config_name)
+            if bad_boxes and mode == 'error':
+                raise DataCheckError(
+                    _box_report(bad_boxes, split) + '\nFix the annotations, or clip the boxes to '
+                    'the image (reversed boxes are dropped) with --cfg-options '
+                    'data_check.invalid_boxes=clip (check_data(..., invalid_boxes="clip")).')
+            if bad_boxes:
+                warnings.warn(_box_report(bad_boxes, split) + '\nThey are clipped to the image; '
+                              'reversed boxes are dropped (data_check.invalid_boxes=clip).')
+                _insert_clip(leaf)
+
+
+def _check_paths(cfg: Config, splits: Sequence[str], config_name: str) -> None:
     """Raise :class:`DataNotFoundError` naming every missing path and the way out."""
     missing = missing_paths(cfg, splits)
     if not missing:
@@ -116,3 +174,106 @@ def check_data(cfg: Config, splits: Sequence[str] = ('train', 'val'), config_nam
                   'ln -s /path/to/VOCdevkit data/VOCdevkit), or pass --data-root DIR.',
                   SYNTHETIC_HINT]
     raise DataNotFoundError('\n'.join(lines))
+
+
+def _config_classes(leaf: dict) -> tuple[str, ...]:
+    classes = (leaf.get('metainfo') or {}).get('classes')
+    if classes is None:
+        from mmdet.registry import DATASETS
+        dataset_cls = DATASETS.get(str(leaf.get('type', 'VOCDataset')).split('.')[-1])
+        classes = getattr(dataset_cls, 'METAINFO', {}).get('classes', ())
+    return tuple(classes)
+
+
+def check_voc_dataset(leaf: dict, split: str = 'test', config_name: str = '') -> list[tuple]:
+    """Check one VOC-layout data set config; return its invalid boxes.
+
+    Returns ``[(xml file, object index, class, xml box, image size, reason), ...]``.
+    Raises :class:`DataCheckError` for everything else that is wrong (see module docstring).
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    root = leaf.get('data_root') or ''
+    ann_file = osp.join(root, leaf.get('ann_file') or '')
+    folder = osp.join(root, (leaf.get('data_prefix') or {}).get('sub_data_root', ''))
+    img_dir = osp.join(folder, leaf.get('img_subdir', 'JPEGImages'))
+    ann_dir = osp.join(folder, leaf.get('ann_subdir', 'Annotations'))
+    with open(ann_file) as f:
+        ids = [line.strip() for line in f if line.strip()]
+    if not ids:
+        raise DataCheckError(f'The {split} image list {ann_file} is empty: there is nothing to '
+                             f'{"train on" if split == "train" else "evaluate"}')
+    classes = _config_classes(leaf)
+    found: Counter = Counter()
+    bad_boxes = []
+    for img_id in ids:
+        img_path, xml_path = osp.join(img_dir, f'{img_id}.jpg'), osp.join(ann_dir, f'{img_id}.xml')
+        for path in (img_path, xml_path):
+            if not osp.isfile(path):
+                raise DataCheckError(f'{path} (listed in {ann_file}) does not exist')
+            if osp.getsize(path) == 0:
+                raise DataCheckError(f'{path} is empty (0 bytes)')
+        try:
+            with Image.open(img_path) as img:
+                width, height = img.size
+        except (UnidentifiedImageError, OSError) as err:
+            raise DataCheckError(f'{img_path} is not a readable image ({err})') from None
+        try:
+            _, objects = parse_voc_xml(xml_path)
+        except VOCAnnotationError as err:
+            raise DataCheckError(str(err)) from None
+        for index, obj in enumerate(objects):
+            found[obj.name] += 1
+            if obj.name not in classes:
+                continue
+            reason = _box_problem(obj.box, width, height)
+            if reason:
+                bad_boxes.append((xml_path, index, obj.name, obj.box, (width, height), reason))
+    if not any(found[c] for c in classes):
+        listed = ', '.join(f'{c} ({n})' for c, n in found.most_common()) or 'none'
+        name = f' of {config_name}' if config_name else ''
+        raise DataCheckError(
+            f'No annotated object in {ann_dir} (the {split} set{name}) is of the config\'s '
+            f'classes ({", ".join(classes)}). Classes found in the folder (objects): {listed}. '
+            'Set the config\'s classes to the folder\'s, e.g. metainfo = dict(classes=(...)) on '
+            'every data set and model.roi_head.bbox_head.num_classes (or the head\'s '
+            'num_classes) = their number; or point --data-root at a folder of the config\'s '
+            'classes.')
+    return bad_boxes
+
+
+def _box_problem(box: tuple, width: int, height: int) -> str:
+    """Why a VOC box (1-based; 0-based files are accepted too) is invalid, or ''."""
+    xmin, ymin, xmax, ymax = box
+    problems = []
+    if xmin > xmax:
+        problems.append('xmin > xmax')
+    if ymin > ymax:
+        problems.append('ymin > ymax')
+    if min(xmin, ymin) < 0 or max(xmin, xmax) > width or max(ymin, ymax) > height:
+        problems.append(f'outside the {width}x{height} image')
+    return ', '.join(problems)
+
+
+def _box_report(bad_boxes: list[tuple], split: str) -> str:
+    lines = [f'{len(bad_boxes)} invalid box(es) in the {split} annotations:']
+    for xml_path, index, name, box, (w, h), reason in bad_boxes[:_MAX_LISTED]:
+        lines.append(f'  {xml_path}: object {index} ({name}) box '
+                     f'{", ".join(f"{v:g}" for v in box)}: {reason}')
+    if len(bad_boxes) > _MAX_LISTED:
+        lines.append(f'  ... and {len(bad_boxes) - _MAX_LISTED} more')
+    return '\n'.join(lines)
+
+
+def _insert_clip(leaf: dict) -> None:
+    """``ClipGtBoxes`` right after every ``LoadAnnotations`` of the data set's pipeline."""
+    pipeline = list(leaf.get('pipeline') or [])
+    out = []
+    for i, t in enumerate(pipeline):
+        out.append(t)
+        name = str(t.get('type', '')).split('.')[-1]
+        following = pipeline[i + 1] if i + 1 < len(pipeline) else {}
+        if name == 'LoadAnnotations' and str(following.get('type', '')).split('.')[-1] != \
+                'ClipGtBoxes':
+            out.append(dict(type='mmdet.ClipGtBoxes'))
+    leaf['pipeline'] = out

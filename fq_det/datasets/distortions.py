@@ -7,7 +7,8 @@ and, for ``targeted_occlusion`` only, the ground-truth boxes ``(K, 4)`` in ``xyx
 pixel coordinates. It returns a new uint8 image of the same shape; the input is
 never modified.
 
-The strength of each severity lives in :data:`SEVERITY_TABLE` (rendered in
+Each distortion's function and the strength of each severity live in one
+structure, :data:`SEVERITY_TABLE` (rendered in
 ``docs/distortions.md`` by :func:`severity_table_markdown`). Each function draws its
 random numbers first and scales them by the severity afterwards, so with the same
 generator state a higher severity is a strictly stronger version of a lower one
@@ -42,44 +43,6 @@ IC_CORRUPTIONS = (
     'elastic_transform', 'pixelate', 'jpeg_compression')
 IC_PREFIX = 'ic:'
 
-
-@dataclass(frozen=True)
-class DistortionSpec:
-    """One distortion: its severity parameter and the value for severities 1..5."""
-
-    parameter: str
-    levels: tuple
-    description: str
-    needs_boxes: bool = False
-
-
-#: THE severity table: one row per distortion, one value per severity 1..5.
-SEVERITY_TABLE: dict[str, DistortionSpec] = {
-    'motion_blur': DistortionSpec(
-        'kernel length (px)', (5, 9, 13, 19, 27),
-        'line kernel at a random angle, applied with cv2.filter2D'),
-    'jpeg': DistortionSpec(
-        'JPEG quality', (25, 15, 10, 6, 3),
-        'cv2.imencode/imdecode round trip'),
-    'salt_pepper': DistortionSpec(
-        'fraction of pixels', (0.02, 0.05, 0.09, 0.15, 0.25),
-        'chosen pixels set to 0 or 255 (all channels, equal odds)'),
-    'ngrn': DistortionSpec(
-        'uniform noise amplitude a (of 255)', (16, 32, 48, 72, 100),
-        'non-Gaussian random noise: i.i.d. U(-a, a) added per pixel and channel'),
-    'inpainting': DistortionSpec(
-        'fraction of image area removed', (0.03, 0.06, 0.10, 0.15, 0.22),
-        '8 random rectangles removed, refilled by cv2.inpaint (Telea, r=3) at 128 px'),
-    'targeted_occlusion': DistortionSpec(
-        'fraction of each box covered', (0.10, 0.20, 0.30, 0.45, 0.60),
-        'a noise patch of the box aspect inside every ground-truth box', needs_boxes=True),
-    'gaussian_noise': DistortionSpec(
-        'noise sigma (of 255)', (10, 20, 30, 45, 60),
-        'i.i.d. N(0, sigma^2) added per pixel and channel'),
-}
-
-#: The distortions of this project (the paper's six + Gaussian noise).
-DISTORTIONS = tuple(SEVERITY_TABLE)
 
 _INPAINT_REGIONS = 8
 _INPAINT_MAX_SIDE = 128
@@ -267,15 +230,51 @@ def _targeted_occlusion(image: np.ndarray, fraction: float, rng: np.random.Gener
     return out
 
 
-_FUNCTIONS: dict[str, Callable] = {
-    'motion_blur': _motion_blur,
-    'jpeg': _jpeg,
-    'salt_pepper': _salt_pepper,
-    'ngrn': _ngrn,
-    'inpainting': _inpainting,
-    'targeted_occlusion': _targeted_occlusion,
-    'gaussian_noise': _gaussian_noise,
+
+
+# ------------------------------------------------------------- the table
+@dataclass(frozen=True)
+class DistortionSpec:
+    """One distortion: its function, its severity parameter and the value for severities 1..5.
+
+    ``function(image, level, rng)`` (``function(image, level, rng, boxes)`` when
+    ``needs_boxes``) applies the distortion at ``level = levels[severity - 1]``.
+    """
+
+    function: Callable
+    parameter: str
+    levels: tuple
+    description: str
+    needs_boxes: bool = False
+
+
+#: THE distortion table: one row per distortion, its function and one value per severity 1..5.
+SEVERITY_TABLE: dict[str, DistortionSpec] = {
+    'motion_blur': DistortionSpec(
+        _motion_blur, 'kernel length (px)', (5, 9, 13, 19, 27),
+        'line kernel at a random angle, applied with cv2.filter2D'),
+    'jpeg': DistortionSpec(
+        _jpeg, 'JPEG quality', (25, 15, 10, 6, 3),
+        'cv2.imencode/imdecode round trip'),
+    'salt_pepper': DistortionSpec(
+        _salt_pepper, 'fraction of pixels', (0.02, 0.05, 0.09, 0.15, 0.25),
+        'chosen pixels set to 0 or 255 (all channels, equal odds)'),
+    'ngrn': DistortionSpec(
+        _ngrn, 'uniform noise amplitude a (of 255)', (16, 32, 48, 72, 100),
+        'non-Gaussian random noise: i.i.d. U(-a, a) added per pixel and channel'),
+    'inpainting': DistortionSpec(
+        _inpainting, 'fraction of image area removed', (0.03, 0.06, 0.10, 0.15, 0.22),
+        '8 random rectangles removed, refilled by cv2.inpaint (Telea, r=3) at 128 px'),
+    'targeted_occlusion': DistortionSpec(
+        _targeted_occlusion, 'fraction of each box covered', (0.10, 0.20, 0.30, 0.45, 0.60),
+        'a noise patch of the box aspect inside every ground-truth box', needs_boxes=True),
+    'gaussian_noise': DistortionSpec(
+        _gaussian_noise, 'noise sigma (of 255)', (10, 20, 30, 45, 60),
+        'i.i.d. N(0, sigma^2) added per pixel and channel'),
 }
+
+#: The distortions of this project (the paper's six + Gaussian noise).
+DISTORTIONS = tuple(SEVERITY_TABLE)
 
 
 # ------------------------------------------------------------ common corruptions
@@ -345,8 +344,8 @@ def distort(image: np.ndarray, name: str, severity: int, rng: np.random.Generato
     spec = SEVERITY_TABLE[name]
     level = spec.levels[severity - 1]
     if spec.needs_boxes:
-        return _FUNCTIONS[name](image, level, rng, _check_boxes(boxes, name))
-    return _FUNCTIONS[name](image, level, rng)
+        return spec.function(image, level, rng, _check_boxes(boxes, name))
+    return spec.function(image, level, rng)
 
 
 def severity_table_markdown() -> str:

@@ -15,8 +15,6 @@ distortion. ``RandomDistort`` is for training-time augmentation. Put either one
 """
 from __future__ import annotations
 
-import hashlib
-import os.path as osp
 import warnings
 from typing import Sequence
 
@@ -24,29 +22,16 @@ import numpy as np
 from mmcv.transforms import BaseTransform
 from mmdet.registry import TRANSFORMS
 
+from .distortion_route import distortion_rng, image_key, stable_seed  # noqa: F401
 from .distortions import (DISTORTIONS, SEVERITIES, check_distortion, check_severity, distort,
                           needs_boxes)
 
 __all__ = ['Distort', 'RandomDistort', 'stable_seed']
 
 
-def stable_seed(*parts) -> int:
-    """A 128-bit seed from ``parts`` that is the same in every process and run.
-
-    ``sha256('|'.join(map(str, parts)))``: unlike ``hash()``, it does not depend on
-    ``PYTHONHASHSEED``, so dataloader workers and later runs agree.
-    """
-    digest = hashlib.sha256('|'.join(map(str, parts)).encode('utf-8')).digest()
-    return int.from_bytes(digest[:16], 'little')
-
-
 def _image_key(results: dict) -> str:
     """What identifies an image across machines: its id and file name (not the folder)."""
-    img_id, path = results.get('img_id'), results.get('img_path')
-    if img_id is None and path is None:
-        raise ValueError('Distort needs results["img_id"] or results["img_path"] to seed the '
-                       'distortion per image; put it after LoadImageFromFile')
-    return f'{img_id}|{osp.basename(path) if path is not None else ""}'
+    return image_key(results.get('img_id'), results.get('img_path'))
 
 
 def _boxes_of(results: dict, distortion: str) -> np.ndarray | None:
@@ -84,8 +69,8 @@ def _apply(results: dict, distortion: str, severity: int, rng: np.random.Generat
 class Distort(BaseTransform):
     """Apply one distortion at one severity, identically for an image in every run.
 
-    The generator is seeded with :func:`stable_seed` of ``(seed, image id and file
-    name, distortion, severity)``, so the result does not depend on the order of the
+    The generator is :func:`fq_det.datasets.distortion_route.distortion_rng` of ``(seed,
+    image id and file name, distortion, severity)``, so the result does not depend on the order of the
     images, the number of dataloader workers or the process.
 
     Required keys: ``img`` (and ``img_id`` or ``img_path``; ``gt_bboxes`` for
@@ -106,8 +91,7 @@ class Distort(BaseTransform):
         if 'scale_factor' in results:
             warnings.warn('Distort runs after Resize: the distortion strength then depends on '
                           'the test scale; put it before Resize (see docs/distortions.md)')
-        rng = np.random.default_rng(
-            stable_seed(self.seed, _image_key(results), self.distortion, self.severity))
+        rng = distortion_rng(self.seed, _image_key(results), self.distortion, self.severity)
         return _apply(results, self.distortion, self.severity, rng)
 
     def __repr__(self) -> str:

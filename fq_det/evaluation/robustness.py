@@ -1,14 +1,21 @@
-"""Robustness sweep: a detector's metric on clean and distorted test sets.
+"""Robustness sweep: a model's metric on clean and distorted test sets.
 
-:func:`run_robustness_sweep` builds the runner (and loads the checkpoint) once, then
-for clean and every ``(distortion, severity)`` pair rebuilds only the test
-dataloader, with :class:`fq_det.datasets.transforms.Distort` inserted into a copy of
-the config's test pipeline, and evaluates with the config's own test loop and
-evaluator (``VOCMetric`` for VOC). ``results.json`` is rewritten after every pair and
-read back on the next run, so an interrupted sweep resumes where it stopped.
+:func:`run_sweep` (detection: :func:`run_robustness_sweep`; classification:
+:func:`fq_det.classification.robustness.run_classification_robustness`) builds the
+runner and loads the checkpoint once, then for clean and every ``(distortion, severity,
+seed)`` rebuilds only the test dataloader, with ``Distort`` inserted by
+:func:`fq_det.datasets.distortion_route.insert_distort`, and evaluates with the config's
+own test loop and evaluator (``VOCMetric`` for VOC, ``TopKAccuracy`` for classification).
+
+Every finished evaluation is merged into ``partial.json`` under a file lock and
+``results.json`` is rewritten from it (:mod:`fq_det.evaluation.sweep_store`), so an
+interrupted sweep resumes where it stopped, concurrent sweeps into one out-dir lose
+nothing, and results of another checkpoint, config or data set are never reused.
+``save_per_image=True`` also writes ``per_image/<clean|distortion_sN>.npz`` for every
+evaluation (:mod:`fq_det.evaluation.per_image`).
 
 Summary, as in MMDetection's robustness benchmark (``m`` the metric, ``D`` the
-distortions, ``S`` the severities)::
+distortions, ``S`` the severities; with several seeds ``m_{d,s}`` is the mean over seeds)::
 
     P   = m_clean
     mPC = 1 / (|D| |S|) * sum_{d in D, s in S} m_{d,s}
@@ -19,10 +26,11 @@ from __future__ import annotations
 import copy
 import json
 import math
-import os
 import os.path as osp
 import sys
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
 
 from mmengine.config import Config
 from mmengine.dist import is_main_process
@@ -31,56 +39,21 @@ from mmengine.registry import LOOPS, RUNNERS
 from mmengine.runner import Runner, TestLoop
 from mmengine.utils import ProgressBar
 
+from fq_det.datasets.distortion_route import TASKS, insert_distort
 from fq_det.datasets.distortions import (DISTORTIONS, SEVERITIES, check_distortion,
-                                         check_severity, needs_boxes)
+                                         check_severity)
+from .sweep_store import (PER_IMAGE_DIR, RESULTS_JSON, RESULTS_MD, StaleResultsError,
+                          SweepStore, atomic_write_text, check_writable, record_id, resume_key)
 
-__all__ = ['run_robustness_sweep', 'format_results_table', 'summarize', 'insert_distort',
-           'resolve_distortions', 'KNOWN_METRIC_KEYS']
+__all__ = ['run_robustness_sweep', 'run_sweep', 'format_results_table', 'summarize',
+           'insert_distort', 'resolve_distortions', 'assemble_results', 'per_image_file',
+           'KNOWN_METRIC_KEYS']
 
 #: Metric keys looked for, in order, when ``metric_key`` is not given.
 KNOWN_METRIC_KEYS = ('pascal_voc/mAP', 'coco/bbox_mAP', 'coco/segm_mAP', 'accuracy/top1')
 
-RESULTS_JSON = 'results.json'
-RESULTS_MD = 'results.md'
-
 
 # ------------------------------------------------------------------ config surgery
-def _type_name(transform: dict) -> str:
-    t = transform.get('type', '')
-    return (t if isinstance(t, str) else getattr(t, '__name__', str(t))).split('.')[-1]
-
-
-def insert_distort(pipeline: Sequence[dict], distortion: str, severity: int,
-                   seed: int = 0) -> list[dict]:
-    """A copy of ``pipeline`` with ``Distort`` right after the loading transforms.
-
-    ``Distort`` goes after the leading block of ``Load*`` transforms, so the image is
-    distorted at its original resolution, before ``Resize``. If the distortion needs
-    boxes and no ``LoadAnnotations`` is in that block (mmdet's VOC/COCO test pipelines
-    load annotations after ``Resize``, to evaluate in original coordinates), a copy of
-    the pipeline's ``LoadAnnotations`` (boxes only) is inserted before ``Distort``; the
-    later one reloads the annotations after ``Resize`` as before.
-    """
-    distortion, severity = check_distortion(distortion), check_severity(severity)
-    pipeline = copy.deepcopy(list(pipeline))
-    names = [_type_name(t) for t in pipeline]
-    starts = [i for i, n in enumerate(names) if n.startswith('LoadImage')]
-    if not starts:
-        raise ValueError(f'The test pipeline has no LoadImage* transform to insert Distort '
-                         f'after; its transforms are: {", ".join(names)}')
-    end = starts[0] + 1
-    while end < len(names) and names[end].startswith('Load'):
-        end += 1
-    new = [dict(type='mmdet.Distort', distortion=distortion, severity=severity, seed=seed)]
-    if needs_boxes(distortion) and 'LoadAnnotations' not in names[starts[0]:end]:
-        existing = [t for t, n in zip(pipeline, names) if n == 'LoadAnnotations']
-        load_ann = copy.deepcopy(existing[0]) if existing else dict(type='mmdet.LoadAnnotations')
-        load_ann.update(with_bbox=True, with_mask=False, with_seg=False)
-        new.insert(0, load_ann)
-    pipeline[end:end] = new
-    return pipeline
-
-
 def _pipeline_holders(dataset_cfg: dict) -> list[dict]:
     """The dataset configs (inside wrappers) that own a ``pipeline``."""
     if 'pipeline' in dataset_cfg:
@@ -94,11 +67,12 @@ def _pipeline_holders(dataset_cfg: dict) -> list[dict]:
 
 
 def _distorted_dataloader_cfg(dataloader_cfg: dict, distortion: str | None, severity: int,
-                              seed: int) -> dict:
+                              seed: int, task: str = 'detection') -> dict:
     cfg = copy.deepcopy(dataloader_cfg)
     if distortion is not None:
         for holder in _pipeline_holders(cfg['dataset']):
-            holder['pipeline'] = insert_distort(holder['pipeline'], distortion, severity, seed)
+            holder['pipeline'] = insert_distort(holder['pipeline'], distortion, severity, seed,
+                                                task=task)
     return cfg
 
 
@@ -185,24 +159,6 @@ def _to_jsonable(metrics: dict) -> dict:
     return out
 
 
-def _write_json(path: str, results: dict) -> None:
-    tmp = path + '.tmp'
-    with open(tmp, 'w') as f:
-        json.dump(results, f, indent=2)
-    os.replace(tmp, path)
-
-
-def _load_existing(path: str, checkpoint: str) -> dict | None:
-    if not osp.isfile(path):
-        return None
-    with open(path) as f:
-        old = json.load(f)
-    if osp.realpath(old.get('checkpoint', '')) != osp.realpath(checkpoint):
-        raise ValueError(f'{path} holds results of checkpoint {old.get("checkpoint")!r}, not '
-                         f'{checkpoint!r}; use another out_dir (--out-dir) or delete the file')
-    return old
-
-
 # ------------------------------------------------------------------------- runner
 class _SweepProgressHook(Hook):
     """A progress bar over the test set of each pair (main process only)."""
@@ -233,12 +189,48 @@ def _build_runner(cfg: Config) -> Runner:
     return Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
 
 
-def _evaluate(runner: Runner, cfg: Config, distortion: str | None, severity: int,
-              seed: int) -> dict:
-    """Evaluate with the config's test loop on a dataloader distorted as asked."""
-    dataloader = _distorted_dataloader_cfg(cfg.test_dataloader, distortion, severity, seed)
+def per_image_file(out_dir: str, distortion: str | None, severity: int, seed: int) -> str:
+    """``<out_dir>/per_image/clean.npz``, ``<distortion>_s<severity>.npz`` (seed 0) or
+    ``<distortion>_s<severity>_seed<seed>.npz``."""
+    name = 'clean' if distortion is None else \
+        f'{distortion}_s{severity}' + (f'_seed{seed}' if seed else '')
+    return osp.join(str(out_dir), PER_IMAGE_DIR, name + '.npz')
+
+
+def _metric_cfgs(evaluator_cfg) -> list[dict]:
+    if isinstance(evaluator_cfg, dict) and 'metrics' in evaluator_cfg:
+        evaluator_cfg = evaluator_cfg['metrics']
+    return [copy.deepcopy(dict(m)) for m in (evaluator_cfg if isinstance(evaluator_cfg, (list, tuple))
+                                           else [evaluator_cfg])]
+
+
+def _per_image_metric(task: str, metrics: list[dict], out_file: str) -> dict:
+    """The per-image record metric for ``task``, matched to the config's own metric."""
+    names = [str(m.get('type', '')).split('.')[-1] for m in metrics]
+    if task == 'detection':
+        voc = [m for m, n in zip(metrics, names) if n == 'VOCMetric']
+        return dict(type='mmdet.PerImageDetRecords', out_file=out_file,
+                    eval_mode=voc[0].get('eval_mode', '11points') if voc else '11points')
+    topk = [k for m, n in zip(metrics, names) if n == 'TopKAccuracy'
+            for k in (m.get('topk', (1, 5)) if isinstance(m.get('topk', (1, 5)), (list, tuple))
+                      else (m['topk'], ))]
+    return dict(type='mmdet.PerImageClsRecords', out_file=out_file, topk=max(topk or [5]))
+
+
+def _evaluate(runner: Runner, cfg: Config, distortion: str | None, severity: int, seed: int,
+              task: str = 'detection', per_image: str | None = None) -> dict:
+    """Evaluate with the config's test loop on a dataloader distorted as asked.
+
+    With ``per_image`` (a file path) a per-image record metric is appended to the
+    evaluator; the loop itself is the config's.
+    """
+    dataloader = _distorted_dataloader_cfg(cfg.test_dataloader, distortion, severity, seed, task)
+    evaluator = copy.deepcopy(cfg.test_evaluator)
+    if per_image is not None:
+        metrics = _metric_cfgs(evaluator)
+        evaluator = metrics + [_per_image_metric(task, metrics, per_image)]
     loop_cfg = copy.deepcopy(dict(cfg.get('test_cfg') or {}))
-    args = dict(runner=runner, dataloader=dataloader, evaluator=copy.deepcopy(cfg.test_evaluator))
+    args = dict(runner=runner, dataloader=dataloader, evaluator=evaluator)
     loop = LOOPS.build(loop_cfg, default_args=args) if 'type' in loop_cfg else \
         TestLoop(**loop_cfg, **args)
     # The runner's hooks and log processor read the current loop through runner.test_loop.
@@ -246,84 +238,170 @@ def _evaluate(runner: Runner, cfg: Config, distortion: str | None, severity: int
     return loop.run()
 
 
-def run_robustness_sweep(cfg: Config | str, checkpoint: str, out_dir: str,
-                         distortions: str | Iterable[str] = 'all',
-                         severities: Iterable[int] = SEVERITIES, seed: int = 0,
-                         metric_key: str | None = None) -> dict:
+def assemble_results(records: dict[str, dict], *, config: str, checkpoint: str, key: dict,
+                     distortions: Sequence[str], severities: Sequence[int],
+                     seeds: Sequence[int], metric_key: str | None) -> dict:
+    """The results dict (schema in ``docs/distortions.md``) from the stored records.
+
+    Every (distortion, severity) with a record for each of ``seeds`` is included (pairs of
+    a concurrent sweep too), the requested distortions first; values are means over the
+    seeds, ``distorted_std`` their standard deviations (ddof 0), ``per_seed`` the values.
+    """
+    seeds = [int(s) for s in seeds]
+    found = {}
+    for rid in records:
+        name, sev, _ = rid.split('/')
+        if name != 'clean':
+            found.setdefault(name, set()).add(int(sev))
+    names = list(distortions) + [d for d in found if d not in distortions]
+    distorted, distorted_std, per_seed = {}, {}, {}
+    for d in names:
+        for s in sorted(set(severities) | found.get(d, set())):
+            runs = [records.get(record_id(d, s, seed)) for seed in seeds]
+            if any(r is None for r in runs):
+                continue
+            keys = [k for k in runs[0] if all(k in r for r in runs)]
+            distorted.setdefault(d, {})[str(s)] = {k: float(np.mean([r[k] for r in runs]))
+                                                   for k in keys}
+            distorted_std.setdefault(d, {})[str(s)] = {k: float(np.std([r[k] for r in runs]))
+                                                       for k in keys}
+            per_seed.setdefault(d, {})[str(s)] = {k: [float(r[k]) for r in runs] for k in keys}
+    clean = records.get(record_id(None, 0, 0), {})
+    some = clean or next(iter(records.values()), {})
+    results = dict(config=config, checkpoint=osp.abspath(checkpoint),
+                   metric_key=_pick_metric_key(some, metric_key) if some else metric_key,
+                   seeds=seeds, resume_key=key, clean=clean, distorted=distorted,
+                   distorted_std=distorted_std, per_seed=per_seed)
+    results['summary'] = summarize(results) if results['metric_key'] else {}
+    return results
+
+
+def run_sweep(cfg: Config | str, checkpoint: str, out_dir: str, *, task: str = 'detection',
+              distortions: str | Iterable[str] = 'all',
+              severities: Iterable[int] = SEVERITIES, seeds: Iterable[int] = (0, ),
+              metric_key: str | None = None, overwrite: bool = False,
+              save_per_image: bool = False, strict_load: bool = False,
+              format_table: Callable[[dict], str] = None, extra: dict | None = None) -> dict:
     """Evaluate ``checkpoint`` on clean and distorted test data; write results.json/.md.
 
     Args:
-        cfg: the detector's config (object or path); ``launcher``, ``cfg_options`` and
-            the like are applied by the caller.
+        cfg: the model's config (object or path); ``launcher``, ``cfg_options`` and the
+            like are applied by the caller.
         checkpoint: the weights, loaded once for the whole sweep.
-        out_dir: where results.json, results.md and the runner's logs go. An existing
-            results.json for the same checkpoint is resumed: its pairs are skipped.
+        out_dir: where partial.json, results.json, results.md, per_image/ and the
+            runner's logs go. Finished pairs of the same resume key are skipped; pairs of
+            another key raise :class:`~fq_det.evaluation.sweep_store.StaleResultsError`.
+        task: ``'detection'`` or ``'classification'`` (where ``Distort`` is inserted).
+        distortions: ``'all'`` or names from ``DISTORTIONS`` (or ``ic:*``).
+        severities: subset of 1..5.
+        seeds: distortion seeds; several give means and standard deviations.
+        metric_key: the metric summarised; default: the first of
+            :data:`KNOWN_METRIC_KEYS` that the evaluator returns.
+        overwrite: delete the out-dir's previous results instead of resuming them.
+        save_per_image: also write ``per_image/<clean|distortion_sN>.npz`` per pair.
+        strict_load: load the checkpoint with ``strict=True``.
+        format_table: results -> Markdown for results.md (default
+            :func:`format_results_table`).
+        extra: more top-level entries of results.json (e.g. a model name).
+    """
+    if task not in TASKS:
+        raise ValueError(f'Unknown task {task!r}; valid choices: {", ".join(TASKS)}')
+    cfg = Config.fromfile(cfg) if isinstance(cfg, str) else copy.deepcopy(cfg)
+    distortions = resolve_distortions(distortions)
+    severities = tuple(check_severity(s) for s in severities)
+    seeds = tuple(int(s) for s in seeds)
+    if not seeds:
+        raise ValueError('need at least one seed')
+    format_table = format_table or format_results_table
+    check_writable(out_dir)  # before any work
+    if not osp.isfile(checkpoint):
+        raise FileNotFoundError(f'Checkpoint not found: {checkpoint}')
+    key = resume_key(task, cfg, checkpoint)
+    store = SweepStore(out_dir, key, overwrite=overwrite and is_main_process()).open()
+    config_name = cfg.filename or ''
+
+    def assemble(records: dict) -> dict:
+        results = assemble_results(records, config=config_name, checkpoint=checkpoint, key=key,
+                                   distortions=distortions, severities=severities, seeds=seeds,
+                                   metric_key=metric_key)
+        results.update(extra or {})
+        return results
+
+    def write_results(records: dict) -> None:
+        atomic_write_text(osp.join(out_dir, RESULTS_JSON), json.dumps(assemble(records), indent=2))
+
+    stored_key = next((r for r in (store.records.get(record_id(None, 0, 0)), ) if r), None)
+    if metric_key is not None and stored_key is not None and metric_key not in stored_key:
+        raise StaleResultsError(f'{out_dir} holds metrics {", ".join(stored_key)}, not '
+                                f'{metric_key!r}; its pairs are not reused: start fresh with '
+                                '--overwrite (overwrite=True) or use another out_dir')
+    pairs = [(None, 0, 0)] + [(d, s, seed) for seed in seeds for d in distortions
+                              for s in severities]
+    runner = None
+    for i, (distortion, severity, seed) in enumerate(pairs, start=1):
+        label = 'clean' if distortion is None else \
+            f'{distortion} {severity}' + (f' seed {seed}' if len(seeds) > 1 else '')
+        rid = record_id(distortion, severity, seed)
+        per_image = per_image_file(out_dir, distortion, severity, seed) if save_per_image else None
+        records = store.refresh()  # a concurrent sweep may have finished this pair
+        if rid in records and (per_image is None or osp.isfile(per_image)):
+            _print(f'pair {i}/{len(pairs)}: {label} (in {RESULTS_JSON}, skipped)')
+            continue
+        if runner is None:
+            cfg.work_dir = out_dir
+            cfg.load_from = None
+            cfg.resume = False
+            runner = _build_runner(cfg)
+            runner.register_hook(_SweepProgressHook())
+            runner.call_hook('before_run')
+            runner.load_checkpoint(checkpoint, map_location='cpu', strict=strict_load)
+        _print(f'pair {i}/{len(pairs)}: {label}')
+        metrics = _to_jsonable(_evaluate(runner, cfg, distortion, severity, seed, task, per_image))
+        if is_main_process():
+            store.add(rid, metrics, write_results)
+        else:
+            store.records[rid] = metrics
+    if runner is not None:
+        runner.call_hook('after_run')
+
+    records = store.refresh() if is_main_process() else store.records
+    results = assemble(records)
+    if results['metric_key'] is None:
+        raise RuntimeError(f'{out_dir} has no metric yet; nothing was evaluated')
+    table = format_table(results)
+    if is_main_process():
+        with store.locked():
+            write_results(store.records)
+            atomic_write_text(osp.join(out_dir, RESULTS_MD), table)
+    _print(table)
+    return results
+
+
+def run_robustness_sweep(cfg: Config | str, checkpoint: str, out_dir: str,
+                         distortions: str | Iterable[str] = 'all',
+                         severities: Iterable[int] = SEVERITIES, seed: int = 0,
+                         metric_key: str | None = None, overwrite: bool = False,
+                         save_per_image: bool = False) -> dict:
+    """Evaluate a detector's ``checkpoint`` on clean and distorted test data.
+
+    Args:
+        cfg: the detector's config (object or path).
+        checkpoint: the weights, loaded once for the whole sweep.
+        out_dir: results.json, results.md, partial.json, per_image/ and logs.
         distortions: ``'all'`` or names from ``DISTORTIONS`` (or ``ic:*``).
         severities: subset of 1..5.
         seed: base seed of :class:`~fq_det.datasets.transforms.Distort`.
-        metric_key: the metric summarised; default: the first of
-            :data:`KNOWN_METRIC_KEYS` that the evaluator returns.
+        metric_key: the metric summarised (default: ``pascal_voc/mAP``, ``coco/bbox_mAP``,
+            ... whichever the evaluator returns).
+        overwrite: start afresh, deleting the out-dir's previous results.
+        save_per_image: also write per-image records (:mod:`fq_det.evaluation.per_image`).
 
     Returns:
         The results dict (schema in ``docs/distortions.md``).
     """
-    if isinstance(cfg, str):
-        cfg = Config.fromfile(cfg)
-    cfg = copy.deepcopy(cfg)
-    distortions = resolve_distortions(distortions)
-    severities = tuple(check_severity(s) for s in severities)
-    if not osp.isfile(checkpoint):
-        raise FileNotFoundError(f'Checkpoint not found: {checkpoint}')
-    os.makedirs(out_dir, exist_ok=True)
-    json_path = osp.join(out_dir, RESULTS_JSON)
-
-    results = _load_existing(json_path, checkpoint) or dict(
-        config=cfg.filename or '', checkpoint=osp.abspath(checkpoint), metric_key=metric_key,
-        clean={}, distorted={}, summary={})
-    if metric_key is not None and results.get('metric_key') not in (None, metric_key):
-        raise ValueError(f'{json_path} summarises {results["metric_key"]!r}, not {metric_key!r}; '
-                         'use another out_dir')
-    pairs = [(None, 0)] + [(d, s) for d in distortions for s in severities]
-    done = [(d is None and bool(results['clean']))
-            or (d is not None and str(s) in results['distorted'].get(d, {})) for d, s in pairs]
-
-    runner = None
-    if not all(done):
-        cfg.work_dir = out_dir
-        cfg.load_from = checkpoint
-        cfg.resume = False
-        runner = _build_runner(cfg)
-        runner.register_hook(_SweepProgressHook())
-        runner.call_hook('before_run')
-        runner.load_or_resume()  # the single model load of the sweep
-    for i, ((distortion, severity), is_done) in enumerate(zip(pairs, done), start=1):
-        label = 'clean' if distortion is None else f'{distortion} {severity}'
-        if is_done:
-            _print(f'pair {i}/{len(pairs)}: {label} (in {RESULTS_JSON}, skipped)')
-            continue
-        _print(f'pair {i}/{len(pairs)}: {label}')
-        metrics = _to_jsonable(_evaluate(runner, cfg, distortion, severity, seed))
-        results['metric_key'] = _pick_metric_key(metrics, results['metric_key'])
-        if distortion is None:
-            results['clean'] = metrics
-        else:
-            results['distorted'].setdefault(distortion, {})[str(severity)] = metrics
-        results['summary'] = summarize(results)
-        if is_main_process():
-            _write_json(json_path, results)
-    if runner is not None:
-        runner.call_hook('after_run')
-
-    if results['metric_key'] is None:
-        raise RuntimeError(f'{json_path} has no metric yet; nothing was evaluated')
-    results['summary'] = summarize(results)
-    table = format_results_table(results)
-    if is_main_process():
-        _write_json(json_path, results)
-        with open(osp.join(out_dir, RESULTS_MD), 'w') as f:
-            f.write(table)
-    _print(table)
-    return results
+    return run_sweep(cfg, checkpoint, out_dir, task='detection', distortions=distortions,
+                     severities=severities, seeds=(seed, ), metric_key=metric_key,
+                     overwrite=overwrite, save_per_image=save_per_image)
 
 
 def _print(msg: str) -> None:

@@ -3,14 +3,15 @@
 A row per image, a column per condition ``(distortion, severity)``; ``('clean', 0)``
 is the original image. Boxes, class names and scores are drawn by MMDetection's own
 ``DetLocalVisualizer``; inference runs through ``mmdet.apis.inference_detector``.
-Distortions are seeded from (seed, image index, distortion, severity), so a grid is
-reproducible. ``targeted_occlusion`` occludes the ground-truth boxes when they are
-given (``boxes``), otherwise the clean image's detections above ``score_thr``.
+Images are distorted through :mod:`fq_det.datasets.distortion_route`, seeded by (seed,
+image key, distortion, severity) as in the robustness sweep, so a cell shows exactly
+the image the sweep evaluated. ``targeted_occlusion`` occludes the given ground-truth
+boxes (``boxes``, e.g. from :func:`read_voc_boxes`), or, when ``allow_detection_boxes``
+is set, the clean image's detections above ``score_thr``.
 """
 from __future__ import annotations
 
 import json
-import xml.etree.ElementTree as ET
 import zlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -19,23 +20,12 @@ import cv2
 import matplotlib
 import numpy as np
 
+from fq_det.datasets.voc_xml import read_voc_boxes  # noqa: F401  (part of this module's API)
+
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
 
 CLEAN = ('clean', 0)
-
-
-def read_voc_boxes(xml_file: str | Path) -> np.ndarray:
-    """Boxes ``(K, 4)`` xyxy (0-based pixels) of a Pascal VOC annotation file."""
-    root = ET.parse(str(xml_file)).getroot()
-    boxes = []
-    for obj in root.iter('object'):
-        bb = obj.find('bndbox')
-        if bb is None:
-            continue
-        x1, y1, x2, y2 = (float(bb.find(k).text) for k in ('xmin', 'ymin', 'xmax', 'ymax'))
-        boxes.append([x1 - 1, y1 - 1, x2, y2])  # VOC is 1-based, inclusive
-    return np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
 
 
 def check_conditions(conditions: Sequence[tuple[str, int]]) -> list[tuple[str, int]]:
@@ -75,6 +65,7 @@ def draw_detection_grid(model, image_paths: Sequence[str | Path],
                         conditions: Sequence[tuple[str, int]], out_file: str | Path,
                         score_thr: float = 0.3, *, seed: int = 0,
                         boxes: Mapping[str, np.ndarray] | None = None,
+                        allow_detection_boxes: bool = True,
                         cell_px: int = 320, dpi: int = 100, progress: bool = True) -> dict:
     """Draw ``model``'s detections for every image (rows) and condition (columns).
 
@@ -86,6 +77,8 @@ def draw_detection_grid(model, image_paths: Sequence[str | Path],
         score_thr: only detections scoring above it are drawn and listed.
         seed: distortion seed (per image and condition, deterministic).
         boxes: optional ``{image path: (K, 4) xyxy}`` ground truth for targeted occlusion.
+        allow_detection_boxes: for an image without ``boxes``, occlude the clean
+            detections; if False, a targeted occlusion column without boxes is an error.
         cell_px: width of one cell in pixels (height follows the first image's aspect).
 
     Returns ``{'figure': Path, 'json': Path, 'size': (width, height)}``.
@@ -94,14 +87,22 @@ def draw_detection_grid(model, image_paths: Sequence[str | Path],
     from mmdet.visualization import DetLocalVisualizer
     from mmengine.utils import ProgressBar
 
-    from fq_det.datasets.distortions import distort, needs_boxes
+    from fq_det.datasets.distortion_route import distort_image, file_image_key
+    from fq_det.datasets.distortions import needs_boxes
 
     if not image_paths:
         raise ValueError('no images given')
     conditions = check_conditions(conditions)
     if not 0.0 <= score_thr <= 1.0:
         raise ValueError(f'score_thr must be in [0, 1], got {score_thr}')
+    if int(cell_px) < 1:
+        raise ValueError(f'cell_px must be a positive number of pixels, got {cell_px}')
     boxes = {str(k): v for k, v in (boxes or {}).items()}
+    if not allow_detection_boxes and any(needs_boxes(n) for n, _ in conditions):
+        lacking = [str(p) for p in image_paths if str(p) not in boxes]
+        if lacking:
+            raise ValueError(f'targeted_occlusion needs ground-truth boxes; none given for: '
+                             f'{", ".join(lacking)}')
     classes = tuple((getattr(model, 'dataset_meta', None) or {}).get('classes', ()))
     visualizer = DetLocalVisualizer(name=f'fq_det_grid_{id(model)}_{zlib.crc32(str(out_file).encode())}')
     visualizer.dataset_meta = model.dataset_meta
@@ -115,7 +116,7 @@ def draw_detection_grid(model, image_paths: Sequence[str | Path],
 
     bar = ProgressBar(len(images) * len(conditions)) if progress else None
     cells, records = [], []
-    for i, (path, img) in enumerate(zip(image_paths, images)):
+    for path, img in zip(image_paths, images):
         clean_sample = inference_detector(model, img)
         clean_dets = _predictions(clean_sample, score_thr, classes)
         if str(path) in boxes:
@@ -128,8 +129,8 @@ def draw_detection_grid(model, image_paths: Sequence[str | Path],
             if (name, sev) == CLEAN:
                 shown, sample, dets = img, clean_sample, clean_dets
             else:
-                rng = np.random.default_rng([seed, i, zlib.crc32(name.encode()), sev])
-                shown = distort(img, name, sev, rng, boxes=occ_boxes if needs_boxes(name) else None)
+                shown = distort_image(img, name, sev, seed, file_image_key(path),
+                                      boxes=occ_boxes if needs_boxes(name) else None)
                 sample = inference_detector(model, shown)
                 dets = _predictions(sample, score_thr, classes)
             visualizer.add_datasample(Path(path).name, shown[..., ::-1].copy(), sample,

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import sys
 from pathlib import Path
 
 import fq_det  # noqa: F401  (registers everything; makes mmengine checkpoints loadable)
@@ -52,8 +53,12 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> dict:
     args = parse_args(argv)
     if args.config:
+        if not args.checkpoint:
+            print(f'note: no --checkpoint: analysing randomly initialised weights (the backbone '
+                  f'of {args.config} as built; no init_cfg or pretrained weights are loaded); '
+                  'pass --checkpoint CKPT to analyse a trained detector', file=sys.stderr)
         model, norm = build_detector_backbone(args.config, args.checkpoint, device=args.device)
-        name = Path(args.config).stem
+        name = Path(args.config).stem + ('' if args.checkpoint else ' (random init)')
     else:
         if args.checkpoint:
             raise SystemExit('--checkpoint goes with --config; use --weights for torchvision models')

@@ -1,0 +1,213 @@
+"""Per-image records of an evaluation, to recompute the metric on any subset of images.
+
+Two mmengine metrics (registered in mmdet's ``METRICS``) that the robustness sweeps
+append to the evaluator when ``save_per_image=True``; they compute no metric, they write
+one ``.npz`` per evaluation (atomically) and return ``{}``:
+
+* :class:`PerImageDetRecords`: for every test image its predicted boxes, scores and
+  labels and its ground-truth boxes, labels and ignore flags, as VOCMetric receives them.
+* :class:`PerImageClsRecords`: for every test image its true label, its top-k predicted
+  labels and the rank of the true class (as :class:`TopKAccuracy` counts it).
+
+No object arrays: per-image arrays are concatenated, with ``<name>_offsets`` (N + 1)
+giving image ``i``'s rows ``offsets[i]:offsets[i + 1]``; :func:`load_per_image` reads a
+file with ``allow_pickle=False``. :func:`voc_map_of_subset` recomputes the VOC mAP of a
+subset of images with mmdet's ``eval_map``, exactly as ``VOCMetric`` computes it for all
+images; :func:`topk_accuracy_of_subset` does the same for top-k accuracy.
+"""
+from __future__ import annotations
+
+import os
+import os.path as osp
+import tempfile
+from typing import Sequence
+
+import numpy as np
+import torch
+from mmengine.evaluator import BaseMetric
+
+from mmdet.registry import METRICS
+
+__all__ = ['PerImageDetRecords', 'PerImageClsRecords', 'load_per_image', 'image_slices',
+           'voc_map_of_subset', 'topk_accuracy_of_subset']
+
+
+def _np(x) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        return x.detach().cpu().numpy()
+    if hasattr(x, 'tensor'):  # mmdet box types
+        return x.tensor.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def _offsets(parts: Sequence[np.ndarray]) -> np.ndarray:
+    return np.concatenate([[0], np.cumsum([len(p) for p in parts])]).astype(np.int64)
+
+
+def _save_npz(path: str, arrays: dict) -> None:
+    folder = osp.dirname(osp.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix='.per_image.', suffix='.npz', dir=folder)
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        if osp.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def _concat(parts: list[np.ndarray], width: int | None, dtype) -> np.ndarray:
+    if parts:
+        return np.concatenate(parts).astype(dtype)
+    return np.zeros((0, width) if width else (0, ), dtype)
+
+
+@METRICS.register_module()
+class PerImageDetRecords(BaseMetric):
+    """Write every image's detections and ground truth to ``out_file`` (``.npz``).
+
+    Arrays: ``img_ids`` (N,) str; ``pred_bboxes`` (P, 4) xyxy, ``pred_scores`` (P,),
+    ``pred_labels`` (P,), ``pred_offsets`` (N + 1,); ``gt_bboxes`` (G, 4), ``gt_labels``
+    (G,), ``gt_ignore`` (G,) bool (VOC ``difficult``), ``gt_offsets`` (N + 1,);
+    ``classes`` (C,) str, ``dataset_type`` str, ``eval_mode`` str (as the VOCMetric).
+    """
+
+    default_prefix = 'per_image'
+
+    def __init__(self, out_file: str, eval_mode: str = '11points', collect_device: str = 'cpu',
+                 prefix: str | None = None) -> None:
+        super().__init__(collect_device=collect_device, prefix=prefix)
+        if eval_mode not in ('11points', 'area'):
+            raise ValueError(f"eval_mode must be '11points' or 'area', got {eval_mode!r}")
+        self.out_file, self.eval_mode = str(out_file), eval_mode
+
+    def process(self, data_batch, data_samples: Sequence[dict]) -> None:
+        for sample in data_samples:
+            gt, ign, pred = sample['gt_instances'], sample.get('ignored_instances'), \
+                sample['pred_instances']
+            gt_boxes = _np(gt['bboxes']).reshape(-1, 4)
+            gt_labels = _np(gt['labels']).reshape(-1)
+            if ign is not None and len(_np(ign['labels']).reshape(-1)):
+                ign_boxes = _np(ign['bboxes']).reshape(-1, 4)
+                ign_labels = _np(ign['labels']).reshape(-1)
+            else:
+                ign_boxes, ign_labels = np.zeros((0, 4)), np.zeros((0, ), np.int64)
+            self.results.append(dict(
+                img_id=str(sample.get('img_id', len(self.results))),
+                pred_bboxes=_np(pred['bboxes']).reshape(-1, 4).astype(np.float32),
+                pred_scores=_np(pred['scores']).reshape(-1).astype(np.float32),
+                pred_labels=_np(pred['labels']).reshape(-1).astype(np.int64),
+                gt_bboxes=np.concatenate([gt_boxes, ign_boxes]).astype(np.float32),
+                gt_labels=np.concatenate([gt_labels, ign_labels]).astype(np.int64),
+                gt_ignore=np.r_[np.zeros(len(gt_labels), bool), np.ones(len(ign_labels), bool)]))
+
+    def compute_metrics(self, results: list) -> dict:
+        arrays = dict(
+            img_ids=np.asarray([r['img_id'] for r in results], dtype=str),
+            classes=np.asarray(list(self.dataset_meta.get('classes', ())), dtype=str),
+            dataset_type=np.asarray(str(self.dataset_meta.get('dataset_type', ''))),
+            eval_mode=np.asarray(self.eval_mode))
+        for name, width, dtype in (('pred_bboxes', 4, np.float32), ('pred_scores', None, np.float32),
+                                   ('pred_labels', None, np.int64), ('gt_bboxes', 4, np.float32),
+                                   ('gt_labels', None, np.int64), ('gt_ignore', None, bool)):
+            arrays[name] = _concat([r[name] for r in results], width, dtype)
+        arrays['pred_offsets'] = _offsets([r['pred_labels'] for r in results])
+        arrays['gt_offsets'] = _offsets([r['gt_labels'] for r in results])
+        _save_npz(self.out_file, arrays)
+        return {}
+
+
+@METRICS.register_module()
+class PerImageClsRecords(BaseMetric):
+    """Write every image's true label, top-k labels and true-class rank to ``out_file``.
+
+    Arrays: ``img_ids`` (N,) str, ``gt_label`` (N,), ``topk_labels`` (N, k) (best first),
+    ``gt_rank`` (N,): the number of classes scored strictly higher than the true one
+    (top-k correct iff ``gt_rank < k``, as :class:`TopKAccuracy` counts).
+    """
+
+    default_prefix = 'per_image'
+
+    def __init__(self, out_file: str, topk: int = 5, collect_device: str = 'cpu',
+                 prefix: str | None = None) -> None:
+        super().__init__(collect_device=collect_device, prefix=prefix)
+        if int(topk) < 1:
+            raise ValueError(f'topk must be >= 1, got {topk}')
+        self.out_file, self.topk = str(out_file), int(topk)
+
+    def process(self, data_batch, data_samples: Sequence[dict]) -> None:
+        for sample in data_samples:
+            score = torch.as_tensor(sample['pred_score']).float().reshape(-1)
+            label = int(torch.as_tensor(sample['gt_label']).reshape(()))
+            k = min(self.topk, score.numel())
+            top = torch.topk(score, k).indices.numpy()
+            top = np.pad(top, (0, self.topk - k), constant_values=-1)
+            self.results.append((str(sample.get('img_id', len(self.results))), label, top,
+                                 int((score > score[label]).sum())))
+
+    def compute_metrics(self, results: list) -> dict:
+        _save_npz(self.out_file, dict(
+            img_ids=np.asarray([r[0] for r in results], dtype=str),
+            gt_label=np.asarray([r[1] for r in results], np.int64),
+            topk_labels=np.stack([r[2] for r in results]).astype(np.int64) if results
+            else np.zeros((0, self.topk), np.int64),
+            gt_rank=np.asarray([r[3] for r in results], np.int64)))
+        return {}
+
+
+# ------------------------------------------------------------------------ reading
+def load_per_image(path: str) -> dict[str, np.ndarray]:
+    """The arrays of a per-image ``.npz`` (read with ``allow_pickle=False``)."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
+    except (OSError, ValueError) as err:
+        raise ValueError(f'{path} is not a per-image record file of the sweep ({err})') from None
+
+
+def image_slices(records: dict, name: str) -> list[np.ndarray]:
+    """Per-image pieces of the concatenated array ``name`` (``pred_*`` or ``gt_*``)."""
+    offsets = records[name.split('_')[0] + '_offsets']
+    return [records[name][offsets[i]:offsets[i + 1]] for i in range(len(offsets) - 1)]
+
+
+def voc_map_of_subset(records: dict, image_indices: Sequence[int] | np.ndarray,
+                      iou_thr: float = 0.5) -> float:
+    """VOC mAP of the images ``image_indices`` (repeats allowed, e.g. a bootstrap sample).
+
+    Computed as ``VOCMetric`` computes it (``mmdet.evaluation.eval_map`` with the same
+    ``eval_mode``, data set name and ``use_legacy_coordinate=True``), so with all images
+    and ``iou_thr=0.5`` it equals the sweep's ``pascal_voc/mAP``.
+    """
+    from mmdet.evaluation.functional import eval_map
+    classes = [str(c) for c in records['classes']]
+    dataset_type = str(records['dataset_type'])
+    dataset = 'voc' if dataset_type in ('VOC2007', 'VOC2012') else classes
+    boxes, scores, labels = (image_slices(records, n) for n in
+                             ('pred_bboxes', 'pred_scores', 'pred_labels'))
+    gt_boxes, gt_labels, gt_ignore = (image_slices(records, n) for n in
+                                      ('gt_bboxes', 'gt_labels', 'gt_ignore'))
+    dets, anns = [], []
+    for i in np.asarray(image_indices, dtype=np.int64).reshape(-1):
+        dets.append([np.hstack([boxes[i][labels[i] == c], scores[i][labels[i] == c, None]])
+                     for c in range(len(classes))])
+        ign = gt_ignore[i]
+        anns.append(dict(bboxes=gt_boxes[i][~ign], labels=gt_labels[i][~ign],
+                         bboxes_ignore=gt_boxes[i][ign], labels_ignore=gt_labels[i][ign]))
+    if not dets:
+        raise ValueError('image_indices is empty')
+    mean_ap, _ = eval_map(dets, anns, scale_ranges=None, iou_thr=iou_thr, dataset=dataset,
+                          logger='silent', eval_mode=str(records['eval_mode']),
+                          use_legacy_coordinate=True, nproc=1)
+    return float(mean_ap)
+
+
+def topk_accuracy_of_subset(records: dict, image_indices: Sequence[int] | np.ndarray,
+                            k: int = 1) -> float:
+    """Top-k accuracy (%) of the images ``image_indices``, as :class:`TopKAccuracy` computes it."""
+    ranks = records['gt_rank'][np.asarray(image_indices, dtype=np.int64).reshape(-1)]
+    if not len(ranks):
+        raise ValueError('image_indices is empty')
+    return float((ranks < k).mean() * 100)

@@ -1,0 +1,305 @@
+"""What a robustness sweep keeps on disk, for detection and classification alike.
+
+``<out_dir>/partial.json`` holds the finished evaluations and the *resume key*, the
+identity of everything that determines a result::
+
+    {"resume_key": {"task": "detection",
+                    "checkpoint": {"path": abs path, "size": bytes, "sha256": hex},
+                    "config_sha256": hex,     # the config after overrides (see config_digest)
+                    "data": [{"data_root": abs path, "ann_file": path, "ann_sha256": hex}]},
+     "records": {"clean/0/0": {metric: value}, "<distortion>/<severity>/<seed>": {...}}}
+
+A record's id holds the distortion seed, so results of one seed are never read as
+another's. A sweep whose resume key differs from the one on disk stops with
+:class:`StaleResultsError` (what changed, and ``--overwrite`` / another out-dir);
+``overwrite=True`` deletes the previous results first.
+
+Concurrent sweeps into one out-dir: every read-merge-write of ``partial.json`` (and the
+``results.json`` written from it) happens under an exclusive ``fcntl.flock`` on
+``<out_dir>/.lock``, merging with what is on disk, so no finished pair is lost. Files
+are written atomically (a temporary file in the same folder, then ``os.replace``): an
+interruption leaves the previous complete file. A file that is not valid JSON raises
+:class:`SweepFileError` naming it.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import fcntl
+import hashlib
+import json
+import os
+import os.path as osp
+import re
+import shutil
+import tempfile
+from typing import Callable, Iterator
+
+from mmengine.config import Config
+
+__all__ = ['SweepStore', 'StaleResultsError', 'SweepFileError', 'OutDirNotWritableError',
+           'resume_key', 'checkpoint_identity', 'config_digest', 'record_id',
+           'atomic_write_text', 'read_json', 'check_writable',
+           'RESULTS_JSON', 'RESULTS_MD', 'PARTIAL_JSON', 'LOCK_FILE', 'PER_IMAGE_DIR',
+           'IGNORED_CONFIG_KEYS']
+
+RESULTS_JSON = 'results.json'
+RESULTS_MD = 'results.md'
+PARTIAL_JSON = 'partial.json'
+LOCK_FILE = '.lock'
+PER_IMAGE_DIR = 'per_image'
+
+#: Top-level config keys that do not change a result (where files go, logging, hooks);
+#: everything else, after overrides, enters :func:`config_digest`.
+IGNORED_CONFIG_KEYS = ('work_dir', 'load_from', 'resume', 'launcher', 'data_root', 'env_cfg',
+                       'log_level', 'log_processor', 'default_hooks', 'custom_hooks',
+                       'visualizer', 'vis_backends', 'filename', 'model_wrapper_cfg')
+#: Dataloader keys that do not change a result (distortions are seeded per image).
+IGNORED_LOADER_KEYS = ('num_workers', 'persistent_workers', 'pin_memory', 'prefetch_factor')
+_ADDRESS = re.compile(r' at 0x[0-9a-fA-F]+')
+
+
+class StaleResultsError(ValueError):
+    """The out-dir holds results of another checkpoint, config, data set or task."""
+
+
+class SweepFileError(ValueError):
+    """A sweep file (results.json, partial.json) is not what the sweep wrote."""
+
+
+class OutDirNotWritableError(PermissionError):
+    """The out-dir cannot be created or written."""
+
+
+# ------------------------------------------------------------------------- files
+def atomic_write_text(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` through a unique temporary file and ``os.replace``."""
+    folder = osp.dirname(osp.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=f'.{osp.basename(path)}.', suffix='.tmp', dir=folder)
+    try:
+        with os.fdopen(fd, 'w') as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise
+
+
+def read_json(path: str) -> dict | None:
+    """The JSON object in ``path``; ``None`` if there is no file; a named error if it is invalid."""
+    if not osp.isfile(path):
+        return None
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise SweepFileError(
+            f'{path} is not valid JSON ({err}); it was cut short or edited by hand. Delete it, '
+            f'or re-run with --overwrite (overwrite=True) to start this out-dir afresh') from None
+    if not isinstance(data, dict):
+        raise SweepFileError(f'{path} holds a JSON {type(data).__name__}, not the object a sweep '
+                             'writes; delete it or re-run with --overwrite (overwrite=True)')
+    return data
+
+
+def check_writable(out_dir: str) -> None:
+    """Create ``out_dir`` if needed and check that a file can be written in it."""
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out_dir):
+            pass
+    except OSError as err:
+        raise OutDirNotWritableError(
+            f'The out-dir {out_dir} is not writable ({err.strerror or err}); choose another '
+            'one with --out-dir') from None
+
+
+# ---------------------------------------------------------------------- identity
+def checkpoint_identity(checkpoint: str) -> dict:
+    """``{'path', 'size', 'sha256'}`` of a checkpoint file (its whole content hashed)."""
+    digest = hashlib.sha256()
+    with open(checkpoint, 'rb') as f:
+        for chunk in iter(lambda: f.read(1 << 20), b''):
+            digest.update(chunk)
+    return dict(path=osp.abspath(checkpoint), size=osp.getsize(checkpoint),
+                sha256=digest.hexdigest())
+
+
+def _strip(node, in_loader: bool = False):
+    """The config tree without the keys that do not change a result."""
+    if isinstance(node, dict):
+        out = {}
+        for k, v in node.items():
+            if k == 'data_root' or (in_loader and k in IGNORED_LOADER_KEYS):
+                continue
+            out[k] = _strip(v, in_loader or str(k).endswith('_dataloader'))
+        return out
+    if isinstance(node, (list, tuple)):
+        return [_strip(v, in_loader) for v in node]
+    return node
+
+
+def _stable_default(obj) -> str:
+    if isinstance(obj, type):
+        return f'{obj.__module__}.{obj.__qualname__}'
+    return _ADDRESS.sub('', repr(obj))
+
+
+def config_digest(cfg: Config) -> str:
+    """sha256 of the config after overrides, without :data:`IGNORED_CONFIG_KEYS`, the data
+    roots (compared on their own) and :data:`IGNORED_LOADER_KEYS`."""
+    tree = {k: v for k, v in copy.deepcopy(cfg.to_dict()).items() if k not in IGNORED_CONFIG_KEYS}
+    text = json.dumps(_strip(tree), sort_keys=True, default=_stable_default)
+    return hashlib.sha256(text.encode('utf-8')).hexdigest()
+
+
+def _file_sha256(path: str) -> str | None:
+    if not osp.isfile(path):
+        return None
+    with open(path, 'rb') as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def data_identity(cfg: Config) -> list[dict]:
+    """Data root and annotation file (with its sha256) of every test data set of ``cfg``."""
+    from fq_det.datasets.data_check import leaf_datasets
+    loader = cfg.get('test_dataloader') or {}
+    out = []
+    for leaf in leaf_datasets(loader.get('dataset') or {}):
+        root = leaf.get('data_root') or cfg.get('data_root') or ''
+        ann = leaf.get('ann_file') or ''
+        ann_path = osp.join(root, ann) if ann else ''
+        out.append(dict(data_root=osp.abspath(root) if root else '', ann_file=ann,
+                        ann_sha256=_file_sha256(ann_path) if ann_path else None))
+    return out
+
+
+def resume_key(task: str, cfg: Config, checkpoint: str) -> dict:
+    """Everything that determines a sweep's results, except the distortion seed (in each
+    record's id) and the metric summarised (chosen from the stored metrics)."""
+    return dict(task=task, checkpoint=checkpoint_identity(checkpoint),
+                config_sha256=config_digest(cfg), data=data_identity(cfg))
+
+
+def record_id(distortion: str | None, severity: int, seed: int) -> str:
+    """``'clean/0/0'`` or ``'<distortion>/<severity>/<seed>'``."""
+    return 'clean/0/0' if distortion is None else f'{distortion}/{severity}/{seed}'
+
+
+def _short(ident: dict) -> str:
+    return f'{ident.get("path")} ({ident.get("size")} bytes, sha256 {str(ident.get("sha256"))[:12]})'
+
+
+def describe_changes(old: dict, new: dict) -> list[str]:
+    """One line per part of the resume key that differs."""
+    lines = []
+    if old.get('task') != new.get('task'):
+        lines.append(f'task: {old.get("task")} -> {new.get("task")}')
+    o, n = old.get('checkpoint') or {}, new.get('checkpoint') or {}
+    if o.get('path') != n.get('path'):
+        lines.append(f'checkpoint path: {o.get("path")} -> {n.get("path")}')
+    if (o.get('size'), o.get('sha256')) != (n.get('size'), n.get('sha256')):
+        lines.append(f'checkpoint content: {_short(o)} -> {_short(n)} (the file was replaced, '
+                     'e.g. by a new training)')
+    o_roots = [d.get('data_root') for d in old.get('data') or []]
+    n_roots = [d.get('data_root') for d in new.get('data') or []]
+    if o_roots != n_roots:
+        lines.append(f'data root: {", ".join(map(str, o_roots))} -> {", ".join(map(str, n_roots))}')
+    elif old.get('data') != new.get('data'):
+        lines.append('test annotations: the annotation file(s) changed '
+                     f'({", ".join(str(d.get("ann_file")) for d in new.get("data") or [])})')
+    if old.get('config_sha256') != new.get('config_sha256'):
+        lines.append('config after overrides (--cfg-options and the like): sha256 '
+                     f'{str(old.get("config_sha256"))[:12]} -> {str(new.get("config_sha256"))[:12]}')
+    return lines or ['resume key: ' + json.dumps(old, sort_keys=True) + ' -> '
+                     + json.dumps(new, sort_keys=True)]
+
+
+# ------------------------------------------------------------------------ store
+class SweepStore:
+    """The finished evaluations of one out-dir, shared safely between processes.
+
+    Args:
+        out_dir: the sweep's folder (created; must be writable).
+        key: :func:`resume_key` of this sweep.
+        overwrite: delete what a previous sweep left in ``out_dir`` instead of refusing
+            results of another key.
+    """
+
+    def __init__(self, out_dir: str, key: dict, overwrite: bool = False) -> None:
+        self.out_dir = str(out_dir)
+        self.key = json.loads(json.dumps(key))  # as it reads back from disk
+        self.overwrite = overwrite
+        self.partial_path = osp.join(self.out_dir, PARTIAL_JSON)
+        self.results_path = osp.join(self.out_dir, RESULTS_JSON)
+        self.records: dict[str, dict] = {}
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """An exclusive ``flock`` on ``<out_dir>/.lock`` (waits for the other writer)."""
+        fd = os.open(osp.join(self.out_dir, LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+    def open(self) -> 'SweepStore':
+        """Check the out-dir, refuse or clear results of another key, read the records."""
+        check_writable(self.out_dir)
+        with self.locked():
+            if self.overwrite:
+                for name in (PARTIAL_JSON, RESULTS_JSON, RESULTS_MD):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.remove(osp.join(self.out_dir, name))
+                shutil.rmtree(osp.join(self.out_dir, PER_IMAGE_DIR), ignore_errors=True)
+            data = self._read_checked()
+            if data is None:
+                data = dict(resume_key=self.key, records={})
+                atomic_write_text(self.partial_path, json.dumps(data, indent=1))
+            self.records = data['records']
+        return self
+
+    def _read_checked(self) -> dict | None:
+        data = read_json(self.partial_path)
+        if data is None:
+            if osp.isfile(self.results_path):
+                raise StaleResultsError(
+                    f'{self.results_path} has no {PARTIAL_JSON} beside it, so nothing says which '
+                    'checkpoint, config and data it belongs to; its pairs are not reused: start '
+                    'fresh with --overwrite (overwrite=True) or use another out_dir (--out-dir)')
+            return None
+        if not isinstance(data.get('records'), dict) or 'resume_key' not in data:
+            raise SweepFileError(f'{self.partial_path} lacks "resume_key"/"records": it was not '
+                                 'written by a sweep; delete it or re-run with --overwrite')
+        if data['resume_key'] != self.key:
+            changes = describe_changes(data['resume_key'], self.key)
+            raise StaleResultsError(
+                f'{self.out_dir} holds results of another sweep. What changed:\n  '
+                + '\n  '.join(changes) + '\nIts pairs are not reused: start fresh with '
+                '--overwrite (overwrite=True) or use another out_dir (--out-dir).')
+        return data
+
+    def refresh(self) -> dict[str, dict]:
+        """Re-read the records (a concurrent sweep may have added some)."""
+        with self.locked():
+            data = self._read_checked()
+            self.records = data['records'] if data else {}
+        return self.records
+
+    def add(self, rid: str, metrics: dict,
+            write_results: Callable[[dict[str, dict]], None] | None = None) -> dict[str, dict]:
+        """Merge one record into ``partial.json`` on disk; then ``write_results(records)``,
+        still under the lock, so ``results.json`` always reflects every finished pair."""
+        with self.locked():
+            data = self._read_checked() or dict(resume_key=self.key, records={})
+            data['records'][rid] = metrics
+            atomic_write_text(self.partial_path, json.dumps(data, indent=1))
+            self.records = data['records']
+            if write_results is not None:
+                write_results(self.records)
+        return self.records

@@ -1,0 +1,65 @@
+"""The sweep's store: resume key, file lock, atomic files, named errors; two writers at once."""
+from __future__ import annotations
+
+import json
+import multiprocessing
+
+import pytest
+
+from fq_det.evaluation.sweep_store import (StaleResultsError, SweepFileError, SweepStore,
+                                           atomic_write_text, describe_changes, record_id)
+
+KEY = dict(task='detection', checkpoint=dict(path='/m.pth', size=3, sha256='ab'),
+           config_sha256='c1', data=[dict(data_root='/d', ann_file='t.txt', ann_sha256='x')])
+
+
+def _writer(out_dir: str, tag: str, n: int) -> None:
+    store = SweepStore(out_dir, KEY).open()
+    results = f'{out_dir}/results.json'
+    for i in range(n):
+        store.add(record_id(tag, 1 + i % 5, i), {'m': float(i)},
+                  lambda records: atomic_write_text(results, json.dumps(sorted(records))))
+
+
+def test_two_processes_writing_one_store_lose_nothing(tmp_path):
+    ctx = multiprocessing.get_context('fork')
+    procs = [ctx.Process(target=_writer, args=(str(tmp_path), tag, 40)) for tag in ('a', 'b')]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    records = json.loads((tmp_path / 'partial.json').read_text())['records']
+    assert len(records) == 80 and {r.split('/')[0] for r in records} == {'a', 'b'}
+    assert json.loads((tmp_path / 'results.json').read_text()) == sorted(records)
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith('.tmp')]  # no temp files left
+
+
+def test_key_mismatch_names_what_changed(tmp_path):
+    SweepStore(str(tmp_path), KEY).open().add('clean/0/0', {'m': 1.0})
+    new = json.loads(json.dumps(KEY))
+    new['checkpoint'].update(sha256='cd')
+    new['data'][0]['data_root'] = '/e'
+    with pytest.raises(StaleResultsError) as err:
+        SweepStore(str(tmp_path), new).open()
+    msg = str(err.value)
+    assert 'checkpoint content' in msg and 'data root: /d -> /e' in msg and '--overwrite' in msg
+    assert 'config after' not in msg and 'checkpoint path' not in msg
+    # overwrite: the old records are gone, the new key is on disk.
+    store = SweepStore(str(tmp_path), new, overwrite=True).open()
+    assert store.records == {}
+    assert json.loads((tmp_path / 'partial.json').read_text())['resume_key'] == new
+    assert describe_changes(KEY, dict(KEY, config_sha256='c2')) == \
+        ['config after overrides (--cfg-options and the like): sha256 c1 -> c2']
+
+
+def test_invalid_files_are_named(tmp_path):
+    (tmp_path / 'partial.json').write_text('{"resume_key": {"task": "dete')
+    with pytest.raises(SweepFileError, match=r'partial\.json is not valid JSON'):
+        SweepStore(str(tmp_path), KEY).open()
+    (tmp_path / 'partial.json').write_text('[1, 2]')
+    with pytest.raises(SweepFileError, match=r'partial\.json holds a JSON list'):
+        SweepStore(str(tmp_path), KEY).open()
+    (tmp_path / 'partial.json').write_text('{"records": {}}')
+    with pytest.raises(SweepFileError, match=r'lacks "resume_key"'):
+        SweepStore(str(tmp_path), KEY).open()
