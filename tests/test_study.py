@@ -76,12 +76,12 @@ def test_resume_after_an_interrupted_run(finished_study) -> None:
     mtime = ckpt.stat().st_mtime_ns
     # as if the process was killed during the sweep: no run.json, one sweep pair missing
     (run_dir / 'run.json').unlink()
-    results = json.loads((run_dir / 'sweep' / 'partial.json').read_text())
-    dropped = [k for k in results if k.startswith('ngrn/')]
+    partial = json.loads((run_dir / 'sweep' / 'partial.json').read_text())
+    dropped = [k for k in partial['records'] if k.startswith('ngrn/')]
     assert dropped
     for k in dropped:
-        del results[k]
-    (run_dir / 'sweep' / 'partial.json').write_text(json.dumps(results))
+        del partial['records'][k]
+    (run_dir / 'sweep' / 'partial.json').write_text(json.dumps(partial))
     (run_dir / 'sweep' / 'results.json').unlink()
     assert run_study(study, jobs=1, only=[('pow1', 0)]) == []
     assert ckpt.stat().st_mtime_ns == mtime  # training was not redone

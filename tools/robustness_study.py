@@ -26,6 +26,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         if name == 'run':
             s.add_argument('--jobs', type=int, default=1,
                            help='runs at the same time, one process each (threads split evenly)')
+            s.add_argument('--threads', type=int, default=None,
+                           help='torch threads per run (default: cores / jobs)')
             s.add_argument('--only', nargs='+', metavar='VARIANT:SEED',
                            help='run only these runs (default: every unfinished run)')
             s.add_argument('--overwrite', action='store_true',
@@ -60,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == 'run':
             failures = run_study(study, jobs=args.jobs, only=_only(args.only),
-                                 overwrite=args.overwrite)
+                                 overwrite=args.overwrite, threads=args.threads)
             if not args.no_report:
                 try:
                     report = report_study(study)

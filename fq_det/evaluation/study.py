@@ -221,8 +221,11 @@ def load_study(config: str | Mapping, work_dir: str | None = None,
 
 
 # ------------------------------------------------------------------------- helpers
-def _key(obj: Any) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+def _rel(path: str) -> str:
+    """``path`` relative to the repository when inside it (keys stay valid in another clone)."""
+    repo = Path(__file__).resolve().parents[2]
+    p = Path(path).resolve()
+    return str(p.relative_to(repo)) if p.is_relative_to(repo) else str(p)
 
 
 def _file_digest(path: str) -> str:
@@ -388,13 +391,13 @@ def run_one(study: Study, variant: str, seed: int, overwrite: bool = False) -> d
     run_dir = study.run_dir(variant, seed)
     data_root = prepare_data(study)
     timings = {}
-    data_key = dict(study.data, root=str(data_root))
+    data_key = dict(study.data)  # a folder's absolute root; a synthetic set's recipe
 
     pretrained = None
     if v.pretrain:
         t = time.time()
         stage = run_dir / 'pretrain'
-        key = dict(data=data_key, config=v.pretrain, config_digest=_file_digest(v.pretrain),
+        key = dict(data=data_key, config=_rel(v.pretrain), config_digest=_file_digest(v.pretrain),
                    cfg_options=v.pretrain_cfg_options, seed=seed,
                    epochs=study.pretrain.get('epochs'))
         pretrained = _stage_done(stage, json.loads(json.dumps(key)), overwrite)
@@ -415,13 +418,14 @@ def run_one(study: Study, variant: str, seed: int, overwrite: bool = False) -> d
 
     t = time.time()
     stage = run_dir / 'train'
-    key = dict(data=data_key, config=v.config, config_digest=_file_digest(v.config),
+    key = dict(data=data_key, config=_rel(v.config), config_digest=_file_digest(v.config),
                cfg_options=v.cfg_options, seed=seed, schedule=study.train,
                backbone=pretrained['backbone_digest'] if pretrained else None)
     key = json.loads(json.dumps(key))
     cfg = _config(v.config, v.cfg_options, data_root, stage, seed, f'{study.name}_{variant}_{seed}')
     if pretrained:
-        cfg.model.backbone.init_cfg = dict(type='Pretrained', checkpoint=pretrained['backbone'])
+        cfg.model.backbone.init_cfg = dict(type='Pretrained',
+                                           checkpoint=str(run_dir / 'pretrain' / 'backbone.pth'))
     if study.task == 'detection':
         if study.train.get('iters'):
             scale_iter_schedule(cfg, int(study.train['iters']))
@@ -445,6 +449,11 @@ def run_one(study: Study, variant: str, seed: int, overwrite: bool = False) -> d
     t = time.time()
     results = sweep(study, cfg, trained['checkpoint'], run_dir / 'sweep', seed, overwrite)
     timings['sweep_s'] = time.time() - t
+    from fq_det.evaluation.study_records import load_sweep_records, save_compact_records
+    from fq_det.evaluation.study_report import RECORDS_FILE
+    save_compact_records(load_sweep_records(run_dir / 'sweep', study.task, study.distortions,
+                                            study.severities, seed),
+                         study.task, run_dir / RECORDS_FILE)
     alphas = alpha_report(cfg, trained['checkpoint'])
     record = dict(variant=variant, seed=seed, key=key, timings_s=timings,
                   pretrain=({k: pretrained[k] for k in ('top1', 'curve')} if pretrained else None),
@@ -479,8 +488,11 @@ def _run_logged(config_file: str, work_dir: str, variant: str, seed: int, thread
 
 
 def run_study(study: Study, jobs: int = 1, only: Sequence[tuple[str, int]] | None = None,
-              overwrite: bool = False) -> list[str]:
-    """Run the study's unfinished runs, ``jobs`` processes at a time; return failures."""
+              overwrite: bool = False, threads: int | None = None) -> list[str]:
+    """Run the study's unfinished runs, ``jobs`` processes at a time; return failures.
+
+    Each run uses ``threads`` torch threads (default: the cores divided by ``jobs``).
+    """
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
@@ -506,7 +518,7 @@ def run_study(study: Study, jobs: int = 1, only: Sequence[tuple[str, int]] | Non
     if not todo:
         return failures
     jobs = min(jobs, len(todo))
-    threads = max(1, (os.cpu_count() or 1) // jobs)
+    threads = threads or max(1, (os.cpu_count() or 1) // jobs)
     bar = ProgressBar(len(todo), file=sys.stdout)
     with ProcessPoolExecutor(jobs, mp_context=mp.get_context('spawn')) as pool:
         futures = [pool.submit(_run_logged, study.config_file, study.work_dir, v, s, threads,

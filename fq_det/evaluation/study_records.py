@@ -19,7 +19,8 @@ from fq_det.evaluation import statistics as st
 from fq_det.evaluation.per_image import load_per_image
 from fq_det.evaluation.robustness import per_image_file
 
-__all__ = ['load_sweep_records', 'bootstrap_differences']
+__all__ = ['load_sweep_records', 'save_compact_records', 'load_compact_records',
+           'bootstrap_differences']
 
 
 def _split(flat: np.ndarray, offsets: np.ndarray) -> list[np.ndarray]:
@@ -54,17 +55,77 @@ def load_sweep_records(sweep_dir: str | Path, task: str, distortions: Sequence[s
     for key, raw in raws.items():
         if not np.array_equal(raw['img_ids'], ids):
             raise ValueError(f'{sweep_dir}: {key} was evaluated on other images than clean')
+    mode = str(raws[None].get('eval_mode', '11points'))
     if task == 'detection':
-        mode = str(raws[None].get('eval_mode', '11points'))
         records = {k: _detection_record(r) for k, r in raws.items()}
-        metric: Callable = lambda rec, w=None: st.voc_ap50(rec, w, mode=mode)  # noqa: E731
     else:
         records = {k: r['gt_rank'] < 1 for k, r in raws.items()}  # top-1 correct
-        metric = st.top1
     distorted = {}
     for (d, s), rec in ((k, v) for k, v in records.items() if k is not None):
         distorted.setdefault(d, {})[s] = rec
-    return dict(image_ids=ids, clean=records[None], distorted=distorted, metric=metric)
+    return dict(image_ids=ids, clean=records[None], distorted=distorted,
+                metric=_metric_of(task, mode), eval_mode=mode)
+
+
+def _metric_of(task: str, eval_mode: str = '11points') -> Callable:
+    if task == 'detection':
+        return lambda rec, w=None: st.voc_ap50(rec, w, mode=eval_mode)
+    return st.top1
+
+
+def save_compact_records(records: dict, task: str, path: str | Path) -> Path:
+    """What the bootstrap needs of :func:`load_sweep_records`, small enough to commit.
+
+    Classification: the top-1 flags, bit-packed. Detection: per detection its image,
+    class, score and TP/FP flags, and the ground-truth count per image and class.
+    """
+    arrays = dict(image_ids=np.asarray(records['image_ids'], dtype=str),
+                  task=np.asarray(task), eval_mode=np.asarray(records.get('eval_mode', '11points')))
+    conditions = {'clean': records['clean']}
+    conditions.update({f'{d}_s{s}': rec for d, by in records['distorted'].items()
+                       for s, rec in by.items()})
+    for name, rec in conditions.items():
+        if task == 'detection':
+            arrays[f'{name}/image'] = rec.image.astype(np.int32)
+            arrays[f'{name}/label'] = rec.label.astype(np.int16)
+            arrays[f'{name}/score'] = rec.score.astype(np.float32)
+            arrays[f'{name}/tp'] = rec.tp.astype(np.uint8)
+            arrays[f'{name}/fp'] = rec.fp.astype(np.uint8)
+            arrays[f'{name}/num_gt'] = rec.num_gt.astype(np.uint16)
+        else:
+            arrays[f'{name}/correct'] = np.packbits(np.asarray(rec, dtype=bool))
+    path = Path(path)
+    tmp = path.with_name(f'.{path.stem}.tmp.npz')
+    np.savez_compressed(tmp, **arrays)
+    tmp.replace(path)
+    return path
+
+
+def load_compact_records(path: str | Path, distortions: Sequence[str],
+                         severities: Sequence[int]) -> dict:
+    """:func:`save_compact_records`' file back in :func:`load_sweep_records`' form."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f'no per-image records: {path}')
+    with np.load(path, allow_pickle=False) as f:
+        arrays = {k: f[k] for k in f.files}
+    task, ids = str(arrays['task']), arrays['image_ids']
+
+    def record(name: str):
+        if f'{name}/correct' not in arrays and f'{name}/image' not in arrays:
+            raise FileNotFoundError(f'{path} has no records of {name}')
+        if task == 'detection':
+            return st.DetectionRecords(
+                image=arrays[f'{name}/image'].astype(np.int64),
+                label=arrays[f'{name}/label'].astype(np.int64),
+                score=arrays[f'{name}/score'].astype(np.float64),
+                tp=arrays[f'{name}/tp'].astype(np.float64),
+                fp=arrays[f'{name}/fp'].astype(np.float64),
+                num_gt=arrays[f'{name}/num_gt'].astype(np.int64))
+        return np.unpackbits(arrays[f'{name}/correct'], count=len(ids)).astype(bool)
+
+    return dict(image_ids=ids, clean=record('clean'),
+                distorted={d: {s: record(f'{d}_s{s}') for s in severities} for d in distortions},
+                metric=_metric_of(task, str(arrays['eval_mode'])), eval_mode=str(arrays['eval_mode']))
 
 
 def bootstrap_differences(models: Mapping[str, dict], reference: str, rows_of: Callable,

@@ -24,6 +24,7 @@ import numpy as np
 from fq_det.evaluation import statistics as st
 
 LOWER_IS_BETTER = ('mCE', 'relative mCE')
+RECORDS_FILE = 'records.npz'  # per run: the compact per-image records of its sweep
 
 
 def _full_scale(metric_key: str) -> float:
@@ -100,7 +101,7 @@ def _per_run_rows(study, runs: dict, full: float) -> dict:
 
 def _bootstrap(study, runs: dict) -> dict:
     """Per variant and seed: percentile intervals of (variant - reference) over test images."""
-    from fq_det.evaluation.study_records import bootstrap_differences, load_sweep_records
+    from fq_det.evaluation.study_records import bootstrap_differences, load_compact_records
     replicates = int(study.bootstrap.get('replicates', 0))
     if not replicates:
         return {}
@@ -109,8 +110,8 @@ def _bootstrap(study, runs: dict) -> dict:
         if (study.reference, seed) not in runs:
             continue
         try:
-            models = {v: load_sweep_records(study.run_dir(v, seed) / 'sweep', study.task,
-                                            study.distortions, study.severities, seed)
+            models = {v: load_compact_records(study.run_dir(v, seed) / RECORDS_FILE,
+                                              study.distortions, study.severities)
                       for v in study.variants if (v, seed) in runs}
         except FileNotFoundError:
             continue
