@@ -1,4 +1,5 @@
-"""Classification module: configs build, data sets, metric, networks (no training here)."""
+"""Classification module on mmpretrain: configs build, data sets, metric keys, networks
+(no training here)."""
 from __future__ import annotations
 
 import json
@@ -11,17 +12,19 @@ import pytest
 import torch
 
 import fq_det  # noqa: F401
-from fq_det.classification import (CIFARClsDataset, DataFolderNotFoundError, ImageFolderClsDataset,
-                                   SyntheticClsDataset, TopKAccuracy)
+from fq_det.classification import (DataFolderNotFoundError, SafeCIFAR10, SafeCIFAR100,
+                                   SyntheticClsDataset)
+from fq_det.engine import AlphaRegularizationHook
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
-
-from mmdet.registry import DATASETS, METRICS, MODELS
+from mmpretrain.datasets import CustomDataset
+from mmpretrain.evaluation import Accuracy
+from mmpretrain.registry import DATASETS, HOOKS, METRICS, MODELS
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = sorted(
     p for p in (REPO / 'configs' / 'classification').rglob('*.py') if '_base_' not in p.parts)
-init_default_scope('mmdet')
+init_default_scope('mmpretrain')
 
 
 def test_config_grid_is_complete():
@@ -42,19 +45,21 @@ def test_config_grid_is_complete():
 @pytest.mark.parametrize('path', CONFIGS, ids=[p.stem for p in CONFIGS])
 def test_config_builds(path):
     cfg = Config.fromfile(path)
-    assert cfg.default_scope == 'mmdet'
+    assert cfg.default_scope == 'mmpretrain'
     model = MODELS.build(cfg.model)
+    assert type(model).__module__.startswith('mmpretrain.')  # mmpretrain's ImageClassifier
+    assert type(model.data_preprocessor).__name__ == 'ClsDataPreprocessor'
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         assert DATASETS.get(cfg[loader].dataset.type) is not None
-    assert METRICS.get(cfg.val_evaluator.type) is TopKAccuracy
+    assert METRICS.get(cfg.val_evaluator.type) is Accuracy
     alphas = [n for n, _ in model.named_parameters() if n.endswith('.alpha')]
     quant = cfg.model.backbone.get('quant_cfg')
     reg = quant.get('alpha_reg') if quant else None
-    hooks = [h['type'] for h in cfg.get('custom_hooks', [])]
+    hooks = [HOOKS.get(h['type']) for h in cfg.get('custom_hooks', [])]
     if 'pow' in path.stem:  # POW/HPOW: learnable exponents, regularised through the hook
         assert alphas or 'hpow' in path.stem
         assert reg and reg['type'] == ('L1' if '-l1' in path.stem else 'L2')
-        assert 'AlphaRegularizationHook' in hooks
+        assert AlphaRegularizationHook in hooks
         if '-pow' in path.stem:
             k = int(path.stem.split('-pow')[1].split('-')[0].split('_')[0])
             assert quant['num_splits'] == k
@@ -83,44 +88,50 @@ def test_small_nets_forward_backward(name, channels, quant):
         quant is not None)
 
 
-def test_classifier_modes():
-    model = MODELS.build(
-        dict(
-            type='ImageClassifier',
-            backbone=dict(type='CifarSmallNet', num_classes=4, base_channels=8),
-            head=dict(type='ClsHead', num_classes=4)))
+def _batch(model, labels, size=32):
+    from mmpretrain.structures import DataSample
     data = dict(
-        inputs=[torch.randint(0, 255, (3, 16, 16), dtype=torch.uint8) for _ in range(3)],
-        data_samples=[_sample(i % 4) for i in range(3)])
-    batch = model.data_preprocessor(data, training=True)
+        inputs=[torch.randint(0, 255, (3, size, size), dtype=torch.uint8) for _ in labels],
+        data_samples=[DataSample().set_gt_label(y) for y in labels])
+    return model.data_preprocessor(data, training=True)
+
+
+@pytest.mark.parametrize('name', [
+    'synthetic/resnet18-pow1-l2_synthcls', 'synthetic/smallnet-pow2-l1_synthcls',
+    'synthetic/plain10-pow1-l2_synthcls'
+])
+def test_classifier_modes(name):
+    """mmpretrain's ImageClassifier around each family (fq_det's ResNetPOW from mmdet's
+    registry, the supplement's small nets from mmpretrain's) in the mmpretrain scope."""
+    model = MODELS.build(Config.fromfile(REPO / f'configs/classification/{name}.py').model)
+    batch = _batch(model, [0, 3, 9])
     losses = model(**batch, mode='loss')
-    assert losses['loss_cls'] > 0 and 0 <= losses['acc_top1'] <= 100
+    assert set(losses) == {'loss'} and losses['loss'] > 0 and torch.isfinite(losses['loss'])
+    losses['loss'].backward()
+    alpha_grads = [p.grad for n, p in model.named_parameters() if n.endswith('.alpha')]
+    assert alpha_grads and all(g is not None and torch.isfinite(g).all() for g in alpha_grads)
     preds = model(**batch, mode='predict')
-    assert torch.allclose(preds[0].pred_score.sum(), torch.tensor(1.0))
-    assert model(batch['inputs'], mode='tensor').shape == (3, 4)
-    with pytest.raises(ValueError, match="'loss', 'predict' or 'tensor'"):
-        model(**batch, mode='bogus')
+    assert [int(p.gt_label) for p in preds] == [0, 3, 9]
+    for p in preds:
+        assert p.pred_score.shape == (10, ) and torch.allclose(p.pred_score.sum(), torch.tensor(1.))
+    assert model(batch['inputs'], mode='tensor').shape == (3, 10)
 
 
-def _sample(label):
-    from mmengine.structures import BaseDataElement
-    return BaseDataElement(gt_label=torch.tensor(label))
-
-
-def test_topk_metric_values():
-    metric = TopKAccuracy(topk=(1, 2, 5))
-    scores = torch.tensor([[0.7, 0.2, 0.1], [0.2, 0.5, 0.3], [0.6, 0.3, 0.1], [0.1, 0.2, 0.7]])
-    labels = [0, 2, 2, 0]  # ranks 0, 1, 2, 2
-    metric.process(None,
-                   [dict(pred_score=s, gt_label=torch.tensor(y)) for s, y in zip(scores, labels)])
-    out = metric.compute_metrics(metric.results)
-    assert out == {'top1': 25.0, 'top2': 50.0, 'top5': 100.0}
-    with pytest.raises(ValueError, match='topk'):
-        TopKAccuracy(topk=(0, ))
+def test_accuracy_keys_and_values():
+    """The configs' metric writes the keys the sweep reads (accuracy/top1, accuracy/top5)."""
+    from mmengine.evaluator import Evaluator
+    from mmpretrain.structures import DataSample
+    cfg = Config.fromfile(REPO / 'configs/classification/cifar/smallnet_cifar10.py')
+    evaluator = Evaluator(cfg.test_evaluator)
+    scores = torch.tensor([[.50, .20, .10, .05, .05, .04, .03, .02, .01, .00]] * 4)
+    labels = [0, 1, 4, 9]  # ranks 0, 1, 3 or 4 (a tie at .05), 9
+    evaluator.process([DataSample().set_pred_score(s).set_gt_label(y)
+                       for s, y in zip(scores, labels)])
+    assert evaluator.evaluate(4) == {'accuracy/top1': 25.0, 'accuracy/top5': 75.0}
 
 
 def test_synthetic_dataset_is_deterministic_and_pipelined():
-    pipeline = [dict(type='PackClsInputs')]
+    pipeline = [dict(type='PackInputs')]
     a = SyntheticClsDataset(num_samples=12, num_classes=6, seed=3, pipeline=pipeline)
     b = SyntheticClsDataset(num_samples=12, num_classes=6, seed=3, pipeline=pipeline)
     c = SyntheticClsDataset(num_samples=12, num_classes=6, seed=4, pipeline=pipeline)
@@ -133,11 +144,13 @@ def test_synthetic_dataset_is_deterministic_and_pipelined():
                        b[7]['inputs']) and not torch.equal(a[7]['inputs'], c[7]['inputs'])
     info = a.get_data_info(2)
     assert info['img'].shape == (32, 32, 3) and info['img_id'] == 'synthcls3_000002'
+    info['img'][:] = 0  # a sample is a copy: the data set is unchanged
+    assert a.get_data_info(2)['img'].any()
 
 
 def test_synthetic_dataset_works_with_distort():
     from fq_det.classification.robustness import distorted_pipeline
-    base = [dict(type='PackClsInputs')]
+    base = [dict(type='PackInputs')]
     ds = SyntheticClsDataset(num_samples=2, seed=0, pipeline=base)
     for name in ('salt_pepper', 'targeted_occlusion'):
         ds_d = SyntheticClsDataset(
@@ -146,6 +159,13 @@ def test_synthetic_dataset_works_with_distort():
             num_samples=2, seed=0, pipeline=distorted_pipeline(base, name, 5, seed=0))
         assert not torch.equal(ds[0]['inputs'], ds_d[0]['inputs'])
         assert torch.equal(ds_d[0]['inputs'], again[0]['inputs'])  # seeded per image
+        if name == 'salt_pepper':  # the detection route's transform, same image id: same noise
+            from fq_det.datasets.transforms import Distort
+            direct = Distort(distortion=name, severity=5, seed=0)(ds.get_data_info(0))['img']
+            assert torch.equal(ds_d[0]['inputs'], torch.from_numpy(direct).permute(2, 0, 1))
+    from mmdet.registry import TRANSFORMS as DET_TRANSFORMS
+    from mmpretrain.registry import TRANSFORMS
+    assert TRANSFORMS.get('Distort') is DET_TRANSFORMS.get('Distort')
     train = SyntheticClsDataset(num_samples=2, seed=0,
                                 pipeline=[dict(type='RandomDistort', prob=1.0), *base])
     assert not torch.equal(train[0]['inputs'], ds[0]['inputs'])  # training augmentation
@@ -166,15 +186,23 @@ def _write_fake_cifar(root: Path, n_per_batch: int = 3) -> None:
 
 
 def test_cifar_dataset_reads_torchvision_layout(tmp_path):
+    from mmpretrain.datasets.categories import CIFAR10_CATEGORIES
     _write_fake_cifar(tmp_path)
-    train = CIFARClsDataset(data_root=str(tmp_path), split='train', pipeline=[])
-    test = CIFARClsDataset(data_root=str(tmp_path), split='test', pipeline=[])
+    train = DATASETS.build(dict(type='SafeCIFAR10', data_root=str(tmp_path), split='train'))
+    test = SafeCIFAR10(data_root=str(tmp_path), split='test', pipeline=[])
     assert len(train) == 15 and len(test) == 3
-    assert train.metainfo['classes'][3] == 'c3'
+    assert train.metainfo['classes'] == CIFAR10_CATEGORIES  # mmpretrain's names
+    from_file = SafeCIFAR10(data_root=str(tmp_path), split='test', metainfo=dict(classes=None))
+    assert from_file.metainfo['classes'][3] == 'c3'  # or the batches.meta names, read safely
     info = train[0]
     assert info['img'].shape == (32, 32, 3)
     assert (info['img'][..., 2] == 255).all() and (info['img'][..., :2] == 0).all()  # BGR
     assert [train[k]['gt_label'] for k in range(3)] == [0, 1, 2]
+    assert [test[k]['img_id'] for k in (0, 2)] == ['cifar10_test_000000', 'cifar10_test_000002']
+    with pytest.raises(ValueError, match='never downloads'):
+        SafeCIFAR10(data_root=str(tmp_path), download=True)
+    with pytest.raises(ValueError, match="'train' or 'test'"):
+        SafeCIFAR10(data_root=str(tmp_path), split='val')
 
 
 def test_cifar_rejects_unsafe_pickles(tmp_path):
@@ -182,18 +210,26 @@ def test_cifar_rejects_unsafe_pickles(tmp_path):
     with open(tmp_path / 'cifar-10-batches-py' / 'test_batch', 'wb') as f:
         pickle.dump({b'data': np.zeros((1, 3072), np.uint8), b'labels': [0], b'x': Path('/')}, f)
     with pytest.raises(pickle.UnpicklingError, match='refusing'):
-        CIFARClsDataset(data_root=str(tmp_path), split='test', pipeline=[])
+        SafeCIFAR10(data_root=str(tmp_path), split='test', pipeline=[])
+    with open(tmp_path / 'cifar-10-batches-py' / 'batches.meta', 'wb') as f:
+        pickle.dump({b'label_names': [Path('/')] * 10}, f)
+    with pytest.raises(pickle.UnpicklingError, match='refusing'):
+        SafeCIFAR10(data_root=str(tmp_path), split='train', metainfo=dict(classes=None))
 
 
 def test_missing_data_folder_message(tmp_path):
     missing = tmp_path / 'nowhere'
     with pytest.raises(DataFolderNotFoundError) as err:
-        CIFARClsDataset(data_root=str(missing), num_classes=100, split='train')
+        SafeCIFAR100(data_root=str(missing), split='train')
     msg = str(err.value)
     assert str(missing / 'cifar-100-python') in msg and 'does not exist' in msg
     assert 'train' in msg and 'meta' in msg and 'never downloads' in msg
-    with pytest.raises(DataFolderNotFoundError, match='ImageNet-style'):
-        ImageFolderClsDataset(data_root=str(missing), data_prefix=dict(img_path='train'))
+    (missing / 'cifar-100-python').mkdir(parents=True)
+    (missing / 'cifar-100-python' / 'train').write_bytes(b'')
+    with pytest.raises(DataFolderNotFoundError, match=r'lacks meta\.'):
+        SafeCIFAR100(data_root=str(missing), split='train')
+    with pytest.raises(FileNotFoundError, match=str(missing / 'train')):
+        CustomDataset(data_root=str(missing), data_prefix=dict(img_path='train'))
 
 
 def test_missing_data_folder_in_train_tool(tmp_path, capsys, monkeypatch):
@@ -214,6 +250,7 @@ def test_missing_data_folder_in_train_tool(tmp_path, capsys, monkeypatch):
 
 
 def test_image_folder_dataset(tmp_path):
+    """ImageNet-style folders are mmpretrain's CustomDataset, as the Table 3 configs use it."""
     import cv2
     for cls in ('cat', 'dog'):
         (tmp_path / 'train' / cls).mkdir(parents=True)
@@ -221,15 +258,16 @@ def test_image_folder_dataset(tmp_path):
             cv2.imwrite(
                 str(tmp_path / 'train' / cls / f'{i}.png'), np.full((20, 24, 3), 40 * i, np.uint8))
     (tmp_path / 'train' / 'dog' / 'notes.txt').write_text('not an image')
-    ds = ImageFolderClsDataset(
-        data_root=str(tmp_path),
-        data_prefix=dict(img_path='train'),
-        pipeline=[dict(type='LoadImageFromFile'),
-                  dict(type='PackClsInputs')])
+    ds = DATASETS.build(
+        dict(type='CustomDataset',
+             data_root=str(tmp_path),
+             data_prefix=dict(img_path='train'),
+             pipeline=[dict(type='LoadImageFromFile'),
+                       dict(type='PackInputs')]))
     assert len(ds) == 4 and ds.metainfo['classes'] == ('cat', 'dog')
     item = ds[3]
     assert item['inputs'].shape == (3, 20, 24) and int(item['data_samples'].gt_label) == 1
-    assert item['data_samples'].img_id == 'dog/1.png'
+    assert item['data_samples'].img_path.endswith('dog/1.png')
 
 
 def test_table1_from_logged_scalars(tmp_path):
@@ -265,7 +303,7 @@ def test_imagenet_config_pipelines(tmp_path):
         ds = DATASETS.build(cfg[loader].dataset)
         item = ds[0]
         assert len(ds) == 2 and item['inputs'].shape == (3, 224, 224)
-        assert item['data_samples'].gt_label.item() == 0
+        assert item['data_samples'].gt_label.tolist() == [0]
 
 
 def test_voc_object_crops_dataset(synthetic_voc_root):
@@ -278,13 +316,15 @@ def test_voc_object_crops_dataset(synthetic_voc_root):
             if obj.findtext('difficult') == '0':
                 expected.append(SYNTH_CLASSES.index(obj.findtext('name')))
     ds = VOCObjectCropsDataset(data_root=str(synthetic_voc_root), metainfo=dict(classes=SYNTH_CLASSES),
-                               crop_size=40, pipeline=[dict(type='PackClsInputs')])
+                               crop_size=40, pipeline=[dict(type='PackInputs')])
     assert [ds.get_data_info(i)['gt_label'] for i in range(len(ds))] == expected
-    assert ds.images.shape == (len(expected), 40, 40, 3) and ds.images.dtype == np.uint8
+    images = np.stack([ds.get_data_info(i)['img'] for i in range(len(ds))])
+    assert images.shape == (len(expected), 40, 40, 3) and images.dtype == np.uint8
+    assert len({ds.get_data_info(i)['img_id'] for i in range(len(ds))}) == len(ds)
     sample = ds[0]
     assert sample['inputs'].shape == (3, 40, 40) and int(sample['data_samples'].gt_label) == expected[0]
     # the crop is centred on the object: its centre differs from the crop's border
-    img = ds.images[0].astype(float)
+    img = images[0].astype(float)
     assert np.abs(img[16:24, 16:24].mean((0, 1)) - img[:2].mean((0, 1))).sum() > 20
     with_difficult = VOCObjectCropsDataset(data_root=str(synthetic_voc_root),
                                            metainfo=dict(classes=SYNTH_CLASSES), with_difficult=True)

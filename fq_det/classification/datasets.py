@@ -1,16 +1,20 @@
-"""Classification data sets (registered in mmdet's DATASETS), returning mmengine-style dicts.
+"""Classification data sets that mmpretrain lacks or reads unsafely (mmpretrain's DATASETS).
 
-Every sample dict carries ``gt_label`` (int), ``sample_idx`` and an image id ``img_id``
-(used to seed per-image distortions); in-memory sets also carry ``img`` (uint8 HxWx3, BGR
-like mmcv's loader), ``img_shape`` and ``ori_shape``; the folder set carries ``img_path``
-for ``LoadImageFromFile``. So the usual mmcv/mmdet transforms and fq_det's ``Distort`` run
-on them, ending with ``PackClsInputs``.
+Every sample dict carries ``img`` (uint8 HxWx3, BGR like images read by mmcv), ``gt_label``
+(int) and an image id ``img_id`` that seeds per-image distortions, so mmpretrain's transforms,
+fq_det's ``Distort`` and mmpretrain's ``PackInputs`` run on them.
 
-* :class:`CIFARClsDataset`: CIFAR-10/100 in torchvision's on-disk format, never downloaded.
-* :class:`ImageFolderClsDataset`: ``<data_root>/<data_prefix>/<class>/<image>`` (ImageNet style).
+* :class:`SafeCIFAR10`, :class:`SafeCIFAR100`: mmpretrain's ``CIFAR10``/``CIFAR100`` reading
+  any batch in torchvision's layout (no md5 check against the official files: test fixtures,
+  re-packed batches) with an unpickler that only builds numpy arrays; never downloaded.
+  (mmpretrain unpickles with plain ``pickle``, which runs code from a crafted file; only its md5
+  check against the official archive keeps such a file out.)
 * :class:`SyntheticClsDataset`: a generated, deterministic 32x32 shapes/textures set.
 * :class:`VOCObjectCropsDataset`: the annotated objects of a VOC-layout detection set, each
   cropped (square, with context) and resized: backbone pretraining for the detectors.
+
+ImageNet-style folders (``<data_root>/<split>/<class>/<image>``) are mmpretrain's
+``CustomDataset``.
 """
 from __future__ import annotations
 
@@ -18,49 +22,23 @@ import io
 import pickle
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from typing import Sequence
 
 import cv2
 import numpy as np
-from mmengine.dataset import BaseDataset
-
-from mmdet.registry import DATASETS
+from mmpretrain.datasets import CIFAR10, CIFAR100, BaseDataset
+from mmpretrain.registry import DATASETS
 
 from fq_det.datasets.data_check import DataNotFoundError
 
-CIFAR10_CLASSES = ('airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship',
-                   'truck')
 SYNTH_CLS_CLASSES = ('disc', 'square', 'triangle', 'cross', 'ring', 'h_stripes', 'v_stripes',
                      'checker', 'diag_stripes', 'dots')
-IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.ppm', '.pgm', '.tif', '.tiff', '.webp')
-
-_CIFAR_LAYOUT = {
-    10:
-    dict(
-        folder='cifar-10-batches-py',
-        train=[f'data_batch_{i}' for i in range(1, 6)],
-        test=['test_batch'],
-        meta='batches.meta',
-        label_key='labels',
-        names_key='label_names',
-        archive='cifar-10-python.tar.gz'),
-    100:
-    dict(
-        folder='cifar-100-python',
-        train=['train'],
-        test=['test'],
-        meta='meta',
-        label_key='fine_labels',
-        names_key='fine_label_names',
-        archive='cifar-100-python.tar.gz'),
-}
 
 
 class DataFolderNotFoundError(DataNotFoundError):
     """A data set folder or file is missing; the message names it and the expected layout."""
 
 
-class _SafeUnpickler(pickle.Unpickler):
+class _NumpyOnlyUnpickler(pickle.Unpickler):
     """Unpickler that only builds numpy arrays (CIFAR batches hold dicts, lists, bytes, arrays)."""
 
     _ALLOWED = {('numpy.core.multiarray', '_reconstruct'),
@@ -74,121 +52,96 @@ class _SafeUnpickler(pickle.Unpickler):
         raise pickle.UnpicklingError(f'refusing to load {module}.{name} from a CIFAR file')
 
 
-def _load_cifar_file(path: Path) -> dict:
+def load_cifar_batch(path: str | Path) -> dict:
+    """One CIFAR python batch (or meta file) as a dict with ``str`` keys, read safely."""
     with open(path, 'rb') as f:
-        data = _SafeUnpickler(io.BytesIO(f.read()), encoding='latin1').load()
+        data = _NumpyOnlyUnpickler(io.BytesIO(f.read()), encoding='latin1').load()
     return {k.decode() if isinstance(k, bytes) else k: v for k, v in data.items()}
 
 
-class _InMemoryClsDataset(BaseDataset):
-    """Shared part of the in-memory sets: images live in ``self.images`` (N, H, W, 3) uint8."""
+class _SafeCIFARMixin:
+    """``load_data_list``/``_load_meta`` of mmpretrain's CIFAR sets with the numpy-only reader.
 
-    images: np.ndarray
+    Differences from mmpretrain's loader: no download (a missing file raises
+    :class:`DataFolderNotFoundError` naming it and the expected layout), no md5 check, images
+    converted to BGR (like images read by mmcv, so the distortions and
+    ``ClsDataPreprocessor(to_rgb=True)`` treat them as detection images), and an ``img_id``
+    per sample (``cifar10_test_000042``).
+    """
 
-    def get_data_info(self, idx: int) -> dict:
-        info = super().get_data_info(idx)
-        img = self.images[info['img_index']].copy()
-        info.update(img=img, img_shape=img.shape[:2], ori_shape=img.shape[:2])
-        return info
+    img_id_prefix: str
+    archive: str
 
-    def _make_data_list(self, labels: Sequence[int], prefix: str) -> list[dict]:
+    def __init__(self, data_root: str = '', split: str = 'train', **kwargs) -> None:
+        if split not in ('train', 'test'):
+            raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+        if kwargs.pop('download', False):
+            raise ValueError(f'{type(self).__name__} never downloads; extract {self.archive} '
+                             f"into '{data_root}' instead")
+        super().__init__(data_root=data_root, split=split, download=False, **kwargs)
+
+    @property
+    def _folder(self) -> Path:
+        return Path(self.data_prefix['root']) / self.base_folder
+
+    def load_data_list(self) -> list[dict]:
+        files = [name for name, _ in (self.train_list if self.split == 'train' else self.test_list)]
+        needed = files + [self.meta['filename']]
+        missing = [name for name in needed if not (self._folder / name).is_file()]
+        if missing:
+            state = ('lacks ' + ', '.join(missing)) if self._folder.is_dir() else 'does not exist'
+            raise DataFolderNotFoundError(
+                f"{type(self).__name__} {self.split} data not found: folder '{self._folder}' "
+                f"{state}. Expected torchvision's layout {self.base_folder}/"
+                f"{{{', '.join(needed)}}} (extract {self.archive} into "
+                f"'{self.data_prefix['root']}'); fq-det never downloads data.")
+        images, labels = [], []
+        for name in files:
+            batch = load_cifar_batch(self._folder / name)
+            images.append(np.asarray(batch['data'], dtype=np.uint8).reshape(-1, 3, 32, 32))
+            labels.extend(int(y) for y in batch.get('labels', batch.get('fine_labels', [])))
+        # (N, 3, 32, 32) RGB -> (N, 32, 32, 3) BGR
+        images = np.ascontiguousarray(np.concatenate(images).transpose(0, 2, 3, 1)[..., ::-1])
+        if len(labels) != len(images):
+            raise ValueError(f"{self._folder}: {len(images)} images but {len(labels)} labels "
+                             "('labels' or 'fine_labels' key)")
+        if self.CLASSES is None:
+            self._load_meta()
+        prefix = f'{self.img_id_prefix}_{self.split}'
         return [
-            dict(img_index=i, gt_label=int(y), img_id=f'{prefix}_{i:06d}')
-            for i, y in enumerate(labels)
+            dict(img=img, gt_label=y, img_id=f'{prefix}_{i:06d}')
+            for i, (img, y) in enumerate(zip(images, labels))
         ]
 
+    def _load_meta(self) -> None:
+        meta = load_cifar_batch(self._folder / self.meta['filename'])
+        self._metainfo['classes'] = tuple(meta[self.meta['key']])
+
 
 @DATASETS.register_module()
-class CIFARClsDataset(_InMemoryClsDataset):
-    """CIFAR-10 or CIFAR-100 from the python batches torchvision extracts.
+class SafeCIFAR10(_SafeCIFARMixin, CIFAR10):
+    """mmpretrain's ``CIFAR10`` read safely (see :class:`_SafeCIFARMixin`).
 
-    ``data_root`` is the folder that *contains* ``cifar-10-batches-py/`` (or
-    ``cifar-100-python/``), as torchvision's ``root``. Files are never downloaded; a missing
-    folder or file raises :class:`DataFolderNotFoundError` naming what is expected.
-    Images are converted to BGR, like images read by mmcv.
-
-    Args:
-        num_classes: 10 or 100.
-        split: 'train' or 'test'.
+    ``data_root`` is the folder that *contains* ``cifar-10-batches-py/`` (torchvision's
+    ``root``); ``split`` is 'train' or 'test'. Class names: mmpretrain's ``METAINFO`` (the
+    ``batches.meta`` names), or the meta file when ``metainfo=dict(classes=None)``.
     """
 
-    def __init__(self,
-                 data_root: str,
-                 num_classes: int = 10,
-                 split: str = 'train',
-                 **kwargs) -> None:
-        if num_classes not in _CIFAR_LAYOUT:
-            raise ValueError(f'num_classes must be 10 or 100 for CIFAR, got {num_classes}')
-        if split not in ('train', 'test'):
-            raise ValueError(f"split must be 'train' or 'test', got '{split}'")
-        self.num_classes, self.split = num_classes, split
-        super().__init__(data_root=data_root, **kwargs)
-
-    def load_data_list(self) -> list[dict]:
-        layout = _CIFAR_LAYOUT[self.num_classes]
-        folder = Path(self.data_root) / layout['folder']
-        needed = layout[self.split] + [layout['meta']]
-        missing = [name for name in needed if not (folder / name).is_file()]
-        if missing:
-            raise DataFolderNotFoundError(
-                f"CIFAR-{self.num_classes} {self.split} data not found: folder '{folder}' "
-                f"{'lacks ' + ', '.join(missing) if folder.is_dir() else 'does not exist'}. "
-                f"Expected torchvision's layout {layout['folder']}/{{{', '.join(needed)}}} "
-                f"(extract {layout['archive']} into '{self.data_root}'); "
-                'fq-det never downloads data.'
-            )
-        images, labels = [], []
-        for name in layout[self.split]:
-            batch = _load_cifar_file(folder / name)
-            images.append(np.asarray(batch['data'], dtype=np.uint8).reshape(-1, 3, 32, 32))
-            labels.extend(int(y) for y in batch[layout['label_key']])
-        # (N, 3, 32, 32) RGB -> (N, 32, 32, 3) BGR
-        self.images = np.ascontiguousarray(np.concatenate(images).transpose(0, 2, 3, 1)[..., ::-1])
-        meta = _load_cifar_file(folder / layout['meta'])
-        self._metainfo['classes'] = tuple(meta[layout['names_key']])
-        return self._make_data_list(labels, f'cifar{self.num_classes}_{self.split}')
+    img_id_prefix = 'cifar10'
+    archive = 'cifar-10-python.tar.gz'
 
 
 @DATASETS.register_module()
-class ImageFolderClsDataset(BaseDataset):
-    """ImageNet-style folder: ``<data_root>/<data_prefix['img_path']>/<class_name>/<image>``.
+class SafeCIFAR100(_SafeCIFARMixin, CIFAR100):
+    """mmpretrain's ``CIFAR100`` read safely: ``<data_root>/cifar-100-python/{train,test,meta}``,
+    fine labels."""
 
-    Classes are the sorted sub-folder names unless ``metainfo=dict(classes=...)`` fixes
-    them (then other sub-folders are ignored). The pipeline must start with
-    ``LoadImageFromFile``.
-    """
-
-    def __init__(self, data_root: str = '', data_prefix: dict | None = None, **kwargs) -> None:
-        super().__init__(
-            data_root=data_root, data_prefix=data_prefix or dict(img_path=''), **kwargs)
-
-    def load_data_list(self) -> list[dict]:
-        root = Path(self.data_prefix['img_path'])
-        if not root.is_dir():
-            raise DataFolderNotFoundError(
-                f"image folder '{root}' does not exist. Expected an ImageNet-style layout "
-                f"'{root}/<class_name>/<image>{{{','.join(IMAGE_EXTENSIONS)}}}'.")
-        classes = self._metainfo.get('classes') or tuple(
-            sorted(p.name for p in root.iterdir() if p.is_dir()))
-        if not classes:
-            raise DataFolderNotFoundError(f"image folder '{root}' has no class sub-folders "
-                                          f"('{root}/<class_name>/<image>' expected).")
-        self._metainfo['classes'] = tuple(classes)
-        data_list = []
-        for label, name in enumerate(classes):
-            for path in sorted((root / name).rglob('*')):
-                if path.suffix.lower() in IMAGE_EXTENSIONS:
-                    data_list.append(
-                        dict(
-                            img_path=str(path), gt_label=label, img_id=str(path.relative_to(root))))
-        if not data_list:
-            raise DataFolderNotFoundError(
-                f"no images ({', '.join(IMAGE_EXTENSIONS)}) under '{root}'")
-        return data_list
+    img_id_prefix = 'cifar100'
+    archive = 'cifar-100-python.tar.gz'
 
 
 @DATASETS.register_module()
-class SyntheticClsDataset(_InMemoryClsDataset):
+class SyntheticClsDataset(BaseDataset):
     """Deterministic generated set: class = a shape or texture, colours/position/size random.
 
     Sample ``i`` has label ``i % num_classes`` and is drawn with
@@ -213,15 +166,16 @@ class SyntheticClsDataset(_InMemoryClsDataset):
         self.num_samples, self.num_classes = num_samples, num_classes
         self.image_size, self.seed = image_size, seed
         kwargs.setdefault('metainfo', dict(classes=SYNTH_CLS_CLASSES[:num_classes]))
-        super().__init__(**kwargs)
+        super().__init__(ann_file='', **kwargs)
 
     def load_data_list(self) -> list[dict]:
-        labels = [i % self.num_classes for i in range(self.num_samples)]
-        self.images = np.stack([
-            draw_synthetic_image(y, self.image_size, np.random.default_rng([self.seed, i]))
-            for i, y in enumerate(labels)
-        ])
-        return self._make_data_list(labels, f'synthcls{self.seed}')
+        prefix = f'synthcls{self.seed}'
+        return [
+            dict(img=draw_synthetic_image(i % self.num_classes, self.image_size,
+                                          np.random.default_rng([self.seed, i])),
+                 gt_label=i % self.num_classes,
+                 img_id=f'{prefix}_{i:06d}') for i in range(self.num_samples)
+        ]
 
 
 def draw_synthetic_image(label: int, size: int, rng: np.random.Generator) -> np.ndarray:
@@ -265,7 +219,7 @@ def draw_synthetic_image(label: int, size: int, rng: np.random.Generator) -> np.
 
 
 @DATASETS.register_module()
-class VOCObjectCropsDataset(_InMemoryClsDataset):
+class VOCObjectCropsDataset(BaseDataset):
     """The objects of a VOC-layout detection set as a classification set.
 
     Each non-difficult object of the images listed in ``ann_file`` becomes one sample: the
@@ -322,7 +276,7 @@ class VOCObjectCropsDataset(_InMemoryClsDataset):
                 "(<data_root>/VOC2007/ImageSets/Main/trainval.txt). Write the synthetic set with: "
                 'python tools/misc/make_synthetic_voc.py --out DIR')
         ids = ids_file.read_text().split()
-        crops, labels = [], []
+        data_list = []
         for img_id in ids:
             xml = folder / 'Annotations' / f'{img_id}.xml'
             img_path = folder / 'JPEGImages' / f'{img_id}.jpg'
@@ -341,12 +295,13 @@ class VOCObjectCropsDataset(_InMemoryClsDataset):
                 if obj.findtext('difficult', '0').strip() == '1' and not self.with_difficult:
                     continue
                 box = [float(obj.find('bndbox').findtext(k)) for k in ('xmin', 'ymin', 'xmax', 'ymax')]
-                crops.append(self._crop(img, box))
-                labels.append(classes.index(name))
-        if not crops:
+                data_list.append(
+                    dict(img=self._crop(img, box),
+                         gt_label=classes.index(name),
+                         img_id=f'crops_{ids_file.stem}_{len(data_list):06d}'))
+        if not data_list:
             raise ValueError(f"no objects of the classes {classes} in the images of '{ids_file}'")
-        self.images = np.stack(crops)
-        return self._make_data_list(labels, f'crops_{ids_file.stem}')
+        return data_list
 
     def _crop(self, img: np.ndarray, box: list[float]) -> np.ndarray:
         """Square ``context`` x the longer box side around the box centre -> ``crop_size``."""

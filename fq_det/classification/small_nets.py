@@ -1,11 +1,15 @@
 """The supplement's small classification networks, with optional quantized activations.
 
+Both are backbones in mmpretrain's MODELS, used inside its ``ImageClassifier``:
+
 * :class:`CifarSmallNet` (supplement Table 2, CIFAR-10/100):
   conv3x3-32 BN ReLU, maxpool 2x2/2, [conv3x3-64 BN ReLU(+quantizer)] x 2, maxpool 2x2/2,
-  conv3x3-num_classes; global average pooling of its output gives the logits.
+  conv3x3-num_classes; global average pooling of its output gives the logits
+  (``neck=GlobalAveragePooling``, ``head=ClsHead``: no linear layer).
 * :class:`Plain10` (supplement Table 4, ImageNet): conv7x7-64, maxpool 3x3/2, then four
   stages of [conv3x3-C stride 2, conv3x3-C] with C = 64, 128, 256, 512, every conv followed
-  by BN-ReLU (+quantizer); global pooling and an fc layer (the classifier's head) follow.
+  by BN-ReLU (+quantizer); global pooling and an fc layer (``GlobalAveragePooling`` +
+  ``LinearClsHead``) follow.
 
 Quantizers come from ``fq_det.models.build_quant_activation(quant_cfg, channels)``, so
 ``quant_cfg=dict(type='SF'|'POW'|'HPOW', **layer_args)`` (``alpha_reg`` included) works as
@@ -18,13 +22,12 @@ from typing import Sequence
 import torch
 from mmcv.cnn import build_conv_layer, build_norm_layer
 from mmengine.model import BaseModule
+from mmpretrain.registry import MODELS
 from torch import nn
-
-from mmdet.registry import MODELS
 
 
 def _activation(quant_cfg: dict | None, channels: int) -> nn.Module:
-    """ReLU, fused with the configured quantizer (engineer Q's builder) when given."""
+    """ReLU, fused with the configured quantizer when given (the ResNet backbones' builder)."""
     from fq_det.models import build_quant_activation
     return build_quant_activation(quant_cfg, channels)
 

@@ -5,4 +5,4 @@ model = dict(
     backbone=dict(
         quant_cfg=dict(
             type='POW', num_splits=1, split_width=1.0, alpha_reg=dict(type='L2', weight=1e-4))))
-custom_hooks = [dict(type='AlphaRegularizationHook')]
+custom_hooks = [dict(type='mmdet.AlphaRegularizationHook')]

@@ -4,6 +4,4 @@ _base_ = [
     '../_base_/schedules/cifar_sgd_60e.py', '../_base_/default_runtime.py'
 ]
 model = dict(
-    data_preprocessor=_base_.data_preprocessor,
-    backbone=dict(num_classes=_base_.num_classes),
-    head=dict(num_classes=_base_.num_classes))
+    data_preprocessor=_base_.data_preprocessor, backbone=dict(num_classes=_base_.num_classes))

@@ -3,7 +3,7 @@
 _base_ = './resnet18_imagenet.py'
 model = dict(
     backbone=dict(
-        type='ResNetPOW',
+        type='mmdet.ResNetPOW',
         stage_with_quant=(True, True, True, True),
         quant_cfg=dict(num_splits=1, split_width=1.0, alpha_reg=dict(type='L2', weight=1e-4))))
-custom_hooks = [dict(type='AlphaRegularizationHook')]
+custom_hooks = [dict(type='mmdet.AlphaRegularizationHook')]

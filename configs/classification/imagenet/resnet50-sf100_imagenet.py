@@ -2,4 +2,6 @@
 _base_ = './resnet50_imagenet.py'
 model = dict(
     backbone=dict(
-        type='ResNetSF', quant_cfg=dict(resolution=100), stage_with_quant=(True, True, True, True)))
+        type='mmdet.ResNetSF',
+        quant_cfg=dict(resolution=100),
+        stage_with_quant=(True, True, True, True)))

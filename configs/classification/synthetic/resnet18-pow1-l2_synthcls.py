@@ -7,12 +7,12 @@ _base_ = [
 model = dict(
     data_preprocessor=_base_.data_preprocessor,
     backbone=dict(
-        type='ResNetPOW',
+        type='mmdet.ResNetPOW',
         base_channels=16,
         stage_with_quant=(True, True, True, True),
         quant_cfg=dict(num_splits=1, split_width=1.0, alpha_reg=dict(type='L2', weight=1e-4))),
     head=dict(num_classes=_base_.num_classes, in_channels=128))
-custom_hooks = [dict(type='AlphaRegularizationHook')]
+custom_hooks = [dict(type='mmdet.AlphaRegularizationHook')]
 optim_wrapper = dict(
     type='OptimWrapper', optimizer=dict(type='SGD', lr=0.05, momentum=0.9, weight_decay=1e-4))
 param_scheduler = [dict(type='CosineAnnealingLR', by_epoch=True, T_max=10, begin=0, end=10)]

@@ -5,7 +5,7 @@ _base_ = './resnet18_synthvoc-crops.py'
 
 model = dict(
     backbone=dict(
-        type='ResNetPOW',
+        type='mmdet.ResNetPOW',
         quant_cfg=dict(num_splits=1, alpha_reg=dict(type='L1', weight=1e-4)),
         stage_with_quant=(False, True, True, True)))
-custom_hooks = [dict(type='AlphaRegularizationHook')]
+custom_hooks = [dict(type='mmdet.AlphaRegularizationHook')]

@@ -12,19 +12,19 @@ max_epochs = 6
 
 model = dict(
     data_preprocessor=dict(  # the detectors' (mmdet's) normalisation
-        type='ImgDataPreprocessor',
+        type='ClsDataPreprocessor',
         mean=[123.675, 116.28, 103.53],
         std=[58.395, 57.12, 57.375],
-        bgr_to_rgb=True),
+        to_rgb=True),
     backbone=dict(base_channels=16, frozen_stages=-1, norm_eval=False),
     head=dict(num_classes=len(classes), in_channels=128))
 
 train_pipeline = [
-    dict(type='ClsRandomCrop', size=crop_size, padding=4),
+    dict(type='RandomCrop', crop_size=crop_size, padding=4),
     dict(type='RandomFlip', prob=0.5, direction='horizontal'),
-    dict(type='PackClsInputs'),
+    dict(type='PackInputs'),
 ]
-test_pipeline = [dict(type='PackClsInputs')]
+test_pipeline = [dict(type='PackInputs')]
 crops = dict(type='VOCObjectCropsDataset', data_root=data_root, metainfo=dict(classes=classes),
              data_prefix=dict(sub_data_root='VOC2007/'), crop_size=crop_size)
 train_dataloader = dict(
@@ -38,7 +38,7 @@ val_dataloader = dict(
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(crops, ann_file='VOC2007/ImageSets/Main/test.txt', pipeline=test_pipeline))
 test_dataloader = val_dataloader
-val_evaluator = dict(type='TopKAccuracy', topk=(1, ))
+val_evaluator = dict(type='Accuracy', topk=(1, ))
 test_evaluator = val_evaluator
 
 # AdamW with a one-epoch warm-up and a cosine decay: 94-95 % top-1 on test crops in 6 epochs

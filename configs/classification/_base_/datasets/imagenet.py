@@ -1,18 +1,19 @@
-# ImageNet-style folders: <data_root>/train/<class>/<image>, <data_root>/val/<class>/<image>.
+# ImageNet-style folders: <data_root>/train/<class>/<image>, <data_root>/val/<class>/<image>
+# (mmpretrain's CustomDataset: classes are the sorted sub-folder names).
 data_root = 'data/imagenet/'
 num_classes = 1000
 
 train_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='ClsRandomResizedCrop', size=224),
+    dict(type='RandomResizedCrop', scale=224),
     dict(type='RandomFlip', prob=0.5, direction='horizontal'),
-    dict(type='PackClsInputs'),
+    dict(type='PackInputs'),
 ]
 test_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(100000, 256), keep_ratio=True),  # short side -> 256
+    dict(type='ResizeEdge', scale=256, edge='short'),
     dict(type='CenterCrop', crop_size=224),
-    dict(type='PackClsInputs'),
+    dict(type='PackInputs'),
 ]
 train_dataloader = dict(
     batch_size=32,
@@ -20,7 +21,7 @@ train_dataloader = dict(
     persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=True),
     dataset=dict(
-        type='ImageFolderClsDataset',
+        type='CustomDataset',
         data_root=data_root,
         data_prefix=dict(img_path='train'),
         pipeline=train_pipeline))
@@ -30,15 +31,15 @@ val_dataloader = dict(
     persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
-        type='ImageFolderClsDataset',
+        type='CustomDataset',
         data_root=data_root,
         data_prefix=dict(img_path='val'),
         pipeline=test_pipeline))
 test_dataloader = val_dataloader
-val_evaluator = dict(type='TopKAccuracy', topk=(1, 5))
+val_evaluator = dict(type='Accuracy', topk=(1, 5))
 test_evaluator = val_evaluator
 data_preprocessor = dict(
-    type='ImgDataPreprocessor',
+    type='ClsDataPreprocessor',
     mean=[123.675, 116.28, 103.53],
     std=[58.395, 57.12, 57.375],
-    bgr_to_rgb=True)
+    to_rgb=True)

@@ -1,11 +1,11 @@
 # Generated 32x32 shapes/textures set (SyntheticClsDataset): no files, deterministic.
 num_classes = 10
 train_pipeline = [
-    dict(type='ClsRandomCrop', size=32, padding=2),
+    dict(type='RandomCrop', crop_size=32, padding=2),
     dict(type='RandomFlip', prob=0.5, direction='horizontal'),
-    dict(type='PackClsInputs'),
+    dict(type='PackInputs'),
 ]
-test_pipeline = [dict(type='PackClsInputs')]
+test_pipeline = [dict(type='PackInputs')]
 train_dataloader = dict(
     batch_size=32,
     num_workers=0,
@@ -27,7 +27,6 @@ val_dataloader = dict(
         seed=1,
         pipeline=test_pipeline))
 test_dataloader = val_dataloader
-val_evaluator = dict(type='TopKAccuracy', topk=(1, 5))
+val_evaluator = dict(type='Accuracy', topk=(1, 5))
 test_evaluator = val_evaluator
-data_preprocessor = dict(
-    type='ImgDataPreprocessor', mean=[127.5] * 3, std=[64.0] * 3, bgr_to_rgb=True)
+data_preprocessor = dict(type='ClsDataPreprocessor', mean=[127.5] * 3, std=[64.0] * 3, to_rgb=True)
