@@ -12,10 +12,10 @@ from fq_det.evaluation.study import StudyError, load_study, plan_study, report_s
 from tests.helpers import REPO
 
 CROPS = 'configs/classification/synthvoc/resnet18_synthvoc-crops.py'
-POW = {'model.backbone.type': 'ResNetPOW',
+POW = {'model.backbone.type': 'mmdet.ResNetPOW',
        'model.backbone.quant_cfg': dict(num_splits=1, alpha_reg=dict(type='L1', weight=1e-4)),
        'model.backbone.stage_with_quant': (False, True, True, True),
-       'custom_hooks': [dict(type='AlphaRegularizationHook')]}
+       'custom_hooks': [dict(type='mmdet.AlphaRegularizationHook')]}
 
 
 def _write_study(path: Path, **overrides) -> Path:
@@ -102,11 +102,10 @@ def test_alpha_report_on_known_alphas(tmp_path) -> None:
     from mmengine.config import Config
 
     from fq_det.evaluation.study_stages import alpha_report
-    from mmdet.registry import MODELS
-    from mmengine.registry import init_default_scope
-    init_default_scope('mmdet')
+    from mmengine.registry import MODELS, init_default_scope
     cfg = Config.fromfile(str(REPO / CROPS))
     cfg.merge_from_dict(POW)
+    init_default_scope(cfg.default_scope)
     model = MODELS.build(cfg.model)
     alphas = [p for n, p in model.named_parameters() if n.endswith('.alpha')]
     with torch.no_grad():

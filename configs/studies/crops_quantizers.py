@@ -4,7 +4,7 @@
 # 1/3/5 on ~2800 test crops.  python tools/robustness_study.py run configs/studies/crops_quantizers.py --jobs 2
 _plain = 'configs/classification/synthvoc/resnet18_synthvoc-crops.py'
 _stages = (False, True, True, True)
-_hooks = [dict(type='AlphaRegularizationHook')]
+_hooks = [dict(type='mmdet.AlphaRegularizationHook')]
 
 
 def _quant(backbone, quant_cfg, **extra):
@@ -18,19 +18,25 @@ study = dict(
     data=dict(type='synthvoc', num_train=2000, num_test=1000, image_size=(160, 120), seed=0),
     variants=dict(
         plain=dict(config=_plain, label='ResNet-18'),
-        sf10=dict(config=_plain, cfg_options=_quant('ResNetSF', dict(resolution=10)), label='+SF-10'),
-        sf100=dict(config=_plain, cfg_options=_quant('ResNetSF', dict(resolution=100)),
+        sf10=dict(config=_plain, cfg_options=_quant('mmdet.ResNetSF', dict(resolution=10)),
+                  label='+SF-10'),
+        sf100=dict(config=_plain, cfg_options=_quant('mmdet.ResNetSF', dict(resolution=100)),
                    label='+SF-100'),
-        pow1=dict(config=_plain, cfg_options=_quant('ResNetPOW', dict(num_splits=1, alpha_reg=_l1)),
+        pow1=dict(config=_plain,
+                  cfg_options=_quant('mmdet.ResNetPOW', dict(num_splits=1, alpha_reg=_l1)),
                   label='+POW-1'),
-        pow2=dict(config=_plain, cfg_options=_quant('ResNetPOW', dict(num_splits=2, alpha_reg=_l1)),
+        pow2=dict(config=_plain,
+                  cfg_options=_quant('mmdet.ResNetPOW', dict(num_splits=2, alpha_reg=_l1)),
                   label='+POW-2'),
-        pow4=dict(config=_plain, cfg_options=_quant('ResNetPOW', dict(num_splits=4, alpha_reg=_l1)),
+        pow4=dict(config=_plain,
+                  cfg_options=_quant('mmdet.ResNetPOW', dict(num_splits=4, alpha_reg=_l1)),
                   label='+POW-4'),
-        pow8=dict(config=_plain, cfg_options=_quant('ResNetPOW', dict(num_splits=8, alpha_reg=_l1)),
+        pow8=dict(config=_plain,
+                  cfg_options=_quant('mmdet.ResNetPOW', dict(num_splits=8, alpha_reg=_l1)),
                   label='+POW-8'),
         hpow1=dict(config=_plain,
-                   cfg_options=_quant('ResNetHPOW', dict(num_splits=1, reduction=4, alpha_reg=_l1)),
+                   cfg_options=_quant('mmdet.ResNetHPOW',
+                                      dict(num_splits=1, reduction=4, alpha_reg=_l1)),
                    label='+HPOW-1'),
         pow1_alpha=dict(
             config='configs/classification/synthvoc/resnet18-pow1-alpha_synthvoc-crops.py',

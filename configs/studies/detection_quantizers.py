@@ -5,7 +5,7 @@
 _det = 'configs/synthvoc/'
 _crops = 'configs/classification/synthvoc/'
 _stages = (False, True, True, True)
-_hooks = [dict(type='AlphaRegularizationHook')]
+_hooks = [dict(type='mmdet.AlphaRegularizationHook')]
 
 
 def _backbone(backbone, quant_cfg, stages=_stages):
@@ -15,8 +15,8 @@ def _backbone(backbone, quant_cfg, stages=_stages):
 
 
 _l1 = dict(type='L1', weight=1e-4)
-_sf10 = _backbone('ResNetSF', dict(resolution=10))
-_hpow1 = _backbone('ResNetHPOW', dict(num_splits=1, reduction=4, alpha_reg=_l1))
+_sf10 = _backbone('mmdet.ResNetSF', dict(resolution=10))
+_hpow1 = _backbone('mmdet.ResNetHPOW', dict(num_splits=1, reduction=4, alpha_reg=_l1))
 study = dict(
     task='detection',
     data=dict(type='synthvoc', num_train=2000, num_test=300, image_size=(160, 120), seed=0),
