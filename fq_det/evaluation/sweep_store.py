@@ -49,10 +49,11 @@ PARTIAL_JSON = 'partial.json'
 LOCK_FILE = '.lock'
 PER_IMAGE_DIR = 'per_image'
 
-#: Top-level config keys that do not change a result (where files go, logging, hooks);
-#: everything else, after overrides, enters :func:`config_digest`.
+#: Top-level config keys that do not change a result (where files go, logging, default
+#: hooks); everything else, after overrides, enters :func:`config_digest`. ``custom_hooks``
+#: does: test-time BN adaptation (``BNAdaptHook``) is one.
 IGNORED_CONFIG_KEYS = ('work_dir', 'load_from', 'resume', 'launcher', 'data_root', 'env_cfg',
-                       'log_level', 'log_processor', 'default_hooks', 'custom_hooks',
+                       'log_level', 'log_processor', 'default_hooks',
                        'visualizer', 'vis_backends', 'filename', 'model_wrapper_cfg')
 #: Dataloader keys that do not change a result (distortions are seeded per image).
 IGNORED_LOADER_KEYS = ('num_workers', 'persistent_workers', 'pin_memory', 'prefetch_factor')
