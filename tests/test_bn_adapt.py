@@ -14,6 +14,8 @@ from torch import nn
 
 from fq_det.engine.bn_adapt import BNAdaptError, BNAdaptHook, adapt_bn, bn_layers, restore_bn
 
+CROPS = 'configs/classification/synthvoc/resnet18_synthvoc-crops.py'
+
 
 def _net() -> nn.Sequential:
     torch.manual_seed(0)
@@ -128,7 +130,7 @@ def test_sweep_adapts_every_condition(synthetic_voc_root, tmp_path, repo_root) -
     from fq_det.evaluation.per_image import load_per_image
     from fq_det.evaluation.robustness import per_image_file
 
-    cfg = Config.fromfile(str(repo_root / 'configs/classification/synthvoc/resnet18_synthvoc-crops.py'))
+    cfg = Config.fromfile(str(repo_root / CROPS))
     set_data_root(cfg, str(synthetic_voc_root))
     init_default_scope(cfg.default_scope)
     torch.manual_seed(0)
@@ -160,7 +162,7 @@ def test_sweep_resume_key_tells_adapted_from_plain(repo_root) -> None:
     from mmengine.config import Config
 
     from fq_det.evaluation.sweep_store import config_digest
-    cfg = Config.fromfile(str(repo_root / 'configs/classification/synthvoc/resnet18_synthvoc-crops.py'))
+    cfg = Config.fromfile(str(repo_root / CROPS))
     adapted = copy.deepcopy(cfg)
     adapted.custom_hooks = [dict(type='mmdet.BNAdaptHook', prior_strength=0, num_images=8)]
     assert config_digest(cfg) != config_digest(adapted)

@@ -22,7 +22,9 @@ def _write_study(path: Path, **overrides) -> Path:
     study = dict(task='classification',
                  data=dict(type='synthvoc', num_train=8, num_test=3, image_size=(96, 72), seed=0),
                  variants=dict(plain=dict(config=str(REPO / CROPS)),
-                               pow1=dict(config=str(REPO / CROPS), cfg_options=POW)),
+                               pow1=dict(config=str(REPO / CROPS), cfg_options=POW),
+                               plain_bn=dict(train_as='plain',
+                                             bn_adapt=dict(prior_strength=0, num_images=8))),
                  reference='plain', seeds=[0, 1], distortions=['jpeg', 'ngrn'], severities=[2],
                  train=dict(epochs=1), bootstrap=dict(replicates=50))
     study.update(overrides)
@@ -32,12 +34,17 @@ def _write_study(path: Path, **overrides) -> Path:
 
 @pytest.fixture(scope='module')
 def finished_study(tmp_path_factory):
-    """The toy study with 3 of its 4 runs finished (pow1 seed 1 left out)."""
+    """The toy study with 4 of its 6 runs finished (pow1 and plain_bn seed 1 left out)."""
     root = tmp_path_factory.mktemp('study')
     cfg = _write_study(root / 'toy_study.py')
     study = load_study(str(cfg), str(root / 'work'))
-    failures = run_study(study, jobs=2, only=[('plain', 0), ('plain', 1), ('pow1', 0)])
+    failures = run_study(study, jobs=2, only=[('plain_bn', 0), ('plain', 0), ('plain', 1),
+                                              ('pow1', 0)])
     assert failures == []
+    # the BN-adapted variant evaluated plain's trained model: trained once, not twice
+    assert not (study.run_dir('plain_bn', 0) / 'train').exists()
+    assert json.loads((study.run_dir('plain_bn', 0) / 'run.json').read_text())['trained_as'] == \
+        'plain'
     return cfg, study
 
 
@@ -45,14 +52,14 @@ def finished_study(tmp_path_factory):
 def test_plan_run_report_and_missing_run(finished_study) -> None:
     cfg, study = finished_study
     commands = plan_study(study)
-    assert len(commands) == 4 and all(str(cfg) in c and '--only' in c for c in commands)
+    assert len(commands) == 6 and all(str(cfg) in c and '--only' in c for c in commands)
     assert any(c.endswith('--only pow1:1') for c in commands)
 
     report = report_study(study)
-    assert report['finished'] == 3 and report['total'] == 4
+    assert report['finished'] == 4 and report['total'] == 6
     assert any(m.startswith('pow1 seed 1: not finished') for m in report['missing'])
     md = (Path(study.work_dir) / 'study.md').read_text()
-    assert 'pow1 seed 1: not finished' in md and 'Finished runs: 3/4' in md
+    assert 'pow1 seed 1: not finished' in md and 'Finished runs: 4/6' in md
     assert (Path(study.work_dir) / 'study.png').stat().st_size > 1000
     agg = report['aggregate']['variants']
     # plain has 2 seeds (an interval), pow1 one seed (no interval: no verdict either way)
@@ -60,7 +67,10 @@ def test_plan_run_report_and_missing_run(finished_study) -> None:
     assert agg['pow1']['rows']['mPC']['verdict'] == 'no detectable difference'
     # every raw number per seed is in study.json
     saved = json.loads((Path(study.work_dir) / 'study.json').read_text())
-    assert set(saved['per_condition']) == {'plain/0', 'plain/1', 'pow1/0'}
+    assert set(saved['per_condition']) == {'plain/0', 'plain/1', 'pow1/0', 'plain_bn/0'}
+    # within seed 0, the image bootstrap of each difference to the reference
+    boot = saved['aggregate']['variants']['pow1']['rows']['mPC']['bootstrap_per_seed']['0']
+    assert boot['n'] == 50 and boot['low'] <= boot['high']
     assert set(saved['per_condition']['pow1/0']['distorted']) == {'jpeg', 'ngrn'}
     # the POW variant's exponents are reported per layer
     assert saved['alpha']['pow1'][-1]['layer'] == 'ALL'
@@ -133,6 +143,12 @@ def test_alpha_report_on_known_alphas(tmp_path) -> None:
     (dict(task='segmentation'), 'task must be one of'),
     (dict(variants=dict(plain=dict(config=CROPS, cfg_option={}))), "unknown key\\(s\\) 'cfg_option'"),
     (dict(seen_distortions=['salt_pepper']), 'not among the distortions'),
+    (dict(variants=dict(plain=dict(config=CROPS), bn=dict(train_as='nope'))), 'train_as must name'),
+    (dict(variants=dict(plain=dict(config=CROPS), bn=dict(train_as='plain', config=CROPS))),
+     'cannot set its own config'),
+    (dict(variants=dict(plain=dict(config=CROPS),
+                        bn=dict(train_as='plain', bn_adapt=dict(prior_strength=-1)))),
+     'prior_strength must be a number >= 0'),
 ])
 def test_bad_study_configs_are_refused_before_training(tmp_path, override, message) -> None:
     cfg = _write_study(tmp_path / 'bad.py', **override)

@@ -41,7 +41,8 @@ from typing import Any, Iterator, Mapping, Sequence
 TASKS = ('detection', 'classification')
 STUDY_KEYS = ('task', 'data', 'variants', 'reference', 'seeds', 'distortions', 'severities',
               'train', 'pretrain', 'bootstrap', 'seen_distortions', 'name')
-VARIANT_KEYS = ('config', 'cfg_options', 'pretrain', 'pretrain_cfg_options', 'label')
+VARIANT_KEYS = ('config', 'cfg_options', 'pretrain', 'pretrain_cfg_options', 'label',
+                'train_as', 'bn_adapt')
 DATA_KEYS = ('type', 'root', 'num_train', 'num_test', 'image_size', 'seed')
 
 __all__ = ['StudyError', 'Study', 'Variant', 'load_study', 'plan_study', 'run_study', 'run_one',
@@ -60,6 +61,8 @@ class Variant:
     pretrain: str | None = None
     pretrain_cfg_options: dict = field(default_factory=dict)
     label: str = ''
+    train_as: str | None = None  # evaluate this other variant's trained model
+    bn_adapt: dict | None = None  # BNAdaptHook arguments: test-time BN adaptation
 
 
 @dataclass
@@ -170,17 +173,44 @@ def load_study(config: str | Mapping, work_dir: str | None = None,
         raise StudyError(f'{where}: variants must be a non-empty dict name -> dict(config=...)')
     variants = {}
     for name, spec in variants_raw.items():
-        if not isinstance(spec, dict) or 'config' not in spec:
-            raise StudyError(f'{where}: variant {name!r} needs dict(config=...), got {spec!r}')
+        if not isinstance(spec, dict):
+            raise StudyError(f'{where}: variant {name!r} must be a dict, got {spec!r}')
         _unknown(spec, VARIANT_KEYS, f'{where}: variant {name!r}')
+        train_as = spec.get('train_as')
+        if train_as is not None:
+            trainer = variants_raw.get(train_as)
+            if not isinstance(trainer, dict) or trainer.get('train_as'):
+                trainers = [k for k, x in variants_raw.items()
+                            if isinstance(x, dict) and not x.get('train_as')]
+                raise StudyError(f'{where}: variant {name!r}: train_as must name a variant that '
+                                 f'trains itself ({", ".join(trainers)}), got {train_as!r}')
+            if set(spec) & {'config', 'cfg_options', 'pretrain', 'pretrain_cfg_options'}:
+                raise StudyError(f'{where}: variant {name!r} reuses {train_as!r}\'s training '
+                                 '(train_as) and cannot set its own config or pretraining')
+            spec = dict(trainer, **{k: spec[k] for k in ('label', 'bn_adapt') if k in spec},
+                        train_as=train_as)
+        if 'config' not in spec:
+            raise StudyError(f'{where}: variant {name!r} needs dict(config=...) or '
+                             f'dict(train_as=<variant>, ...), got {spec!r}')
         if spec.get('pretrain') and task != 'detection':
             raise StudyError(f'{where}: variant {name!r}: pretrain is for detection studies')
+        bn_adapt = spec.get('bn_adapt')
+        if bn_adapt is not None:
+            from fq_det.engine.bn_adapt import BNAdaptHook
+            if not isinstance(bn_adapt, dict):
+                raise StudyError(f'{where}: variant {name!r}: bn_adapt must be '
+                                 f'dict(prior_strength=N, num_images=n), got {bn_adapt!r}')
+            try:
+                BNAdaptHook(**bn_adapt)
+            except (TypeError, ValueError) as err:
+                raise StudyError(f'{where}: variant {name!r}: bn_adapt: {err}') from err
         v = Variant(name=name, config=_repo_path(spec['config'], base),
                     cfg_options=dict(spec.get('cfg_options') or {}),
                     pretrain=_repo_path(spec['pretrain'], base) if spec.get('pretrain') else None,
                     pretrain_cfg_options=dict(spec.get('pretrain_cfg_options') or {}),
-                    label=str(spec.get('label') or name))
-        if check_configs:
+                    label=str(spec.get('label') or name), train_as=train_as,
+                    bn_adapt=dict(bn_adapt) if bn_adapt is not None else None)
+        if check_configs and train_as is None:
             _check_config(v.config, v.cfg_options, f'{where}: variant {name!r}')
             if v.pretrain:
                 _check_config(v.pretrain, v.pretrain_cfg_options,
@@ -226,6 +256,13 @@ def _rel(path: str) -> str:
     repo = Path(__file__).resolve().parents[2]
     p = Path(path).resolve()
     return str(p.relative_to(repo)) if p.is_relative_to(repo) else str(p)
+
+
+def _config_digest(path: str) -> str:
+    """sha256 of the parsed config (comments and formatting do not count)."""
+    from mmengine.config import Config
+    text = json.dumps(Config.fromfile(path).to_dict(), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _file_digest(path: str) -> str:
@@ -379,8 +416,83 @@ def _val_top1(work_dir: Path) -> float | None:
 
 
 # ---------------------------------------------------------------------- one run
+def _trained(study: Study, variant: str, seed: int, overwrite: bool) -> tuple:
+    """Pretrain (if asked) and train ``variant``; ``(cfg, checkpoint, pretrained, timings)``.
+
+    Under a lock on the run folder, so variants that reuse this training (``train_as``)
+    wait for it instead of training it a second time.
+    """
+    v = study.variants[variant]
+    run_dir = study.run_dir(variant, seed)
+    data_root = prepare_data(study)
+    timings = {}
+    data_key = dict(study.data)  # a folder's absolute root; a synthetic set's recipe
+    with _locked(run_dir / '.train.lock'):
+        pretrained = None
+        if v.pretrain:
+            t = time.time()
+            stage = run_dir / 'pretrain'
+            key = json.loads(json.dumps(dict(
+                data=data_key, config=_rel(v.pretrain), config_digest=_config_digest(v.pretrain),
+                cfg_options=v.pretrain_cfg_options, seed=seed,
+                epochs=study.pretrain.get('epochs'))))
+            pretrained = _stage_done(stage, key, overwrite)
+            if pretrained is None:
+                from fq_det.classification import export_backbone
+                cfg = _config(v.pretrain, v.pretrain_cfg_options, data_root, stage, seed,
+                              f'{study.name}_{variant}_{seed}_pretrain')
+                if key['epochs']:
+                    scale_epoch_schedule(cfg, key['epochs'])
+                final = stage / f'epoch_{cfg.train_cfg.max_epochs}.pth'
+                _train(cfg, final)
+                export_backbone(final, stage / 'backbone.pth')
+                pretrained = dict(key=key,
+                                  backbone_digest=_file_digest(str(stage / 'backbone.pth')),
+                                  top1=_val_top1(stage), curve=_loss_curve(stage))
+                _write_json(stage / 'done.json', pretrained)
+            timings['pretrain_s'] = time.time() - t
+
+        t = time.time()
+        stage = run_dir / 'train'
+        key = json.loads(json.dumps(dict(
+            data=data_key, config=_rel(v.config), config_digest=_config_digest(v.config),
+            cfg_options=v.cfg_options, seed=seed, schedule=study.train,
+            backbone=pretrained['backbone_digest'] if pretrained else None)))
+        cfg = _config(v.config, v.cfg_options, data_root, stage, seed,
+                      f'{study.name}_{variant}_{seed}')
+        if pretrained:
+            backbone = run_dir / 'pretrain' / 'backbone.pth'
+            cfg.model.backbone.init_cfg = dict(type='Pretrained', checkpoint=str(backbone))
+        if study.task == 'detection':
+            if study.train.get('iters'):
+                scale_iter_schedule(cfg, int(study.train['iters']))
+            final = stage / f'iter_{cfg.train_cfg.max_iters}.pth'
+            # The sweep's clean pair is the evaluation: no validation while training.
+            cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
+            if 'visualization' in cfg.default_hooks:
+                cfg.default_hooks.visualization = dict(type='DetVisualizationHook', draw=False)
+        else:
+            if study.train.get('epochs'):
+                scale_epoch_schedule(cfg, int(study.train['epochs']))
+            final = stage / f'epoch_{cfg.train_cfg.max_epochs}.pth'
+        trained = _stage_done(stage, key, overwrite)
+        if trained is None:
+            _train(cfg, final)
+            trained = dict(key=key, checkpoint_digest=_file_digest(str(final)),
+                           curve=_loss_curve(stage), top1=_val_top1(stage))
+            _write_json(stage / 'done.json', trained)
+        timings['train_s'] = time.time() - t
+    return cfg, str(final), pretrained, trained, timings
+
+
 def run_one(study: Study, variant: str, seed: int, overwrite: bool = False) -> dict:
-    """Pretrain (if asked), train, sweep and summarise one ``(variant, seed)``; resumable."""
+    """Pretrain (if asked), train, sweep and summarise one ``(variant, seed)``; resumable.
+
+    A variant with ``train_as`` evaluates that variant's trained model (training it first if
+    needed) with its own test-time settings (``bn_adapt``).
+    """
+    from fq_det.evaluation.study_records import load_sweep_records, save_compact_records
+    from fq_det.evaluation.study_report import RECORDS_FILE
     from fq_det.evaluation.study_stages import alpha_report, sweep
 
     if variant not in study.variants:
@@ -389,76 +501,23 @@ def run_one(study: Study, variant: str, seed: int, overwrite: bool = False) -> d
         raise StudyError(f'seed {seed} is not among the study seeds {list(study.seeds)}')
     v = study.variants[variant]
     run_dir = study.run_dir(variant, seed)
-    data_root = prepare_data(study)
-    timings = {}
-    data_key = dict(study.data)  # a folder's absolute root; a synthetic set's recipe
-
-    pretrained = None
-    if v.pretrain:
-        t = time.time()
-        stage = run_dir / 'pretrain'
-        key = dict(data=data_key, config=_rel(v.pretrain), config_digest=_file_digest(v.pretrain),
-                   cfg_options=v.pretrain_cfg_options, seed=seed,
-                   epochs=study.pretrain.get('epochs'))
-        pretrained = _stage_done(stage, json.loads(json.dumps(key)), overwrite)
-        if pretrained is None:
-            from fq_det.classification import export_backbone
-            cfg = _config(v.pretrain, v.pretrain_cfg_options, data_root, stage, seed,
-                          f'{study.name}_{variant}_{seed}_pretrain')
-            if key['epochs']:
-                scale_epoch_schedule(cfg, key['epochs'])
-            final = stage / f'epoch_{cfg.train_cfg.max_epochs}.pth'
-            _train(cfg, final)
-            export_backbone(final, stage / 'backbone.pth')
-            pretrained = dict(key=json.loads(json.dumps(key)), backbone=str(stage / 'backbone.pth'),
-                              backbone_digest=_file_digest(str(stage / 'backbone.pth')),
-                              top1=_val_top1(stage), curve=_loss_curve(stage))
-            _write_json(stage / 'done.json', pretrained)
-        timings['pretrain_s'] = time.time() - t
-
+    cfg, checkpoint, pretrained, trained, timings = _trained(study, v.train_as or variant, seed,
+                                                             overwrite)
+    if v.bn_adapt:
+        cfg.custom_hooks = list(cfg.get('custom_hooks') or []) + [
+            dict(type='mmdet.BNAdaptHook', **v.bn_adapt)]
     t = time.time()
-    stage = run_dir / 'train'
-    key = dict(data=data_key, config=_rel(v.config), config_digest=_file_digest(v.config),
-               cfg_options=v.cfg_options, seed=seed, schedule=study.train,
-               backbone=pretrained['backbone_digest'] if pretrained else None)
-    key = json.loads(json.dumps(key))
-    cfg = _config(v.config, v.cfg_options, data_root, stage, seed, f'{study.name}_{variant}_{seed}')
-    if pretrained:
-        cfg.model.backbone.init_cfg = dict(type='Pretrained',
-                                           checkpoint=str(run_dir / 'pretrain' / 'backbone.pth'))
-    if study.task == 'detection':
-        if study.train.get('iters'):
-            scale_iter_schedule(cfg, int(study.train['iters']))
-        final = stage / f'iter_{cfg.train_cfg.max_iters}.pth'
-        # The sweep's clean pair is the evaluation: no validation while training.
-        cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
-        if 'visualization' in cfg.default_hooks:
-            cfg.default_hooks.visualization = dict(type='DetVisualizationHook', draw=False)
-    else:
-        if study.train.get('epochs'):
-            scale_epoch_schedule(cfg, int(study.train['epochs']))
-        final = stage / f'epoch_{cfg.train_cfg.max_epochs}.pth'
-    trained = _stage_done(stage, key, overwrite)
-    if trained is None:
-        _train(cfg, final)
-        trained = dict(key=key, checkpoint=str(final), checkpoint_digest=_file_digest(str(final)),
-                       curve=_loss_curve(stage), top1=_val_top1(stage))
-        _write_json(stage / 'done.json', trained)
-    timings['train_s'] = time.time() - t
-
-    t = time.time()
-    results = sweep(study, cfg, trained['checkpoint'], run_dir / 'sweep', seed, overwrite)
+    results = sweep(study, cfg, checkpoint, run_dir / 'sweep', seed, overwrite)
     timings['sweep_s'] = time.time() - t
-    from fq_det.evaluation.study_records import load_sweep_records, save_compact_records
-    from fq_det.evaluation.study_report import RECORDS_FILE
     save_compact_records(load_sweep_records(run_dir / 'sweep', study.task, study.distortions,
                                             study.severities, seed),
                          study.task, run_dir / RECORDS_FILE)
-    alphas = alpha_report(cfg, trained['checkpoint'])
-    record = dict(variant=variant, seed=seed, key=key, timings_s=timings,
+    record = dict(variant=variant, seed=seed, trained_as=v.train_as or variant,
+                  bn_adapt=v.bn_adapt, train_key=trained['key'], timings_s=timings,
                   pretrain=({k: pretrained[k] for k in ('top1', 'curve')} if pretrained else None),
-                  curve=trained['curve'], val_top1=trained.get('top1'), alpha=alphas,
-                  metric_key=results['metric_key'], sweep=str(run_dir / 'sweep'))
+                  curve=trained['curve'], val_top1=trained.get('top1'),
+                  alpha=alpha_report(cfg, checkpoint), metric_key=results['metric_key'],
+                  sweep=str(run_dir / 'sweep'))
     _write_json(run_dir / 'run.json', record)
     return record
 
@@ -511,6 +570,7 @@ def run_study(study: Study, jobs: int = 1, only: Sequence[tuple[str, int]] | Non
     _check_writable(Path(study.work_dir))
     prepare_data(study)
     todo = [r for r in runs if overwrite or not (study.run_dir(*r) / 'run.json').is_file()]
+    todo.sort(key=lambda r: study.variants[r[0]].train_as is not None)  # trainers first
     print(f'study {study.name}: {len(runs) - len(todo)}/{len(runs)} runs finished, '
           f'{len(todo)} to run, {min(jobs, max(1, len(todo)))} at a time; logs in '
           f'{study.work_dir}/runs/<variant>/seed_<seed>/log.txt', flush=True)
