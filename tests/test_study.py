@@ -58,15 +58,15 @@ def test_plan_run_report_and_missing_run(finished_study) -> None:
     report = report_study(study)
     assert report['finished'] == 4 and report['total'] == 6
     assert any(m.startswith('pow1 seed 1: not finished') for m in report['missing'])
-    md = (Path(study.work_dir) / 'study.md').read_text()
+    md = (study.report_dir / 'study.md').read_text()
     assert 'pow1 seed 1: not finished' in md and 'Finished runs: 4/6' in md
-    assert (Path(study.work_dir) / 'study.png').stat().st_size > 1000
+    assert (study.report_dir / 'study.png').stat().st_size > 1000
     agg = report['aggregate']['variants']
     # plain has 2 seeds (an interval), pow1 one seed (no interval: no verdict either way)
     assert agg['plain']['rows']['P']['interval']['n'] == 2
     assert agg['pow1']['rows']['mPC']['verdict'] == 'no detectable difference'
     # every raw number per seed is in study.json
-    saved = json.loads((Path(study.work_dir) / 'study.json').read_text())
+    saved = json.loads((study.report_dir / 'study.json').read_text())
     assert set(saved['per_condition']) == {'plain/0', 'plain/1', 'pow1/0', 'plain_bn/0'}
     # within seed 0, the image bootstrap of each difference to the reference
     boot = saved['aggregate']['variants']['pow1']['rows']['mPC']['bootstrap_per_seed']['0']

@@ -34,7 +34,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                            help='redo runs and stages made with other settings instead of refusing')
             s.add_argument('--no-report', action='store_true', help='skip the report at the end')
         if name == 'report':
-            s.add_argument('--out-dir', help='where study.json/.md/.png go (default: the study folder)')
+            s.add_argument('--out-dir', help='where study.json/.md/.png go '
+                           '(default: <work dir>/reports/<study name>)')
     return p.parse_args(argv)
 
 
@@ -66,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
             if not args.no_report:
                 try:
                     report = report_study(study)
-                    print(f'report: {study.work_dir}/study.md ({report["finished"]}/'
+                    print(f'report: {study.report_dir}/study.md ({report["finished"]}/'
                           f'{report["total"]} runs finished)')
                 except FileNotFoundError as err:
                     print(f'no report yet: {err}')
@@ -75,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
                 return 1
             return 0
         report = report_study(study, args.out_dir)
-        out = args.out_dir or study.work_dir
+        out = args.out_dir or study.report_dir
         print(open(f'{out}/study.md').read())
         print(f'written: {out}/study.json, study.md, study.png')
         return 0

@@ -14,6 +14,7 @@ def _quant(backbone, quant_cfg, **extra):
 
 _l1 = dict(type='L1', weight=1e-4)
 study = dict(
+    runs='crops_synthvoc',  # run folder shared with the other crops studies
     task='classification',
     data=dict(type='synthvoc', num_train=2000, num_test=1000, image_size=(160, 120), seed=0),
     variants=dict(

@@ -18,6 +18,7 @@ _l1 = dict(type='L1', weight=1e-4)
 _sf10 = _backbone('mmdet.ResNetSF', dict(resolution=10))
 _hpow1 = _backbone('mmdet.ResNetHPOW', dict(num_splits=1, reduction=4, alpha_reg=_l1))
 study = dict(
+    runs='detection_synthvoc',  # run folder shared with the other detection studies
     task='detection',
     data=dict(type='synthvoc', num_train=2000, num_test=300, image_size=(160, 120), seed=0),
     variants=dict(

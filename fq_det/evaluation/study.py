@@ -40,7 +40,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 TASKS = ('detection', 'classification')
 STUDY_KEYS = ('task', 'data', 'variants', 'reference', 'seeds', 'distortions', 'severities',
-              'train', 'pretrain', 'bootstrap', 'seen_distortions', 'name')
+              'train', 'pretrain', 'bootstrap', 'seen_distortions', 'name', 'runs')
 VARIANT_KEYS = ('config', 'cfg_options', 'pretrain', 'pretrain_cfg_options', 'label',
                 'train_as', 'bn_adapt')
 DATA_KEYS = ('type', 'root', 'num_train', 'num_test', 'image_size', 'seed')
@@ -81,6 +81,11 @@ class Study:
     pretrain: dict = field(default_factory=dict)
     bootstrap: dict = field(default_factory=dict)
     seen_distortions: tuple[str, ...] = ()
+
+    @property
+    def report_dir(self) -> Path:
+        """``<work_dir>/reports/<name>``: studies that share runs keep their own reports."""
+        return Path(self.work_dir) / 'reports' / self.name
 
     def run_dir(self, variant: str, seed: int) -> Path:
         return Path(self.work_dir) / 'runs' / variant / f'seed_{seed}'
@@ -242,7 +247,7 @@ def load_study(config: str | Mapping, work_dir: str | None = None,
     if not isinstance(bootstrap['replicates'], int) or bootstrap['replicates'] < 0:
         raise StudyError(f'{where}: bootstrap.replicates must be an int >= 0 (0: no bootstrap)')
     name = raw.get('name') or (Path(config_file).stem if config_file else 'study')
-    work = work_dir or osp.join('work_dirs', 'studies', name)
+    work = work_dir or osp.join('work_dirs', 'studies', raw.get('runs') or name)
     return Study(task=task, data=data, variants=variants, reference=reference,
                  seeds=tuple(seeds), distortions=distortions, severities=severities,
                  work_dir=osp.abspath(work), config_file=config_file, name=name,
@@ -615,5 +620,5 @@ def plan_study(study: Study, python: str = 'python',
 def report_study(study: Study, out_dir: str | None = None) -> dict:
     """Aggregate the finished runs into ``study.json``, ``study.md`` and ``study.png``."""
     from fq_det.evaluation.study_report import build_report
-    return build_report(study, Path(out_dir or study.work_dir))
+    return build_report(study, Path(out_dir) if out_dir else study.report_dir)
 
