@@ -198,7 +198,7 @@ def test_robustness_top1_only_per_image_and_stale(trained_resnet_pow, tmp_path):
     _, _, _, _, ckpt = trained_resnet_pow
     cfg = Config.fromfile(SYNTH / FAMILIES['resnet_pow'])
     cfg.test_dataloader.dataset.num_samples = 20
-    cfg.test_evaluator = dict(type='TopKAccuracy', topk=(1, ))
+    cfg.test_evaluator = dict(type='Accuracy', topk=(1, ))
     out_dir = tmp_path / 'rob'
     res = robustness.run_classification_robustness(cfg, str(ckpt), out_dir, distortions=['jpeg'],
                                                    severities=[3], save_per_image=True)

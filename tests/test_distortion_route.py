@@ -25,14 +25,14 @@ def test_seed_is_one_function_of_image_key_distortion_severity_seed():
 
 
 def test_insert_distort_for_classification():
-    in_memory = [dict(type='PackClsInputs')]
+    in_memory = [dict(type='PackInputs')]
     out = insert_distort(in_memory, 'targeted_occlusion', 2, seed=4, task='classification')
-    assert [t['type'] for t in out] == ['mmdet.WholeImageBox', 'mmdet.Distort', 'PackClsInputs']
-    files = [dict(type='LoadImageFromFile'), dict(type='ClsRandomResizedCrop', size=8),
-             dict(type='PackClsInputs')]
+    assert [t['type'] for t in out] == ['mmdet.WholeImageBox', 'mmdet.Distort', 'PackInputs']
+    files = [dict(type='LoadImageFromFile'), dict(type='RandomResizedCrop', scale=8),
+             dict(type='PackInputs')]
     out = insert_distort(files, 'jpeg', 1, task='classification')
     assert [t['type'] for t in out] == ['LoadImageFromFile', 'mmdet.Distort',
-                                        'ClsRandomResizedCrop', 'PackClsInputs']
+                                        'RandomResizedCrop', 'PackInputs']
     with pytest.raises(ValueError, match='valid choices: detection, classification'):
         insert_distort(files, 'jpeg', 1, task='segmentation')
 

@@ -81,13 +81,13 @@ def test_per_image_files_hold_no_object_arrays(tmp_path):
 
 
 def test_topk_of_subset_equals_topk_accuracy(tmp_path):
-    from fq_det.classification.metrics import TopKAccuracy
+    from mmpretrain.evaluation import Accuracy
     rng = np.random.default_rng(1)
-    samples = [dict(img_id=str(i), gt_label=torch.tensor(int(rng.integers(0, 10))),
+    samples = [dict(img_id=str(i), gt_label=torch.tensor([int(rng.integers(0, 10))]),
                     pred_score=torch.tensor(rng.random(10), dtype=torch.float32))
                for i in range(40)]
-    samples[0]['pred_score'][:] = 0.5  # ties count in the sample's favour, as TopKAccuracy does
-    acc = TopKAccuracy(topk=(1, 5))
+    samples[0]['pred_score'][:] = 0.5  # ties count in the sample's favour, as mmpretrain's Accuracy does
+    acc = Accuracy(topk=(1, 5))
     acc.process({}, samples)
     expected = acc.evaluate(len(samples))
     rec_metric = PerImageClsRecords(out_file=str(tmp_path / 'c.npz'), topk=5)

@@ -18,12 +18,15 @@ import numpy as np
 from mmcv.transforms import BaseTransform
 from mmpretrain.registry import TRANSFORMS
 
+from mmdet.registry import TRANSFORMS as MMDET_TRANSFORMS
+
 from fq_det.datasets.transforms import Distort, RandomDistort
 
 for _transform in (Distort, RandomDistort):
     TRANSFORMS.register_module(module=_transform)
 
 
+@MMDET_TRANSFORMS.register_module()  # the sweep inserts it as 'mmdet.WholeImageBox'
 @TRANSFORMS.register_module()
 class WholeImageBox(BaseTransform):
     """Add ``gt_bboxes`` (float32 (1, 4) xyxy): the whole image, or its central ``fraction``.

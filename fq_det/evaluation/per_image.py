@@ -7,7 +7,7 @@ one ``.npz`` per evaluation (atomically) and return ``{}``:
 * :class:`PerImageDetRecords`: for every test image its predicted boxes, scores and
   labels and its ground-truth boxes, labels and ignore flags, as VOCMetric receives them.
 * :class:`PerImageClsRecords`: for every test image its true label, its top-k predicted
-  labels and the rank of the true class (as :class:`TopKAccuracy` counts it).
+  labels and the rank of the true class (as mmpretrain's ``Accuracy`` counts it).
 
 No object arrays: per-image arrays are concatenated, with ``<name>_offsets`` (N + 1)
 giving image ``i``'s rows ``offsets[i]:offsets[i + 1]``; :func:`load_per_image` reads a
@@ -29,7 +29,7 @@ from mmengine.evaluator import BaseMetric
 from mmdet.registry import METRICS
 
 __all__ = ['PerImageDetRecords', 'PerImageClsRecords', 'load_per_image', 'image_slices',
-           'voc_map_of_subset', 'topk_accuracy_of_subset']
+           'voc_map_of_subset', 'topk_accuracy_of_subset', 'topk_correct']
 
 
 def _np(x) -> np.ndarray:
@@ -124,8 +124,9 @@ class PerImageClsRecords(BaseMetric):
     """Write every image's true label, top-k labels and true-class rank to ``out_file``.
 
     Arrays: ``img_ids`` (N,) str, ``gt_label`` (N,), ``topk_labels`` (N, k) (best first),
-    ``gt_rank`` (N,): the number of classes scored strictly higher than the true one
-    (top-k correct iff ``gt_rank < k``, as :class:`TopKAccuracy` counts).
+    ``gt_rank`` (N,): the number of classes scored strictly higher than the true one.
+    Top-k correct iff the true label is among ``topk_labels[:, :k]`` (``torch.topk`` of the
+    scores, as mmpretrain's ``Accuracy`` counts, ties included); see :func:`topk_correct`.
     """
 
     default_prefix = 'per_image'
@@ -206,8 +207,13 @@ def voc_map_of_subset(records: dict, image_indices: Sequence[int] | np.ndarray,
 
 def topk_accuracy_of_subset(records: dict, image_indices: Sequence[int] | np.ndarray,
                             k: int = 1) -> float:
-    """Top-k accuracy (%) of the images ``image_indices``, as :class:`TopKAccuracy` computes it."""
-    ranks = records['gt_rank'][np.asarray(image_indices, dtype=np.int64).reshape(-1)]
-    if not len(ranks):
+    """Top-k accuracy (%) of the images ``image_indices``, as mmpretrain's ``Accuracy`` computes it."""
+    correct = topk_correct(records, k)[np.asarray(image_indices, dtype=np.int64).reshape(-1)]
+    if not len(correct):
         raise ValueError('image_indices is empty')
-    return float((ranks < k).mean() * 100)
+    return float(correct.mean() * 100)
+
+
+def topk_correct(records: dict, k: int = 1) -> np.ndarray:
+    """Per image: is the true label among the ``k`` best-scored (mmpretrain's rule)?"""
+    return (records['topk_labels'][:, :k] == records['gt_label'][:, None]).any(axis=1)

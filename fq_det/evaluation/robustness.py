@@ -5,7 +5,7 @@
 runner and loads the checkpoint once, then for clean and every ``(distortion, severity,
 seed)`` rebuilds only the test dataloader, with ``Distort`` inserted by
 :func:`fq_det.datasets.distortion_route.insert_distort`, and evaluates with the config's
-own test loop and evaluator (``VOCMetric`` for VOC, ``TopKAccuracy`` for classification).
+own test loop and evaluator (``VOCMetric`` for VOC, mmpretrain's ``Accuracy`` for classification).
 
 Every finished evaluation is merged into ``partial.json`` under a file lock and
 ``results.json`` is rewritten from it (:mod:`fq_det.evaluation.sweep_store`), so an
@@ -211,7 +211,7 @@ def _per_image_metric(task: str, metrics: list[dict], out_file: str) -> dict:
         voc = [m for m, n in zip(metrics, names) if n == 'VOCMetric']
         return dict(type='mmdet.PerImageDetRecords', out_file=out_file,
                     eval_mode=voc[0].get('eval_mode', '11points') if voc else '11points')
-    topk = [k for m, n in zip(metrics, names) if n == 'TopKAccuracy'
+    topk = [k for m, n in zip(metrics, names) if n == 'Accuracy'
             for k in (m.get('topk', (1, 5)) if isinstance(m.get('topk', (1, 5)), (list, tuple))
                       else (m['topk'], ))]
     return dict(type='mmdet.PerImageClsRecords', out_file=out_file, topk=max(topk or [5]))

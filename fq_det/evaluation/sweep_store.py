@@ -50,10 +50,11 @@ LOCK_FILE = '.lock'
 PER_IMAGE_DIR = 'per_image'
 
 #: The config entries a test run reads (after overrides): they enter :func:`config_digest`.
-#: Training and validation settings, logging, hooks and paths do not; what training made
-#: of them is in the checkpoint, identified by its content.
+#: Training and validation settings, logging and paths do not; what training made of them
+#: is in the checkpoint, identified by its content. ``custom_hooks`` do: test-time BN
+#: adaptation (``BNAdaptHook``) changes every result.
 TEST_CONFIG_KEYS = ('model', 'test_dataloader', 'test_evaluator', 'test_cfg', 'default_scope',
-                    'custom_imports', 'data_check', 'runner_type')
+                    'custom_imports', 'custom_hooks', 'data_check', 'runner_type')
 #: Dataloader keys that do not change a result (distortions are seeded per image).
 IGNORED_LOADER_KEYS = ('num_workers', 'persistent_workers', 'pin_memory', 'prefetch_factor')
 _ADDRESS = re.compile(r' at 0x[0-9a-fA-F]+')

@@ -1,0 +1,624 @@
+"""Robustness studies: several variants x several seeds, trained, swept and compared.
+
+A study config (a Python config file with one ``study`` dict, see ``configs/studies/``)
+names the task (``'detection'`` or ``'classification'``), the data, the variants (name ->
+config + optional ``cfg_options``; for detection an optional backbone ``pretrain``
+classification config), the ``reference`` variant, the ``seeds``, the distortions and
+severities. For every ``(variant, seed)`` a *run* goes through resumable stages, each in
+``<work_dir>/runs/<variant>/seed_<seed>/``:
+
+1. ``pretrain/`` (detection variants with ``pretrain``): classify the data set's object
+   crops with the detector's backbone, export it (``backbone.pth``);
+2. ``train/``: train the variant (mmengine ``Runner``, resumed from its last checkpoint);
+3. ``sweep/``: the robustness sweep (clean + every (distortion, severity), resumable per
+   pair, per-image records for the bootstrap);
+4. ``run.json``: the finished run (what it was trained with, timings, alpha statistics,
+   training curve).
+
+Each stage writes ``done.json`` with a key of everything that determines it; a stage whose
+key differs from the current settings is refused (``overwrite=True`` starts it afresh), so
+no result is ever reused for another setting. ``seed`` sets the training randomness (data
+order, initialisation) and the distortion draws; the data set itself is the same for
+every run. The report (:func:`report_study`) aggregates whatever has finished.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import fcntl
+import hashlib
+import json
+import math
+import os
+import os.path as osp
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+TASKS = ('detection', 'classification')
+STUDY_KEYS = ('task', 'data', 'variants', 'reference', 'seeds', 'distortions', 'severities',
+              'train', 'pretrain', 'bootstrap', 'seen_distortions', 'name', 'runs')
+VARIANT_KEYS = ('config', 'cfg_options', 'pretrain', 'pretrain_cfg_options', 'label',
+                'train_as', 'bn_adapt')
+DATA_KEYS = ('type', 'root', 'num_train', 'num_test', 'image_size', 'seed')
+
+__all__ = ['StudyError', 'Study', 'Variant', 'load_study', 'plan_study', 'run_study', 'run_one',
+           'report_study', 'TASKS']
+
+
+class StudyError(ValueError):
+    """A study config or a study folder that cannot be used as asked."""
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    config: str
+    cfg_options: dict = field(default_factory=dict)
+    pretrain: str | None = None
+    pretrain_cfg_options: dict = field(default_factory=dict)
+    label: str = ''
+    train_as: str | None = None  # evaluate this other variant's trained model
+    bn_adapt: dict | None = None  # BNAdaptHook arguments: test-time BN adaptation
+
+
+@dataclass
+class Study:
+    task: str
+    data: dict
+    variants: dict[str, Variant]
+    reference: str
+    seeds: tuple[int, ...]
+    distortions: tuple[str, ...]
+    severities: tuple[int, ...]
+    work_dir: str
+    config_file: str = ''
+    name: str = ''
+    train: dict = field(default_factory=dict)
+    pretrain: dict = field(default_factory=dict)
+    bootstrap: dict = field(default_factory=dict)
+    seen_distortions: tuple[str, ...] = ()
+
+    @property
+    def report_dir(self) -> Path:
+        """``<work_dir>/reports/<name>``: studies that share runs keep their own reports."""
+        return Path(self.work_dir) / 'reports' / self.name
+
+    def run_dir(self, variant: str, seed: int) -> Path:
+        return Path(self.work_dir) / 'runs' / variant / f'seed_{seed}'
+
+    @property
+    def data_root(self) -> Path:
+        return Path(self.data['root']) if 'root' in self.data else Path(self.work_dir) / 'data'
+
+    def runs(self) -> list[tuple[str, int]]:
+        return [(v, s) for v in self.variants for s in self.seeds]
+
+
+# ------------------------------------------------------------------ config checks
+def _repo_path(path: str, base: Path) -> str:
+    """``path`` as given if it exists, else relative to the study config's repository."""
+    if osp.isfile(path):
+        return osp.abspath(path)
+    for root in (base, *base.parents):
+        cand = root / path
+        if cand.is_file():
+            return str(cand)
+    return path
+
+
+def _unknown(given: Mapping, valid: Sequence[str], where: str) -> None:
+    extra = sorted(set(given) - set(valid))
+    if extra:
+        raise StudyError(f'{where}: unknown key(s) {", ".join(map(repr, extra))}; valid keys: '
+                         f'{", ".join(valid)}')
+
+
+def _check_config(path: str, options: dict, where: str) -> None:
+    from mmengine.config import Config
+    if not osp.isfile(path):
+        raise StudyError(f'{where}: config file not found: {path}')
+    if not isinstance(options, dict):
+        raise StudyError(f'{where}: cfg_options must be a dict of dotted keys, got '
+                         f'{type(options).__name__}')
+    try:
+        cfg = Config.fromfile(path)
+        cfg.merge_from_dict(copy.deepcopy(options))
+    except Exception as err:  # noqa: BLE001  (any parse error is the config's problem)
+        raise StudyError(f'{where}: cannot load {path} with cfg_options {options}: {err}') from err
+
+
+def load_study(config: str | Mapping, work_dir: str | None = None,
+               check_configs: bool = True) -> Study:
+    """Read and check a study config (path or dict); every error names the key and the choices."""
+    from mmengine.config import Config
+
+    from fq_det.datasets.distortions import check_severity
+    from fq_det.evaluation.robustness import resolve_distortions
+
+    if isinstance(config, (str, Path)):
+        if not osp.isfile(config):
+            raise StudyError(f'study config not found: {config}')
+        cfg = Config.fromfile(str(config))
+        if 'study' not in cfg:
+            raise StudyError(f'{config} has no `study = dict(...)`')
+        raw, config_file = cfg.study.to_dict(), osp.abspath(str(config))
+    else:
+        raw, config_file = copy.deepcopy(dict(config)), ''
+    base = Path(config_file).parent if config_file else Path.cwd()
+    where = config_file or 'study'
+    _unknown(raw, STUDY_KEYS, where)
+
+    task = raw.get('task')
+    if task not in TASKS:
+        raise StudyError(f'{where}: task must be one of {", ".join(TASKS)}, got {task!r}')
+    data = dict(raw.get('data') or {})
+    _unknown(data, DATA_KEYS, f'{where}: data')
+    if data.get('type', 'synthvoc' if 'root' not in data else 'folder') == 'synthvoc':
+        data.setdefault('type', 'synthvoc')
+        data = dict(dict(num_train=2000, num_test=300, image_size=(160, 120), seed=0), **data)
+        for k in ('num_train', 'num_test', 'seed'):
+            if not isinstance(data[k], int) or data[k] < (0 if k == 'seed' else 1):
+                raise StudyError(f'{where}: data.{k} must be an int >= '
+                                 f'{0 if k == "seed" else 1}, got {data[k]!r}')
+        data['image_size'] = tuple(int(v) for v in data['image_size'])
+    elif data.get('type') == 'folder':
+        if not osp.isdir(str(data.get('root', ''))):
+            raise StudyError(f'{where}: data.root is not a folder: {data.get("root")!r}')
+        data['root'] = osp.abspath(data['root'])
+    else:
+        raise StudyError(f"{where}: data.type must be 'synthvoc' or 'folder', got "
+                         f"{data.get('type')!r}")
+
+    variants_raw = raw.get('variants') or {}
+    if not isinstance(variants_raw, dict) or not variants_raw:
+        raise StudyError(f'{where}: variants must be a non-empty dict name -> dict(config=...)')
+    variants = {}
+    for name, spec in variants_raw.items():
+        if not isinstance(spec, dict):
+            raise StudyError(f'{where}: variant {name!r} must be a dict, got {spec!r}')
+        _unknown(spec, VARIANT_KEYS, f'{where}: variant {name!r}')
+        train_as = spec.get('train_as')
+        if train_as is not None:
+            trainer = variants_raw.get(train_as)
+            if not isinstance(trainer, dict) or trainer.get('train_as'):
+                trainers = [k for k, x in variants_raw.items()
+                            if isinstance(x, dict) and not x.get('train_as')]
+                raise StudyError(f'{where}: variant {name!r}: train_as must name a variant that '
+                                 f'trains itself ({", ".join(trainers)}), got {train_as!r}')
+            if set(spec) & {'config', 'cfg_options', 'pretrain', 'pretrain_cfg_options'}:
+                raise StudyError(f'{where}: variant {name!r} reuses {train_as!r}\'s training '
+                                 '(train_as) and cannot set its own config or pretraining')
+            spec = dict(trainer, **{k: spec[k] for k in ('label', 'bn_adapt') if k in spec},
+                        train_as=train_as)
+        if 'config' not in spec:
+            raise StudyError(f'{where}: variant {name!r} needs dict(config=...) or '
+                             f'dict(train_as=<variant>, ...), got {spec!r}')
+        if spec.get('pretrain') and task != 'detection':
+            raise StudyError(f'{where}: variant {name!r}: pretrain is for detection studies')
+        bn_adapt = spec.get('bn_adapt')
+        if bn_adapt is not None:
+            from fq_det.engine.bn_adapt import BNAdaptHook
+            if not isinstance(bn_adapt, dict):
+                raise StudyError(f'{where}: variant {name!r}: bn_adapt must be '
+                                 f'dict(prior_strength=N, num_images=n), got {bn_adapt!r}')
+            try:
+                BNAdaptHook(**bn_adapt)
+            except (TypeError, ValueError) as err:
+                raise StudyError(f'{where}: variant {name!r}: bn_adapt: {err}') from err
+        v = Variant(name=name, config=_repo_path(spec['config'], base),
+                    cfg_options=dict(spec.get('cfg_options') or {}),
+                    pretrain=_repo_path(spec['pretrain'], base) if spec.get('pretrain') else None,
+                    pretrain_cfg_options=dict(spec.get('pretrain_cfg_options') or {}),
+                    label=str(spec.get('label') or name), train_as=train_as,
+                    bn_adapt=dict(bn_adapt) if bn_adapt is not None else None)
+        if check_configs and train_as is None:
+            _check_config(v.config, v.cfg_options, f'{where}: variant {name!r}')
+            if v.pretrain:
+                _check_config(v.pretrain, v.pretrain_cfg_options,
+                              f'{where}: variant {name!r} (pretrain)')
+        variants[name] = v
+
+    reference = raw.get('reference')
+    if reference not in variants:
+        raise StudyError(f'{where}: reference must name one of the variants '
+                         f'({", ".join(variants)}), got {reference!r}')
+    seeds = raw.get('seeds')
+    if not isinstance(seeds, (list, tuple)) or not seeds or not all(
+            isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
+        raise StudyError(f'{where}: seeds must be a non-empty list of ints >= 0, got {seeds!r}')
+    if len(set(seeds)) != len(seeds):
+        raise StudyError(f'{where}: seeds repeat: {seeds}')
+    try:
+        distortions = resolve_distortions(raw.get('distortions', 'all'))
+        severities = tuple(check_severity(s) for s in raw.get('severities', (1, 3, 5)))
+        seen = resolve_distortions(raw.get('seen_distortions') or ())
+    except (KeyError, ValueError) as err:
+        raise StudyError(f'{where}: {err}') from err
+    if not severities:
+        raise StudyError(f'{where}: severities is empty')
+    if not set(seen) <= set(distortions):
+        raise StudyError(f'{where}: seen_distortions {sorted(set(seen) - set(distortions))} are '
+                         f'not among the distortions {list(distortions)}')
+    bootstrap = dict(dict(replicates=1000, confidence=0.95), **(raw.get('bootstrap') or {}))
+    if not isinstance(bootstrap['replicates'], int) or bootstrap['replicates'] < 0:
+        raise StudyError(f'{where}: bootstrap.replicates must be an int >= 0 (0: no bootstrap)')
+    name = raw.get('name') or (Path(config_file).stem if config_file else 'study')
+    work = work_dir or osp.join('work_dirs', 'studies', raw.get('runs') or name)
+    return Study(task=task, data=data, variants=variants, reference=reference,
+                 seeds=tuple(seeds), distortions=distortions, severities=severities,
+                 work_dir=osp.abspath(work), config_file=config_file, name=name,
+                 train=dict(raw.get('train') or {}), pretrain=dict(raw.get('pretrain') or {}),
+                 bootstrap=bootstrap, seen_distortions=seen)
+
+
+# ------------------------------------------------------------------------- helpers
+def _rel(path: str) -> str:
+    """``path`` relative to the repository when inside it (keys stay valid in another clone)."""
+    repo = Path(__file__).resolve().parents[2]
+    p = Path(path).resolve()
+    return str(p.relative_to(repo)) if p.is_relative_to(repo) else str(p)
+
+
+def _config_digest(path: str) -> str:
+    """sha256 of the parsed config (comments and formatting do not count)."""
+    from mmengine.config import Config
+    text = json.dumps(Config.fromfile(path).to_dict(), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _file_digest(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for chunk in iter(lambda: f.read(1 << 20), b''):
+            h.update(chunk)
+    return h.hexdigest()[:16]
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
+    tmp.write_text(json.dumps(obj, indent=2, default=float))
+    os.replace(tmp, path)
+
+
+def _read_json(path: Path) -> dict | None:
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except ValueError as err:
+        raise StudyError(f'{path} is not valid JSON ({err}); delete it to redo that stage') from err
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive ``flock`` on ``path`` (created if needed) for the ``with`` block."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, 'a') as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _stage_done(stage_dir: Path, key: dict, overwrite: bool) -> dict | None:
+    """The stage's ``done.json`` if it was made with ``key``; refuse a different one."""
+    done = _read_json(stage_dir / 'done.json')
+    if done is None:
+        return None
+    if done.get('key') == key:
+        return done
+    if overwrite:
+        return None
+    changed = sorted(k for k in set(key) | set(done.get('key', {}))
+                     if key.get(k) != done.get('key', {}).get(k))
+    raise StudyError(f'{stage_dir} was made with other settings (changed: {", ".join(changed)}); '
+                     'pass --overwrite to redo it, or use another --work-dir')
+
+
+def prepare_data(study: Study) -> Path:
+    """Generate the study's synthetic VOC set once (under a lock; no-op when present)."""
+    from fq_det.datasets.synthetic_voc import make_synthetic_voc
+    root = study.data_root
+    if study.data['type'] != 'synthvoc':
+        return root
+    spec = {k: study.data[k] for k in ('num_train', 'num_test', 'image_size', 'seed')}
+    with _locked(root.parent / '.data.lock'):
+        marker = _read_json(root / 'done.json')
+        if marker is not None and marker.get('spec') != json.loads(json.dumps(spec)):
+            raise StudyError(f'{root} holds another synthetic set ({marker.get("spec")}, the study '
+                             f'asks for {spec}); use another --work-dir')
+        if marker is None:
+            make_synthetic_voc(root, spec['num_train'], spec['num_test'], seed=spec['seed'],
+                               image_size=spec['image_size'],
+                               workers=max(1, min(4, os.cpu_count() or 1)))
+            _write_json(root / 'done.json', dict(spec=spec))
+    return root
+
+
+def _config(path: str, options: dict, data_root: Path, work_dir: Path, seed: int,
+            name: str):
+    from mmengine.config import Config
+
+    from fq_det.datasets.data_check import set_data_root
+    cfg = Config.fromfile(path)
+    cfg.merge_from_dict(copy.deepcopy(options))
+    set_data_root(cfg, str(data_root))
+    cfg.work_dir = str(work_dir)
+    cfg.randomness = dict(seed=seed)
+    cfg.experiment_name = name
+    if 'visualizer' in cfg:
+        cfg.visualizer.name = f'visualizer_{name}'
+    return cfg
+
+
+def scale_iter_schedule(cfg, iters: int) -> None:
+    """Set an iteration schedule's length; warm-up, LR steps (50/80 %) and checkpoints follow."""
+    cfg.train_cfg.max_iters = iters
+    cfg.train_cfg.val_interval = iters
+    for sched in cfg.param_scheduler:
+        if sched.type == 'MultiStepLR':
+            sched.end = iters
+            sched.milestones = [int(iters * 0.5), int(iters * 0.8)]
+        elif sched.type == 'LinearLR':
+            sched.end = min(sched.end, max(1, iters // 10))
+    cfg.default_hooks.checkpoint.interval = max(1, iters // 4)
+    cfg.default_hooks.checkpoint.max_keep_ckpts = 1
+
+
+def scale_epoch_schedule(cfg, epochs: int) -> None:
+    """Set an epoch schedule's length; the cosine decay and checkpoints follow."""
+    cfg.train_cfg.max_epochs = cfg.train_cfg.val_interval = epochs
+    for sched in cfg.param_scheduler:
+        if sched.type == 'CosineAnnealingLR':
+            sched.begin, sched.end = min(1, epochs - 1), epochs
+            sched.T_max = max(1, epochs - sched.begin)
+        elif sched.type == 'LinearLR':
+            sched.end = min(sched.end, epochs)
+    cfg.default_hooks.checkpoint.interval = 1
+    cfg.default_hooks.checkpoint.max_keep_ckpts = 1
+
+
+def _train(cfg, final: Path) -> None:
+    """Train with mmengine's Runner, resuming from the work dir's last checkpoint."""
+    from mmengine.runner import Runner
+    if final.is_file():
+        return
+    cfg.resume = True  # mmengine: the latest checkpoint in work_dir, if there is one
+    Runner.from_cfg(cfg).train()
+    if not final.is_file():
+        raise RuntimeError(f'training finished without writing {final}')
+
+
+def _loss_curve(work_dir: Path) -> list[list[float]]:
+    """``[[step, loss], ...]`` from mmengine's ``vis_data/scalars.json`` (all resumed parts)."""
+    points = {}
+    for f in sorted(work_dir.glob('*/vis_data/scalars.json')):
+        for line in f.read_text().splitlines():
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            if 'loss' in rec:
+                points[int(rec.get('step', rec.get('iter', len(points))))] = float(rec['loss'])
+    return [[k, points[k]] for k in sorted(points)]
+
+
+def _val_top1(work_dir: Path) -> float | None:
+    top1 = None
+    for f in sorted(work_dir.glob('*/vis_data/scalars.json')):
+        for line in f.read_text().splitlines():
+            with contextlib.suppress(ValueError):
+                rec = json.loads(line)
+                if 'accuracy/top1' in rec:
+                    top1 = float(rec['accuracy/top1'])
+    return top1
+
+
+# ---------------------------------------------------------------------- one run
+def _trained(study: Study, variant: str, seed: int, overwrite: bool) -> tuple:
+    """Pretrain (if asked) and train ``variant``; ``(cfg, checkpoint, pretrained, timings)``.
+
+    Under a lock on the run folder, so variants that reuse this training (``train_as``)
+    wait for it instead of training it a second time.
+    """
+    v = study.variants[variant]
+    run_dir = study.run_dir(variant, seed)
+    data_root = prepare_data(study)
+    timings = {}
+    data_key = dict(study.data)  # a folder's absolute root; a synthetic set's recipe
+    with _locked(run_dir / '.train.lock'):
+        pretrained = None
+        if v.pretrain:
+            t = time.time()
+            stage = run_dir / 'pretrain'
+            key = json.loads(json.dumps(dict(
+                data=data_key, config=_rel(v.pretrain), config_digest=_config_digest(v.pretrain),
+                cfg_options=v.pretrain_cfg_options, seed=seed,
+                epochs=study.pretrain.get('epochs'))))
+            pretrained = _stage_done(stage, key, overwrite)
+            if pretrained is None:
+                from fq_det.classification import export_backbone
+                cfg = _config(v.pretrain, v.pretrain_cfg_options, data_root, stage, seed,
+                              f'{study.name}_{variant}_{seed}_pretrain')
+                if key['epochs']:
+                    scale_epoch_schedule(cfg, key['epochs'])
+                final = stage / f'epoch_{cfg.train_cfg.max_epochs}.pth'
+                _train(cfg, final)
+                export_backbone(final, stage / 'backbone.pth')
+                pretrained = dict(key=key,
+                                  backbone_digest=_file_digest(str(stage / 'backbone.pth')),
+                                  top1=_val_top1(stage), curve=_loss_curve(stage))
+                _write_json(stage / 'done.json', pretrained)
+            timings['pretrain_s'] = time.time() - t
+
+        t = time.time()
+        stage = run_dir / 'train'
+        key = json.loads(json.dumps(dict(
+            data=data_key, config=_rel(v.config), config_digest=_config_digest(v.config),
+            cfg_options=v.cfg_options, seed=seed, schedule=study.train,
+            backbone=pretrained['backbone_digest'] if pretrained else None)))
+        cfg = _config(v.config, v.cfg_options, data_root, stage, seed,
+                      f'{study.name}_{variant}_{seed}')
+        if pretrained:
+            backbone = run_dir / 'pretrain' / 'backbone.pth'
+            cfg.model.backbone.init_cfg = dict(type='Pretrained', checkpoint=str(backbone))
+        if study.task == 'detection':
+            if study.train.get('iters'):
+                scale_iter_schedule(cfg, int(study.train['iters']))
+            final = stage / f'iter_{cfg.train_cfg.max_iters}.pth'
+            # The sweep's clean pair is the evaluation: no validation while training.
+            cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
+            if 'visualization' in cfg.default_hooks:
+                cfg.default_hooks.visualization = dict(type='DetVisualizationHook', draw=False)
+        else:
+            if study.train.get('epochs'):
+                scale_epoch_schedule(cfg, int(study.train['epochs']))
+            final = stage / f'epoch_{cfg.train_cfg.max_epochs}.pth'
+        trained = _stage_done(stage, key, overwrite)
+        if trained is None:
+            _train(cfg, final)
+            trained = dict(key=key, checkpoint_digest=_file_digest(str(final)),
+                           curve=_loss_curve(stage), top1=_val_top1(stage))
+            _write_json(stage / 'done.json', trained)
+        timings['train_s'] = time.time() - t
+    return cfg, str(final), pretrained, trained, timings
+
+
+def run_one(study: Study, variant: str, seed: int, overwrite: bool = False) -> dict:
+    """Pretrain (if asked), train, sweep and summarise one ``(variant, seed)``; resumable.
+
+    A variant with ``train_as`` evaluates that variant's trained model (training it first if
+    needed) with its own test-time settings (``bn_adapt``).
+    """
+    from fq_det.evaluation.study_records import load_sweep_records, save_compact_records
+    from fq_det.evaluation.study_report import RECORDS_FILE
+    from fq_det.evaluation.study_stages import alpha_report, sweep
+
+    if variant not in study.variants:
+        raise StudyError(f'unknown variant {variant!r}; the study has {", ".join(study.variants)}')
+    if seed not in study.seeds:
+        raise StudyError(f'seed {seed} is not among the study seeds {list(study.seeds)}')
+    v = study.variants[variant]
+    run_dir = study.run_dir(variant, seed)
+    cfg, checkpoint, pretrained, trained, timings = _trained(study, v.train_as or variant, seed,
+                                                             overwrite)
+    if v.bn_adapt:
+        cfg.custom_hooks = list(cfg.get('custom_hooks') or []) + [
+            dict(type='mmdet.BNAdaptHook', **v.bn_adapt)]
+    t = time.time()
+    results = sweep(study, cfg, checkpoint, run_dir / 'sweep', seed, overwrite)
+    timings['sweep_s'] = time.time() - t
+    save_compact_records(load_sweep_records(run_dir / 'sweep', study.task, study.distortions,
+                                            study.severities, seed),
+                         study.task, run_dir / RECORDS_FILE)
+    record = dict(variant=variant, seed=seed, trained_as=v.train_as or variant,
+                  bn_adapt=v.bn_adapt, train_key=trained['key'], timings_s=timings,
+                  pretrain=({k: pretrained[k] for k in ('top1', 'curve')} if pretrained else None),
+                  curve=trained['curve'], val_top1=trained.get('top1'),
+                  alpha=alpha_report(cfg, checkpoint), metric_key=results['metric_key'],
+                  sweep=str(run_dir / 'sweep'))
+    _write_json(run_dir / 'run.json', record)
+    return record
+
+
+def _run_logged(config_file: str, work_dir: str, variant: str, seed: int, threads: int,
+                overwrite: bool) -> tuple[str, int, float, str | None]:
+    """Worker-process entry: one run, its output in ``<run dir>/log.txt``."""
+    import torch
+    torch.set_num_threads(threads)
+    study = load_study(config_file, work_dir, check_configs=False)
+    log = study.run_dir(variant, seed) / 'log.txt'
+    log.parent.mkdir(parents=True, exist_ok=True)
+    t = time.time()
+    with open(log, 'a', buffering=1) as f:
+        # At the descriptor level: progress bars keep the stdout they were created with.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(f.fileno(), 1)
+        os.dup2(f.fileno(), 2)
+        try:
+            import fq_det  # noqa: F401  (registers the plugin in the worker)
+            run_one(study, variant, seed, overwrite)
+            return variant, seed, time.time() - t, None
+        except Exception as err:  # noqa: BLE001  (reported by the parent, run by run)
+            traceback.print_exc()
+            return variant, seed, time.time() - t, f'{type(err).__name__}: {err} (log: {log})'
+
+
+def run_study(study: Study, jobs: int = 1, only: Sequence[tuple[str, int]] | None = None,
+              overwrite: bool = False, threads: int | None = None) -> list[str]:
+    """Run the study's unfinished runs, ``jobs`` processes at a time; return failures.
+
+    Each run uses ``threads`` torch threads (default: the cores divided by ``jobs``).
+    """
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    from mmengine.utils import ProgressBar
+
+    if not study.config_file:
+        raise StudyError('run_study needs a study loaded from a config file (worker processes '
+                         're-read it)')
+    if jobs < 1:
+        raise StudyError(f'--jobs must be >= 1, got {jobs}')
+    runs = list(only) if only else study.runs()
+    for v, s in runs:
+        if v not in study.variants or s not in study.seeds:
+            raise StudyError(f'{v}:{s} is not a run of this study (variants '
+                             f'{", ".join(study.variants)}; seeds {list(study.seeds)})')
+    _check_writable(Path(study.work_dir))
+    prepare_data(study)
+    todo = [r for r in runs if overwrite or not (study.run_dir(*r) / 'run.json').is_file()]
+    todo.sort(key=lambda r: study.variants[r[0]].train_as is not None)  # trainers first
+    print(f'study {study.name}: {len(runs) - len(todo)}/{len(runs)} runs finished, '
+          f'{len(todo)} to run, {min(jobs, max(1, len(todo)))} at a time; logs in '
+          f'{study.work_dir}/runs/<variant>/seed_<seed>/log.txt', flush=True)
+    failures = []
+    if not todo:
+        return failures
+    jobs = min(jobs, len(todo))
+    threads = threads or max(1, (os.cpu_count() or 1) // jobs)
+    bar = ProgressBar(len(todo), file=sys.stdout)
+    with ProcessPoolExecutor(jobs, mp_context=mp.get_context('spawn')) as pool:
+        futures = [pool.submit(_run_logged, study.config_file, study.work_dir, v, s, threads,
+                               overwrite) for v, s in todo]
+        for fut in as_completed(futures):
+            variant, seed, seconds, error = fut.result()
+            bar.update()
+            state = f'failed: {error}' if error else f'done in {seconds:.0f} s'
+            sys.stdout.write(f'\n  {variant} seed {seed}: {state}\n')
+            sys.stdout.flush()
+            if error:
+                failures.append(f'{variant} seed {seed}: {error}')
+    return failures
+
+
+def _check_writable(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f'.write_test.{os.getpid()}'
+        probe.write_text('')
+        probe.unlink()
+    except OSError as err:
+        raise StudyError(f'cannot write to the study folder {folder}: {err.strerror}') from err
+
+
+def plan_study(study: Study, python: str = 'python',
+               tool: str = 'tools/robustness_study.py') -> list[str]:
+    """One shell command per run (for any scheduler), each resumable on a shared folder."""
+    cfg = study.config_file or '<study config>'
+    return [f'{python} {tool} run {cfg} --work-dir {study.work_dir} --only {v}:{s}'
+            for v, s in study.runs()]
+
+
+def report_study(study: Study, out_dir: str | None = None) -> dict:
+    """Aggregate the finished runs into ``study.json``, ``study.md`` and ``study.png``."""
+    from fq_det.evaluation.study_report import build_report
+    return build_report(study, Path(out_dir) if out_dir else study.report_dir)
+

@@ -1,0 +1,162 @@
+"""Per-image records of a sweep, in the form the image bootstrap needs.
+
+A sweep run with ``save_per_image=True`` writes ``<sweep dir>/per_image/<condition>.npz``
+(:mod:`fq_det.evaluation.per_image`). :func:`load_sweep_records` returns the test images'
+ids, one record per condition and the metric as a function of (record, bootstrap
+weights): top-1 accuracy for classification, VOC AP50 for detection
+(:mod:`fq_det.evaluation.statistics`). :func:`bootstrap_differences` resamples the test
+images of several models evaluated on the same images and returns the percentile
+interval of each summary row's difference to a reference model.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+
+from fq_det.evaluation import statistics as st
+from fq_det.evaluation.per_image import load_per_image, topk_correct
+from fq_det.evaluation.robustness import per_image_file
+
+__all__ = ['load_sweep_records', 'save_compact_records', 'load_compact_records',
+           'bootstrap_differences']
+
+
+def _split(flat: np.ndarray, offsets: np.ndarray) -> list[np.ndarray]:
+    return [flat[offsets[i]:offsets[i + 1]] for i in range(len(offsets) - 1)]
+
+
+def _detection_record(raw: dict) -> st.DetectionRecords:
+    po, go = raw['pred_offsets'], raw['gt_offsets']
+    images = [dict(bboxes=b, scores=s, labels=lab, gt_bboxes=gb, gt_labels=gl, gt_ignore=gi)
+              for b, s, lab, gb, gl, gi in zip(
+                  _split(raw['pred_bboxes'], po), _split(raw['pred_scores'], po),
+                  _split(raw['pred_labels'], po), _split(raw['gt_bboxes'], go),
+                  _split(raw['gt_labels'], go), _split(raw['gt_ignore'], go))]
+    return st.detection_records(images, num_classes=len(raw['classes']))
+
+
+def load_sweep_records(sweep_dir: str | Path, task: str, distortions: Sequence[str],
+                       severities: Sequence[int], seed: int = 0) -> dict:
+    """``dict(image_ids, clean, distorted={d: {s: record}}, metric=f(record, weights))``.
+
+    Raises ``FileNotFoundError`` when the sweep kept no per-image records for a pair.
+    """
+    files = {None: per_image_file(str(sweep_dir), None, 0, seed)}
+    files.update({(d, s): per_image_file(str(sweep_dir), d, s, seed)
+                  for d in distortions for s in severities})
+    raws = {}
+    for key, path in files.items():
+        if not Path(path).is_file():
+            raise FileNotFoundError(f'no per-image records for {key or "clean"}: {path}')
+        raws[key] = load_per_image(path)
+    ids = raws[None]['img_ids']
+    for key, raw in raws.items():
+        if not np.array_equal(raw['img_ids'], ids):
+            raise ValueError(f'{sweep_dir}: {key} was evaluated on other images than clean')
+    mode = str(raws[None].get('eval_mode', '11points'))
+    if task == 'detection':
+        records = {k: _detection_record(r) for k, r in raws.items()}
+    else:
+        records = {k: topk_correct(r, 1) for k, r in raws.items()}
+    distorted = {}
+    for (d, s), rec in ((k, v) for k, v in records.items() if k is not None):
+        distorted.setdefault(d, {})[s] = rec
+    return dict(image_ids=ids, clean=records[None], distorted=distorted,
+                metric=_metric_of(task, mode), eval_mode=mode)
+
+
+def _metric_of(task: str, eval_mode: str = '11points') -> Callable:
+    if task == 'detection':
+        return lambda rec, w=None: st.voc_ap50(rec, w, mode=eval_mode)
+    return st.top1
+
+
+def save_compact_records(records: dict, task: str, path: str | Path) -> Path:
+    """What the bootstrap needs of :func:`load_sweep_records`, small enough to commit.
+
+    Classification: the top-1 flags, bit-packed. Detection: per detection its image,
+    class, score and TP/FP flags, and the ground-truth count per image and class.
+    """
+    arrays = dict(image_ids=np.asarray(records['image_ids'], dtype=str),
+                  task=np.asarray(task), eval_mode=np.asarray(records.get('eval_mode', '11points')))
+    conditions = {'clean': records['clean']}
+    conditions.update({f'{d}_s{s}': rec for d, by in records['distorted'].items()
+                       for s, rec in by.items()})
+    for name, rec in conditions.items():
+        if task == 'detection':
+            arrays[f'{name}/image'] = rec.image.astype(np.int32)
+            arrays[f'{name}/label'] = rec.label.astype(np.int16)
+            arrays[f'{name}/score'] = rec.score.astype(np.float32)
+            arrays[f'{name}/tp'] = rec.tp.astype(np.uint8)
+            arrays[f'{name}/fp'] = rec.fp.astype(np.uint8)
+            arrays[f'{name}/num_gt'] = rec.num_gt.astype(np.uint16)
+        else:
+            arrays[f'{name}/correct'] = np.packbits(np.asarray(rec, dtype=bool))
+    path = Path(path)
+    tmp = path.with_name(f'.{path.stem}.tmp.npz')
+    np.savez_compressed(tmp, **arrays)
+    tmp.replace(path)
+    return path
+
+
+def load_compact_records(path: str | Path, distortions: Sequence[str],
+                         severities: Sequence[int]) -> dict:
+    """:func:`save_compact_records`' file back in :func:`load_sweep_records`' form."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f'no per-image records: {path}')
+    with np.load(path, allow_pickle=False) as f:
+        arrays = {k: f[k] for k in f.files}
+    task, ids = str(arrays['task']), arrays['image_ids']
+
+    def record(name: str):
+        if f'{name}/correct' not in arrays and f'{name}/image' not in arrays:
+            raise FileNotFoundError(f'{path} has no records of {name}')
+        if task == 'detection':
+            return st.DetectionRecords(
+                image=arrays[f'{name}/image'].astype(np.int64),
+                label=arrays[f'{name}/label'].astype(np.int64),
+                score=arrays[f'{name}/score'].astype(np.float64),
+                tp=arrays[f'{name}/tp'].astype(np.float64),
+                fp=arrays[f'{name}/fp'].astype(np.float64),
+                num_gt=arrays[f'{name}/num_gt'].astype(np.int64))
+        return np.unpackbits(arrays[f'{name}/correct'], count=len(ids)).astype(bool)
+
+    return dict(image_ids=ids, clean=record('clean'),
+                distorted={d: {s: record(f'{d}_s{s}') for s in severities} for d in distortions},
+                metric=_metric_of(task, str(arrays['eval_mode'])), eval_mode=str(arrays['eval_mode']))
+
+
+def bootstrap_differences(models: Mapping[str, dict], reference: str, rows_of: Callable,
+                          replicates: int = 1000, seed: int = 0,
+                          confidence: float = 0.95) -> dict[str, dict[str, dict]]:
+    """``{model: {row: interval dict}}`` of ``row(model) - row(reference)`` over images.
+
+    ``models`` maps names to :func:`load_sweep_records` results on the same test images;
+    ``rows_of(clean, distorted)`` turns per-condition values (floats or replicate arrays)
+    into summary rows. One set of multinomial image weights serves every model and
+    condition (paired).
+    """
+    ids = models[reference]['image_ids']
+    for name, m in models.items():
+        if not np.array_equal(m['image_ids'], ids):
+            raise ValueError(f'{name} and {reference} were evaluated on different test images; '
+                             'the bootstrap pairs them image by image')
+    weights = st.bootstrap_weights(len(ids), replicates, seed=seed)
+
+    def rows(m: dict, w: np.ndarray | None) -> dict:
+        return rows_of(m['metric'](m['clean'], w),
+                       {d: {s: m['metric'](rec, w) for s, rec in by.items()}
+                        for d, by in m['distorted'].items()})
+
+    ref_rep, ref_point = rows(models[reference], weights), rows(models[reference], None)
+    out = {}
+    for name, m in models.items():
+        if name == reference:
+            continue
+        rep, point = rows(m, weights), rows(m, None)
+        out[name] = {row: st.percentile_interval(rep[row] - ref_rep[row],
+                                                 point[row] - ref_point[row], confidence).as_dict()
+                     for row in rep if row in ref_rep}
+    return out

@@ -1,0 +1,405 @@
+"""The report of a robustness study: every raw number per seed (``study.json``), the tables
+with intervals and verdicts (``study.md``) and the severity curves (``study.png``).
+
+Rows, per run (``m`` the sweep's metric, ``D`` the distortions, ``S`` the severities)::
+
+    P = m_clean,  m_d = mean_s m_{d,s},  mPC = mean_{d,s} m_{d,s},  rPC = mPC / P
+    mPC seen / unseen: mPC over the study's ``seen_distortions`` / the others
+    mCE, relative mCE: fq_det.evaluation.statistics.corruption_errors against the
+    reference variant's run with the same seed
+
+Per variant and row: mean and t interval over seeds; the difference to the reference,
+paired by seed, with its t interval and verdict; and, when the sweeps kept per-image
+records, a paired bootstrap over test images of the same difference within each seed.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from fq_det.evaluation import statistics as st
+
+LOWER_IS_BETTER = ('mCE', 'relative mCE')
+RECORDS_FILE = 'records.npz'  # per run: the compact per-image records of its sweep
+
+
+def _full_scale(metric_key: str) -> float:
+    return 100.0 if 'accuracy' in metric_key else 1.0
+
+
+def _rows(clean: Any, distorted: Mapping[str, Mapping[int, Any]], seen: tuple) -> dict:
+    """Summary rows from per-condition values (floats, or arrays of bootstrap replicates)."""
+    rows = {'P': clean}
+    all_values, seen_values, unseen_values = [], [], []
+    for d, by_sev in distorted.items():
+        vals = [by_sev[s] for s in sorted(by_sev)]
+        rows[d] = sum(vals) / len(vals)
+        all_values += vals
+        (seen_values if d in seen else unseen_values).extend(vals)
+    rows['mPC'] = sum(all_values) / len(all_values)
+    rows['rPC'] = _ratio(rows['mPC'], clean)
+    if seen:
+        rows['mPC seen'] = sum(seen_values) / len(seen_values)
+        rows['mPC unseen'] = sum(unseen_values) / len(unseen_values) if unseen_values else math.nan
+    return rows
+
+
+def _ratio(a: Any, b: Any) -> Any:
+    """``a / b``, ``nan`` where ``b`` is 0 (floats or replicate arrays)."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    out = np.divide(a, b, out=np.full(np.broadcast(a, b).shape, np.nan), where=b != 0)
+    return float(out) if out.ndim == 0 else out
+
+
+def _conditions(results: dict, key: str, distortions, severities) -> tuple[float, dict] | None:
+    """``(clean, {d: {s: value}})`` of one sweep's results, or None if a pair is missing."""
+    try:
+        clean = float(results['clean'][key])
+        distorted = {d: {s: float(results['distorted'][d][str(s)][key]) for s in severities}
+                     for d in distortions}
+    except KeyError:
+        return None
+    return clean, distorted
+
+
+def _load_runs(study) -> tuple[dict, list[str], str | None]:
+    runs, missing, metric_key = {}, [], None
+    for variant, seed in study.runs():
+        run_dir = study.run_dir(variant, seed)
+        rec_file, res_file = run_dir / 'run.json', run_dir / 'sweep' / 'results.json'
+        if not (rec_file.is_file() and res_file.is_file()):
+            missing.append(f'{variant} seed {seed}: not finished ({run_dir})')
+            continue
+        record = json.loads(rec_file.read_text())
+        results = json.loads(res_file.read_text())
+        metric_key = metric_key or results['metric_key']
+        values = _conditions(results, metric_key, study.distortions, study.severities)
+        if values is None:
+            missing.append(f'{variant} seed {seed}: sweep lacks some (distortion, severity) pairs')
+            continue
+        runs[(variant, seed)] = dict(record=record, clean=values[0], distorted=values[1])
+    return runs, missing, metric_key
+
+
+def _per_run_rows(study, runs: dict, full: float) -> dict:
+    """``{(variant, seed): {row: value}}`` including mCE against the same seed's reference."""
+    table = {}
+    for (variant, seed), r in runs.items():
+        rows = _rows(r['clean'], r['distorted'], study.seen_distortions)
+        ref = runs.get((study.reference, seed))
+        if ref is not None:
+            ce = st.corruption_errors(r['distorted'], r['clean'], ref['distorted'], ref['clean'],
+                                      full=full)
+            rows['mCE'], rows['relative mCE'] = ce['mCE'], ce['relative_mCE']
+        table[(variant, seed)] = rows
+    return table
+
+
+def _bootstrap(study, runs: dict) -> dict:
+    """Per variant and seed: percentile intervals of (variant - reference) over test images."""
+    from fq_det.evaluation.study_records import bootstrap_differences, load_compact_records
+    replicates = int(study.bootstrap.get('replicates', 0))
+    if not replicates:
+        return {}
+    out = {}
+    for seed in study.seeds:
+        if (study.reference, seed) not in runs:
+            continue
+        try:
+            models = {v: load_compact_records(study.run_dir(v, seed) / RECORDS_FILE,
+                                              study.distortions, study.severities)
+                      for v in study.variants if (v, seed) in runs}
+        except FileNotFoundError:
+            continue
+        diffs = bootstrap_differences(
+            models, study.reference, lambda c, d: _rows(c, d, study.seen_distortions),
+            replicates=replicates, seed=seed,
+            confidence=float(study.bootstrap.get('confidence', 0.95)))
+        for v, rows in diffs.items():
+            out.setdefault(v, {})[seed] = rows
+    return out
+
+
+def _aggregate(study, per_run: dict, bootstrap: dict) -> dict:
+    conf = float(study.bootstrap.get('confidence', 0.95))
+    rows = list(dict.fromkeys(r for rows in per_run.values() for r in rows))
+    variants = {}
+    for v in study.variants:
+        seeds = [s for s in study.seeds if (v, s) in per_run]
+        entry = dict(seeds=seeds, rows={})
+        for row in rows:
+            by_seed = {s: per_run[(v, s)][row] for s in seeds if row in per_run[(v, s)]}
+            ref = {s: per_run[(study.reference, s)][row] for s in study.seeds
+                   if (study.reference, s) in per_run and row in per_run[(study.reference, s)]}
+            cell = dict(per_seed=by_seed, interval=st.t_interval(list(by_seed.values()),
+                                                                 conf).as_dict(),
+                        std=float(np.std(list(by_seed.values()), ddof=1))
+                        if len(by_seed) > 1 else math.nan)
+            if v != study.reference:
+                diff = st.paired_difference(by_seed, ref, conf)
+                cell['difference'] = diff.as_dict()
+                cell['verdict'] = st.verdict(diff, higher_is_better=row not in LOWER_IS_BETTER)
+                boot = [bootstrap.get(v, {}).get(s, {}).get(row) for s in seeds]
+                boot = [b for b in boot if b]
+                if boot:
+                    cell['bootstrap_per_seed'] = {s: bootstrap[v][s][row] for s in seeds
+                                                  if s in bootstrap.get(v, {})}
+                    cell['bootstrap_mean_half_width'] = float(
+                        np.nanmean([b['half_width'] for b in boot]))
+            entry['rows'][row] = cell
+        variants[v] = entry
+    return dict(rows=rows, variants=variants)
+
+
+def _alpha_summary(study, runs: dict) -> dict:
+    """Per variant with exponents: per layer, the seed means of mean, std, |alpha| > 0.1."""
+    out = {}
+    for v in study.variants:
+        reports = [runs[(v, s)]['record'].get('alpha') for s in study.seeds if (v, s) in runs]
+        reports = [r for r in reports if r]
+        if not reports:
+            continue
+        layers = [row['layer'] for row in reports[0]]
+        out[v] = [dict(layer=name, **{k: float(np.mean([[row for row in rep
+                                                          if row['layer'] == name][0][k]
+                                                         for rep in reports]))
+                                      for k in ('mean', 'std', 'mean_abs', 'frac_moved')},
+                       seeds=len(reports)) for name in layers]
+    return out
+
+
+def _curves(study, runs: dict) -> dict:
+    out = {}
+    for v in study.variants:
+        curves = [runs[(v, s)]['record'].get('curve') or [] for s in study.seeds if (v, s) in runs]
+        if curves and all(curves):
+            steps = sorted(set.intersection(*[{int(p[0]) for p in c} for c in curves]))
+            by = [dict((int(p[0]), p[1]) for p in c) for c in curves]
+            out[v] = [[s, float(np.mean([b[s] for b in by]))] for s in steps]
+    return out
+
+
+# ---------------------------------------------------------------------- formatting
+def _fmt(x: float, pct: bool, signed: bool = False) -> str:
+    if x is None or not math.isfinite(x):
+        return '-'
+    return f'{x:+.{1 if pct else 3}f}' if signed else f'{x:.{1 if pct else 3}f}'
+
+
+def _fmt_row(row: str, x: float, pct: bool, signed: bool = False) -> str:
+    if row == 'rPC' or row in LOWER_IS_BETTER:
+        return '-' if not math.isfinite(x) else (f'{100 * x:+.1f} %' if signed else
+                                                 f'{100 * x:.1f} %')
+    return _fmt(x, pct, signed)
+
+
+def format_markdown(study, report: dict) -> str:
+    agg, pct = report['aggregate'], report['metric_key'].startswith('accuracy')
+    names = list(study.variants)
+    labels = [study.variants[v].label for v in names]
+    conf = int(round(100 * float(study.bootstrap.get('confidence', 0.95))))
+    lines = [f'# Robustness study `{study.name}`', '',
+             f'Task: {study.task}; metric `{report["metric_key"]}`; data: {_data_text(study)}; '
+             f'seeds {list(study.seeds)}; distortions {", ".join(study.distortions)} at '
+             f'severities {list(study.severities)}; reference `{study.reference}`.', '',
+             f'Finished runs: {report["finished"]}/{report["total"]}.']
+    if report['missing']:
+        lines += ['', 'Missing (not in any number below):', '']
+        lines += [f'- {m}' for m in report['missing']]
+    lines += ['', f'## Per variant: mean ± {conf} % CI half-width over seeds (n)', '',
+              '| | ' + ' | '.join(labels) + ' |', '|---|' + '---:|' * len(names)]
+    for row in agg['rows']:
+        cells = []
+        for v in names:
+            iv = agg['variants'][v]['rows'].get(row, {}).get('interval')
+            if not iv or iv['n'] == 0:
+                cells.append('-')
+                continue
+            hw = '' if not math.isfinite(iv['half_width']) else \
+                f' ± {_fmt_row(row, iv["half_width"], pct)}'
+            cells.append(f'{_fmt_row(row, iv["mean"], pct)}{hw} ({iv["n"]})')
+        lines.append(f'| {row} | ' + ' | '.join(cells) + ' |')
+    others = [v for v in names if v != study.reference]
+    if others:
+        ref_label = study.variants[study.reference].label
+        lines += ['', f'## Difference to `{ref_label}`, paired by seed: mean [{conf} % CI], '
+                  'verdict', '',
+                  '(image bootstrap: mean over seeds of the CI half-width of the same '
+                  'difference within one run, from resampling the test images)', '',
+                  '| | ' + ' | '.join(f'{study.variants[v].label} - {ref_label}' for v in others)
+                  + ' |', '|---|' + '---|' * len(others)]
+        for row in agg['rows']:
+            cells = []
+            for v in others:
+                cell = agg['variants'][v]['rows'].get(row, {})
+                d = cell.get('difference')
+                if not d or d['n'] == 0:
+                    cells.append('-')
+                    continue
+                txt = (f'{_fmt_row(row, d["mean"], pct, True)} '
+                       f'[{_fmt_row(row, d["low"], pct, True)}, '
+                       f'{_fmt_row(row, d["high"], pct, True)}] {cell["verdict"]}')
+                if 'bootstrap_mean_half_width' in cell:
+                    txt += f'; image bootstrap ± {_fmt_row(row, cell["bootstrap_mean_half_width"], pct)}'
+                cells.append(txt)
+            lines.append(f'| {row} | ' + ' | '.join(cells) + ' |')
+    if study.task == 'classification':
+        lines += ['', '## In the layout of the supplement\'s Table 3: top-1 % mean ± std over '
+                  'seeds (severities averaged)', '',
+                  '| Model | clean | ' + ' | '.join(study.distortions) + ' |',
+                  '|---|' + '---:|' * (len(study.distortions) + 1)]
+        for v, label in zip(names, labels):
+            cells = []
+            for row in ['P', *study.distortions]:
+                c = agg['variants'][v]['rows'].get(row)
+                if not c or not c['per_seed']:
+                    cells.append('-')
+                    continue
+                std = c['std']
+                cells.append(f'{c["interval"]["mean"]:.1f}' +
+                             (f' ± {std:.1f}' if math.isfinite(std) else ''))
+            lines.append(f'| {label} | ' + ' | '.join(cells) + ' |')
+    if report['alpha']:
+        lines += ['', '## Learned exponents (per layer, means over seeds)', '',
+                  f'mean, std, mean |alpha| and the fraction of channels with |alpha| > '
+                  f'{0.1}; HPOW: the exponents predicted on test images.', '']
+        for v, layers in report['alpha'].items():
+            lines += [f'### {study.variants[v].label}', '',
+                      '| layer | mean | std | mean abs | abs > 0.1 |', '|---|---:|---:|---:|---:|']
+            lines += [f'| {r["layer"]} | {r["mean"]:+.4f} | {r["std"]:.4f} | {r["mean_abs"]:.4f} '
+                      f'| {100 * r["frac_moved"]:.1f} % |' for r in layers]
+            lines.append('')
+    if report['timings']:
+        lines += ['', '## Time per run (mean over finished seeds, s)', '',
+                  '| variant | ' + ' | '.join(report['timing_keys']) + ' |',
+                  '|---|' + '---:|' * len(report['timing_keys'])]
+        for v, t in report['timings'].items():
+            lines.append(f'| {study.variants[v].label} | ' +
+                         ' | '.join(f'{t.get(k, math.nan):.0f}' for k in report['timing_keys'])
+                         + ' |')
+    return '\n'.join(lines) + '\n'
+
+
+def _data_text(study) -> str:
+    d = study.data
+    if d['type'] == 'synthvoc':
+        return (f'synthetic VOC, {d["num_train"]} trainval / {d["num_test"]} test images '
+                f'{d["image_size"][0]}x{d["image_size"][1]}, data seed {d["seed"]}')
+    return str(d['root'])
+
+
+def plot_study(study, report: dict, out_file: Path) -> Path:
+    """Per distortion: metric vs severity (0 = clean), seed mean and CI band per variant."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    per_run = report['per_condition']
+    n = len(study.distortions)
+    cols = min(4, n)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.8 * rows), squeeze=False)
+    xs = [0, *study.severities]
+    for ax, d in zip(axes.flat, study.distortions):
+        for v in study.variants:
+            seeds = [s for s in study.seeds if f'{v}/{s}' in per_run]
+            if not seeds:
+                continue
+            ivs = [st.t_interval([per_run[f'{v}/{s}']['clean'] if x == 0 else
+                                  per_run[f'{v}/{s}']['distorted'][d][str(x)] for s in seeds])
+                   for x in xs]
+            mean = [iv.mean for iv in ivs]
+            line, = ax.plot(xs, mean, marker='o', ms=3, label=study.variants[v].label)
+            lo = [iv.low if math.isfinite(iv.low) else iv.mean for iv in ivs]
+            hi = [iv.high if math.isfinite(iv.high) else iv.mean for iv in ivs]
+            ax.fill_between(xs, lo, hi, color=line.get_color(), alpha=0.2)
+        ax.set_title(d, fontsize=9)
+        ax.set_xticks(xs)
+        ax.set_xticklabels(['clean', *map(str, study.severities)], fontsize=8)
+        ax.tick_params(labelsize=8)
+    for ax in list(axes.flat)[n:]:
+        ax.axis('off')
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc='lower center', ncol=min(len(labels), 5), fontsize=8)
+    fig.suptitle(f'{study.name}: {report["metric_key"]} vs severity (mean, '
+                 f'{int(100 * float(study.bootstrap.get("confidence", 0.95)))} % CI over seeds)',
+                 fontsize=10)
+    fig.tight_layout(rect=(0, 0.06, 1, 0.95))
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_file, dpi=110)
+    plt.close(fig)
+    return out_file
+
+
+def build_report(study, out_dir: Path) -> dict:
+    """Aggregate whatever has finished; write study.json/.md/.png into ``out_dir``."""
+    runs, missing, metric_key = _load_runs(study)
+    if not runs:
+        raise FileNotFoundError(f'no finished run under {study.work_dir}/runs: nothing to report '
+                                f'({len(missing)} runs missing)')
+    full = _full_scale(metric_key)
+    per_run = _per_run_rows(study, runs, full)
+    bootstrap = _bootstrap(study, runs)
+    timing_keys = sorted({k for r in runs.values() for k in r['record'].get('timings_s', {})})
+    timings = {v: {k: float(np.mean([runs[(v, s)]['record']['timings_s'][k] for s in study.seeds
+                                     if (v, s) in runs and k in runs[(v, s)]['record']
+                                     .get('timings_s', {})]))
+                   for k in timing_keys}
+               for v in study.variants if any((v, s) in runs for s in study.seeds)}
+    report = dict(
+        study=study.name, config=study.config_file, task=study.task, metric_key=metric_key,
+        data=study.data, seeds=list(study.seeds), distortions=list(study.distortions),
+        severities=list(study.severities), reference=study.reference,
+        seen_distortions=list(study.seen_distortions),
+        variants={v: dict(config=x.config, cfg_options=x.cfg_options, pretrain=x.pretrain,
+                          label=x.label) for v, x in study.variants.items()},
+        total=len(study.runs()), finished=len(runs), missing=missing,
+        per_condition={f'{v}/{s}': dict(clean=r['clean'],
+                                        distorted={d: {str(k): x for k, x in by.items()}
+                                                   for d, by in r['distorted'].items()})
+                       for (v, s), r in runs.items()},
+        per_run_rows={f'{v}/{s}': rows for (v, s), rows in per_run.items()},
+        aggregate=_aggregate(study, per_run, bootstrap),
+        alpha=_alpha_summary(study, runs), curves=_curves(study, runs),
+        pretrain_top1={f'{v}/{s}': (r['record'].get('pretrain') or {}).get('top1')
+                       for (v, s), r in runs.items() if r['record'].get('pretrain')},
+        timings=timings, timing_keys=timing_keys)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / 'study.json').write_text(json.dumps(report, indent=1, default=_json_default))
+    (out_dir / 'study.md').write_text(format_markdown(study, report))
+    plot_study(study, report, out_dir / 'study.png')
+    if report['curves']:
+        plot_curves(study, report, out_dir / 'study_curves.png')
+    return report
+
+
+def plot_curves(study, report: dict, out_file: Path) -> Path:
+    """Training loss against step, mean over seeds, one line per variant."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for v, curve in report['curves'].items():
+        if curve:
+            x, y = zip(*curve)
+            ax.plot(x, y, label=study.variants[v].label, lw=1)
+    ax.set_xlabel('training step (iteration)')
+    ax.set_ylabel('training loss (mean over seeds)')
+    ax.set_yscale('log')
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out_file, dpi=110)
+    plt.close(fig)
+    return out_file
+
+
+def _json_default(x):
+    if isinstance(x, (np.floating, np.integer)):
+        return x.item()
+    if isinstance(x, tuple):
+        return list(x)
+    raise TypeError(f'not JSON serialisable: {type(x).__name__}')

@@ -1,0 +1,79 @@
+"""The per-run stages of a robustness study that act on a trained model: the robustness
+sweep (detection or classification) and the statistics of the learned exponents."""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ALPHA_THRESHOLD = 0.1  # |alpha| above this counts as a channel that moved away from identity
+HPOW_IMAGES = 32  # test images whose predicted exponents describe an HPOW model
+
+
+def sweep(study, cfg, checkpoint: str, out_dir: Path, seed: int, overwrite: bool = False) -> dict:
+    """The task's robustness sweep of ``checkpoint`` with the study's distortions and seed,
+    keeping per-image records for the image bootstrap."""
+    kwargs = dict(distortions=study.distortions, severities=study.severities,
+                  overwrite=overwrite, save_per_image=True)
+    if study.task == 'detection':
+        from fq_det.evaluation.robustness import run_robustness_sweep
+        return run_robustness_sweep(cfg, checkpoint, str(out_dir), seed=seed, **kwargs)
+    from fq_det.classification.robustness import run_classification_robustness
+    return run_classification_robustness(cfg, checkpoint, out_dir, seeds=(seed, ), **kwargs)
+
+
+def _layer_stats(name: str, values: np.ndarray) -> dict:
+    a = np.asarray(values, dtype=np.float64).ravel()
+    return dict(layer=name, count=int(a.size), mean=float(a.mean()), std=float(a.std()),
+                mean_abs=float(np.abs(a).mean()),
+                frac_moved=float((np.abs(a) > ALPHA_THRESHOLD).mean()))
+
+
+def alpha_report(cfg, checkpoint: str, num_images: int = HPOW_IMAGES) -> list[dict] | None:
+    """Per quantizer layer: mean, std, mean |alpha| and the fraction of |alpha| > 0.1.
+
+    POW: the learned per-channel ``alpha`` of the checkpoint. HPOW: the exponents its branch
+    predicts on the first ``num_images`` test images (every image x channel). ``None`` for
+    models without exponents (plain, SF). The last row, ``ALL``, pools every layer.
+    """
+    from fq_det.analysis.alpha_stats import extract_alphas
+    from fq_det.models.quantizers import HPOW
+
+    backbone_type = str(cfg.model.get('backbone', {}).get('type', ''))
+    if 'HPOW' in backbone_type:
+        alphas = _hpow_alphas(cfg, checkpoint, num_images, HPOW)
+    elif 'POW' in backbone_type:
+        alphas = extract_alphas(checkpoint)
+    else:
+        return None
+    rows = [_layer_stats(name, a) for name, a in alphas.items()]
+    rows.append(_layer_stats('ALL', np.concatenate([np.ravel(a) for a in alphas.values()])))
+    return rows
+
+
+def _hpow_alphas(cfg, checkpoint: str, num_images: int, hpow_type) -> dict[str, np.ndarray]:
+    """Exponents an HPOW model predicts on the first ``num_images`` test images."""
+    from mmengine.registry import MODELS, init_default_scope
+    from mmengine.runner import Runner, load_checkpoint
+
+    init_default_scope(cfg.get('default_scope', 'mmdet'))
+    model = MODELS.build(copy.deepcopy(cfg.model))
+    load_checkpoint(model, checkpoint, map_location='cpu', strict=True, logger='silent')
+    model.eval()
+    loader_cfg = copy.deepcopy(cfg.test_dataloader)
+    loader_cfg.update(num_workers=0, persistent_workers=False)
+    loader = Runner.build_dataloader(loader_cfg, seed=0)
+    layers = {name: m for name, m in model.named_modules() if isinstance(m, hpow_type)}
+    collected = {name: [] for name in layers}
+    seen = 0
+    with torch.no_grad():
+        for batch in loader:
+            model.test_step(batch)
+            for name, m in layers.items():
+                collected[name].append(m.last_alpha.reshape(m.last_alpha.shape[0], -1).numpy())
+            seen += len(batch['inputs'])
+            if seen >= num_images:
+                break
+    return {name: np.concatenate(v)[:num_images] for name, v in collected.items() if v}

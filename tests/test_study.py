@@ -1,0 +1,163 @@
+"""The robustness study runner end to end at toy size: plan, run, report, resume, refusals."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from fq_det.evaluation.study import StudyError, load_study, plan_study, report_study, run_one, run_study
+from helpers import REPO
+
+CROPS = 'configs/classification/synthvoc/resnet18_synthvoc-crops.py'
+POW = {'model.backbone.type': 'mmdet.ResNetPOW',
+       'model.backbone.quant_cfg': dict(num_splits=1, alpha_reg=dict(type='L1', weight=1e-4)),
+       'model.backbone.stage_with_quant': (False, True, True, True),
+       'custom_hooks': [dict(type='mmdet.AlphaRegularizationHook')]}
+
+
+def _write_study(path: Path, **overrides) -> Path:
+    study = dict(task='classification',
+                 data=dict(type='synthvoc', num_train=8, num_test=3, image_size=(96, 72), seed=0),
+                 variants=dict(plain=dict(config=str(REPO / CROPS)),
+                               pow1=dict(config=str(REPO / CROPS), cfg_options=POW),
+                               plain_bn=dict(train_as='plain',
+                                             bn_adapt=dict(prior_strength=0, num_images=8))),
+                 reference='plain', seeds=[0, 1], distortions=['jpeg', 'ngrn'], severities=[2],
+                 train=dict(epochs=1), bootstrap=dict(replicates=50))
+    study.update(overrides)
+    path.write_text(f'study = {study!r}\n')
+    return path
+
+
+@pytest.fixture(scope='module')
+def finished_study(tmp_path_factory):
+    """The toy study with 4 of its 6 runs finished (pow1 and plain_bn seed 1 left out)."""
+    root = tmp_path_factory.mktemp('study')
+    cfg = _write_study(root / 'toy_study.py')
+    study = load_study(str(cfg), str(root / 'work'))
+    failures = run_study(study, jobs=2, only=[('plain_bn', 0), ('plain', 0), ('plain', 1),
+                                              ('pow1', 0)])
+    assert failures == []
+    # the BN-adapted variant evaluated plain's trained model: trained once, not twice
+    assert not (study.run_dir('plain_bn', 0) / 'train').exists()
+    assert json.loads((study.run_dir('plain_bn', 0) / 'run.json').read_text())['trained_as'] == \
+        'plain'
+    return cfg, study
+
+
+@pytest.mark.slow
+def test_plan_run_report_and_missing_run(finished_study) -> None:
+    cfg, study = finished_study
+    commands = plan_study(study)
+    assert len(commands) == 6 and all(str(cfg) in c and '--only' in c for c in commands)
+    assert any(c.endswith('--only pow1:1') for c in commands)
+
+    report = report_study(study)
+    assert report['finished'] == 4 and report['total'] == 6
+    assert any(m.startswith('pow1 seed 1: not finished') for m in report['missing'])
+    md = (study.report_dir / 'study.md').read_text()
+    assert 'pow1 seed 1: not finished' in md and 'Finished runs: 4/6' in md
+    assert (study.report_dir / 'study.png').stat().st_size > 1000
+    agg = report['aggregate']['variants']
+    # plain has 2 seeds (an interval), pow1 one seed (no interval: no verdict either way)
+    assert agg['plain']['rows']['P']['interval']['n'] == 2
+    assert agg['pow1']['rows']['mPC']['verdict'] == 'no detectable difference'
+    # every raw number per seed is in study.json
+    saved = json.loads((study.report_dir / 'study.json').read_text())
+    assert set(saved['per_condition']) == {'plain/0', 'plain/1', 'pow1/0', 'plain_bn/0'}
+    # within seed 0, the image bootstrap of each difference to the reference
+    boot = saved['aggregate']['variants']['pow1']['rows']['mPC']['bootstrap_per_seed']['0']
+    assert boot['n'] == 50 and boot['low'] <= boot['high']
+    assert set(saved['per_condition']['pow1/0']['distorted']) == {'jpeg', 'ngrn'}
+    # the POW variant's exponents are reported per layer
+    assert saved['alpha']['pow1'][-1]['layer'] == 'ALL'
+    assert 0.0 <= saved['alpha']['pow1'][-1]['frac_moved'] <= 1.0
+    assert 'plain' not in saved['alpha']
+
+
+@pytest.mark.slow
+def test_resume_after_an_interrupted_run(finished_study) -> None:
+    cfg, study = finished_study
+    run_dir = study.run_dir('pow1', 0)
+    ckpt = run_dir / 'train' / 'epoch_1.pth'
+    mtime = ckpt.stat().st_mtime_ns
+    # as if the process was killed during the sweep: no run.json, one sweep pair missing
+    (run_dir / 'run.json').unlink()
+    partial = json.loads((run_dir / 'sweep' / 'partial.json').read_text())
+    dropped = [k for k in partial['records'] if k.startswith('ngrn/')]
+    assert dropped
+    for k in dropped:
+        del partial['records'][k]
+    (run_dir / 'sweep' / 'partial.json').write_text(json.dumps(partial))
+    (run_dir / 'sweep' / 'results.json').unlink()
+    assert run_study(study, jobs=1, only=[('pow1', 0)]) == []
+    assert ckpt.stat().st_mtime_ns == mtime  # training was not redone
+    assert (run_dir / 'run.json').is_file()
+    assert 'ngrn' in json.loads((run_dir / 'sweep' / 'results.json').read_text())['distorted']
+
+
+@pytest.mark.slow
+def test_changed_settings_are_refused_not_reused(finished_study, tmp_path) -> None:
+    cfg, study = finished_study
+    changed = _write_study(tmp_path / 'toy_study.py', train=dict(epochs=2))
+    other = load_study(str(changed), study.work_dir)
+    with pytest.raises(StudyError, match='changed: schedule'):
+        run_one(other, 'plain', 0)
+
+
+def test_alpha_report_on_known_alphas(tmp_path) -> None:
+    from mmengine.config import Config
+
+    from fq_det.evaluation.study_stages import alpha_report
+    from mmengine.registry import MODELS, init_default_scope
+    cfg = Config.fromfile(str(REPO / CROPS))
+    cfg.merge_from_dict(POW)
+    init_default_scope(cfg.default_scope)
+    model = MODELS.build(cfg.model)
+    alphas = [p for n, p in model.named_parameters() if n.endswith('.alpha')]
+    with torch.no_grad():
+        for i, p in enumerate(alphas):
+            p.copy_(torch.linspace(-0.2, 0.2, p.numel()).reshape(p.shape) if i == 0 else
+                    torch.full_like(p, 0.05))
+    ckpt = tmp_path / 'pow.pth'
+    torch.save(dict(state_dict=model.state_dict()), ckpt)
+    rows = alpha_report(cfg, str(ckpt))
+    first = np.linspace(-0.2, 0.2, alphas[0].numel())
+    assert rows[0]['mean'] == pytest.approx(0.0, abs=1e-7)
+    assert rows[0]['frac_moved'] == pytest.approx((np.abs(first) > 0.1).mean())
+    assert rows[1]['mean'] == pytest.approx(0.05) and rows[1]['frac_moved'] == 0.0
+    assert rows[-1]['layer'] == 'ALL' and rows[-1]['count'] == sum(p.numel() for p in alphas)
+    plain = Config.fromfile(str(REPO / CROPS))
+    assert alpha_report(plain, str(ckpt)) is None  # no exponents in a plain model
+
+
+@pytest.mark.parametrize('override, message', [
+    (dict(variants=dict(a=dict(config='configs/nope.py'))), 'config file not found'),
+    (dict(reference='missing'), 'reference must name one of the variants'),
+    (dict(seeds=[]), 'seeds must be a non-empty list'),
+    (dict(distortions=['fog_of_war']), 'fog_of_war'),
+    (dict(severities=[9]), 'severity'),
+    (dict(task='segmentation'), 'task must be one of'),
+    (dict(variants=dict(plain=dict(config=CROPS, cfg_option={}))), "unknown key\\(s\\) 'cfg_option'"),
+    (dict(seen_distortions=['salt_pepper']), 'not among the distortions'),
+    (dict(variants=dict(plain=dict(config=CROPS), bn=dict(train_as='nope'))), 'train_as must name'),
+    (dict(variants=dict(plain=dict(config=CROPS), bn=dict(train_as='plain', config=CROPS))),
+     'cannot set its own config'),
+    (dict(variants=dict(plain=dict(config=CROPS),
+                        bn=dict(train_as='plain', bn_adapt=dict(prior_strength=-1)))),
+     'prior_strength must be a number >= 0'),
+])
+def test_bad_study_configs_are_refused_before_training(tmp_path, override, message) -> None:
+    cfg = _write_study(tmp_path / 'bad.py', **override)
+    with pytest.raises(StudyError, match=message):
+        load_study(str(cfg), str(tmp_path / 'work'))
+    assert not (tmp_path / 'work').exists()
+
+
+def test_study_configs_in_the_repo_load() -> None:
+    for path in sorted((REPO / 'configs' / 'studies').glob('*.py')):
+        study = load_study(str(path))
+        assert study.reference in study.variants and len(study.seeds) >= 3, path

@@ -1,0 +1,89 @@
+"""Robustness study: several variants x seeds, trained, swept, compared with intervals.
+
+    python tools/robustness_study.py plan   STUDY_CONFIG   # one command per run, for any scheduler
+    python tools/robustness_study.py run    STUDY_CONFIG --jobs 2          # all unfinished runs here
+    python tools/robustness_study.py run    STUDY_CONFIG --only pow1:0     # one run (what plan prints)
+    python tools/robustness_study.py report STUDY_CONFIG   # study.json / study.md / study.png
+
+Every run and every sweep pair resumes where it stopped; `report` aggregates whatever has
+finished and lists what is missing. See docs/studies.md.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest='command', required=True)
+    for name, text in (('plan', 'print one shell command per (variant, seed) run'),
+                       ('run', 'run the unfinished runs on this machine'),
+                       ('report', 'aggregate the finished runs')):
+        s = sub.add_parser(name, help=text, description=text)
+        s.add_argument('config', help='study config (configs/studies/*.py)')
+        s.add_argument('--work-dir', help='study folder (default: work_dirs/studies/<name>)')
+        if name == 'run':
+            s.add_argument('--jobs', type=int, default=1,
+                           help='runs at the same time, one process each (threads split evenly)')
+            s.add_argument('--threads', type=int, default=None,
+                           help='torch threads per run (default: cores / jobs)')
+            s.add_argument('--only', nargs='+', metavar='VARIANT:SEED',
+                           help='run only these runs (default: every unfinished run)')
+            s.add_argument('--overwrite', action='store_true',
+                           help='redo runs and stages made with other settings instead of refusing')
+            s.add_argument('--no-report', action='store_true', help='skip the report at the end')
+        if name == 'report':
+            s.add_argument('--out-dir', help='where study.json/.md/.png go '
+                           '(default: <work dir>/reports/<study name>)')
+    return p.parse_args(argv)
+
+
+def _only(items: list[str] | None) -> list[tuple[str, int]] | None:
+    if not items:
+        return None
+    out = []
+    for item in items:
+        variant, _, seed = item.rpartition(':')
+        if not variant or not seed.isdigit():
+            raise ValueError(f'--only expects VARIANT:SEED (e.g. pow1:0), got {item!r}')
+        out.append((variant, int(seed)))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    import fq_det  # noqa: F401  (registers the plugin; makes checkpoints loadable)
+    from fq_det.evaluation.study import (StudyError, load_study, plan_study, report_study,
+                                         run_study)
+    try:
+        study = load_study(args.config, args.work_dir)
+        if args.command == 'plan':
+            print('\n'.join(plan_study(study, python=sys.executable)))
+            return 0
+        if args.command == 'run':
+            failures = run_study(study, jobs=args.jobs, only=_only(args.only),
+                                 overwrite=args.overwrite, threads=args.threads)
+            if not args.no_report:
+                try:
+                    report = report_study(study)
+                    print(f'report: {study.report_dir}/study.md ({report["finished"]}/'
+                          f'{report["total"]} runs finished)')
+                except FileNotFoundError as err:
+                    print(f'no report yet: {err}')
+            if failures:
+                print('failed runs:\n  ' + '\n  '.join(failures), file=sys.stderr)
+                return 1
+            return 0
+        report = report_study(study, args.out_dir)
+        out = args.out_dir or study.report_dir
+        print(open(f'{out}/study.md').read())
+        print(f'written: {out}/study.json, study.md, study.png')
+        return 0
+    except (StudyError, FileNotFoundError, ValueError) as err:
+        print(f'error: {err}', file=sys.stderr)
+        return 2
+
+
+if __name__ == '__main__':
+    sys.exit(main())
