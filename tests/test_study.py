@@ -79,6 +79,20 @@ def test_plan_run_report_and_missing_run(finished_study) -> None:
 
 
 @pytest.mark.slow
+def test_exported_results_resume_elsewhere(finished_study, tmp_path) -> None:
+    """The exported small files are enough: in a new folder, finished runs are not redone."""
+    from fq_det.evaluation.study import export_results
+    cfg, study = finished_study
+    report_study(study)
+    copied = export_results(study, tmp_path / 'copy')
+    assert not any(p.suffix == '.pth' for p in copied)
+    elsewhere = load_study(str(cfg), str(tmp_path / 'copy'))
+    report = report_study(elsewhere)
+    assert report['finished'] == 4
+    assert (elsewhere.report_dir / 'study.md').is_file()
+
+
+@pytest.mark.slow
 def test_resume_after_an_interrupted_run(finished_study) -> None:
     cfg, study = finished_study
     run_dir = study.run_dir('pow1', 0)

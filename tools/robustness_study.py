@@ -4,6 +4,7 @@
     python tools/robustness_study.py run    STUDY_CONFIG --jobs 2          # all unfinished runs here
     python tools/robustness_study.py run    STUDY_CONFIG --only pow1:0     # one run (what plan prints)
     python tools/robustness_study.py report STUDY_CONFIG   # study.json / study.md / study.png
+    python tools/robustness_study.py export STUDY_CONFIG DIR   # the small result files, to commit
 
 Every run and every sweep pair resumes where it stopped; `report` aggregates whatever has
 finished and lists what is missing. See docs/studies.md.
@@ -19,7 +20,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     sub = p.add_subparsers(dest='command', required=True)
     for name, text in (('plan', 'print one shell command per (variant, seed) run'),
                        ('run', 'run the unfinished runs on this machine'),
-                       ('report', 'aggregate the finished runs')):
+                       ('report', 'aggregate the finished runs'),
+                       ('export', 'copy the finished runs\' small result files and reports')):
         s = sub.add_parser(name, help=text, description=text)
         s.add_argument('config', help='study config (configs/studies/*.py)')
         s.add_argument('--work-dir', help='study folder (default: work_dirs/studies/<name>)')
@@ -33,6 +35,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             s.add_argument('--overwrite', action='store_true',
                            help='redo runs and stages made with other settings instead of refusing')
             s.add_argument('--no-report', action='store_true', help='skip the report at the end')
+        if name == 'export':
+            s.add_argument('dest', help='folder to copy into (same layout as the study folder)')
         if name == 'report':
             s.add_argument('--out-dir', help='where study.json/.md/.png go '
                            '(default: <work dir>/reports/<study name>)')
@@ -54,8 +58,8 @@ def _only(items: list[str] | None) -> list[tuple[str, int]] | None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     import fq_det  # noqa: F401  (registers the plugin; makes checkpoints loadable)
-    from fq_det.evaluation.study import (StudyError, load_study, plan_study, report_study,
-                                         run_study)
+    from fq_det.evaluation.study import (StudyError, export_results, load_study, plan_study,
+                                         report_study, run_study)
     try:
         study = load_study(args.config, args.work_dir)
         if args.command == 'plan':
@@ -74,6 +78,10 @@ def main(argv: list[str] | None = None) -> int:
             if failures:
                 print('failed runs:\n  ' + '\n  '.join(failures), file=sys.stderr)
                 return 1
+            return 0
+        if args.command == 'export':
+            copied = export_results(study, args.dest)
+            print(f'copied {len(copied)} files into {args.dest}')
             return 0
         report = report_study(study, args.out_dir)
         out = args.out_dir or study.report_dir

@@ -46,7 +46,7 @@ VARIANT_KEYS = ('config', 'cfg_options', 'pretrain', 'pretrain_cfg_options', 'la
 DATA_KEYS = ('type', 'root', 'num_train', 'num_test', 'image_size', 'seed')
 
 __all__ = ['StudyError', 'Study', 'Variant', 'load_study', 'plan_study', 'run_study', 'run_one',
-           'report_study', 'TASKS']
+           'report_study', 'export_results', 'TASKS']
 
 
 class StudyError(ValueError):
@@ -615,6 +615,40 @@ def plan_study(study: Study, python: str = 'python',
     cfg = study.config_file or '<study config>'
     return [f'{python} {tool} run {cfg} --work-dir {study.work_dir} --only {v}:{s}'
             for v, s in study.runs()]
+
+
+#: What :func:`export_results` copies: the finished runs' small files and the reports.
+EXPORTED = ('run.json', 'records.npz', 'sweep/results.json', 'sweep/results.md',
+            'pretrain/done.json', 'train/done.json')
+
+
+def export_results(study: Study, dest: str | Path) -> list[Path]:
+    """Copy the finished runs' small result files and the reports to ``dest`` (same layout).
+
+    What is copied is what :func:`report_study` reads and what tells :func:`run_study`
+    that a run is finished, so a copy in another clone's study folder resumes from there.
+    """
+    import shutil
+    dest, src = Path(dest), Path(study.work_dir)
+    copied = []
+    for variant, seed in study.runs():
+        run_dir = study.run_dir(variant, seed)
+        if not (run_dir / 'run.json').is_file():
+            continue
+        for rel in EXPORTED:
+            f = run_dir / rel
+            if f.is_file():
+                target = dest / f.relative_to(src)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(f, target)
+                copied.append(target)
+    if study.report_dir.is_dir():
+        for f in study.report_dir.iterdir():
+            target = dest / f.relative_to(src)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(f, target)
+            copied.append(target)
+    return copied
 
 
 def report_study(study: Study, out_dir: str | None = None) -> dict:
