@@ -1,30 +1,15 @@
 """Quantizer layers SF, POW-k and HPOW: forward definitions, gradients, edge cases."""
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 import torch
+from quantizer_reference import pow_closed_form, pow_reference
 
-from fq_det.models import HPOW, POW, SF, build_quant_activation, pow_quant, pow_reference
+from fq_det.models import HPOW, POW, SF, build_quant_activation, pow_quant
 from fq_det.models.quantizers import functional as F_q
 
 torch.manual_seed(0)
-
-
-def pow_closed_form(x: np.ndarray, alpha: np.ndarray, w: float, k: int, relu: bool) -> np.ndarray:
-    """DESIGN.md POW-k, element by element in numpy float64 (independent of the torch code)."""
-    alpha = alpha.reshape(alpha.shape[0], k)
-    out = np.empty_like(x)
-    for idx in np.ndindex(*x.shape):
-        v = max(x[idx], 0.0) if relu else x[idx]
-        a = abs(v)
-        j = min(int(math.floor(a / w)), k - 1)
-        p = 1.0 + alpha[idx[1], j]
-        f = j * w + w * ((a - j * w) / w)**p
-        out[idx] = math.copysign(f, v) if v != 0 else 0.0
-    return out
 
 
 # ----------------------------------------------------------------------------- SF
