@@ -28,8 +28,8 @@ reference the kernels are tested against.
 Non-finite values follow IEEE arithmetic in both paths: ``+inf`` stays ``+inf``, a power
 that overflows gives ``+inf``, NaN stays NaN. Gradients: ``t`` is clamped to ``T_MIN``
 (``x = 0``, breakpoints, ``p < 1``) and ``u`` to the dtype's largest finite value inside
-the derivatives, so the input gradient is finite for every input (at ``y = +inf`` it is
-the derivative at the largest float: 1 for ``p = 1``, like ReLU's). Exponent gradients are
+the derivatives, so the input gradient is finite for every input but NaN (at ``y = +inf`` it is
+the derivative at the largest float: 1 for ``p = 1``, like ReLU's; NaN in, NaN out). Exponent gradients are
 summed per row in float32 and added up in float64; a row whose float32 sum is not finite
 is summed again from float64 products (the width gradient always is), so for float32
 inputs they are finite wherever the outputs they sum over are finite (``+-inf`` where the

@@ -11,7 +11,7 @@
  *   backward: a = y/w (same j, u);  l2 = log2 t = log2(min(max(u, umin_j), FLT_MAX))/p_j
  *             clamped to log2 T_MIN
  *             dp_j += g*u*l2        (caller multiplies by w*ln2)
- *             gx    = y > 0 ? g*p_j*exp2(l2*(p_j-1)) : 0
+ *             gx    = y > 0 ? g*p_j*exp2(l2*(p_j-1)) : 0   (NaN where y is NaN)
  * dp is summed in float per row; a row whose float sum is not finite is summed again in
  * double (so finite outputs never give inf - inf = NaN), which costs nothing otherwise.
  * No headers beyond the C library: compiled at first use (kernels.py), no torch ABI.
@@ -169,7 +169,7 @@ void pow_relu_backward(const float *y, const float *g, float *gx, double *dp, in
                 float l2u = fast_log2(uc);        /* log2 u = p * log2 t */
                 acc += gv * u * l2u;              /* times ln2/p (caller: w*ln2, here 1/p) */
                 float d = fast_exp2(l2u * e + lp) * gv;
-                gxr[i] = yv > 0.0f ? d : 0.0f;
+                gxr[i] = yv > 0.0f ? d : (yv == yv ? 0.0f : yv); /* NaN: NaN */
             }
             if (need_p) {
                 double sum = isfinite(acc) ? (double)acc
@@ -198,7 +198,7 @@ void pow_relu_backward(const float *y, const float *g, float *gx, double *dp, in
                     jbuf[i] = j;
                     vbuf[i] = gv * u * l2;
                     float d = pe * fast_exp2(l2 * (pe - 1.0f)) * gv;
-                    gxr[c0 + i] = yv > 0.0f ? d : 0.0f;
+                    gxr[c0 + i] = yv > 0.0f ? d : (yv == yv ? 0.0f : yv);
                 }
                 if (need_p) {
                     int64_t i = 0;
