@@ -28,14 +28,15 @@ reference the kernels are tested against.
 Non-finite values follow IEEE arithmetic in both paths: ``+inf`` stays ``+inf``, a power
 that overflows gives ``+inf``, NaN stays NaN. Gradients: ``t`` is clamped to ``T_MIN``
 (``x = 0``, breakpoints, ``p < 1``) and ``u`` to the dtype's largest finite value inside
-the derivatives, so the input gradient is finite for every input but NaN (at ``y = +inf`` it is
-the derivative at the largest float: 1 for ``p = 1``, like ReLU's; NaN in, NaN out). Exponent gradients are
-summed per row in float32 and added up in float64; a row whose float32 sum is not finite
-is summed again from float64 products (the width gradient always is), so for float32
-inputs they are finite wherever the outputs they sum over are finite (``+-inf`` where the
-exact value exceeds float32's range, never NaN); for float64 inputs the same holds while
-``|g*y*log2(y/w)|`` stays below 1.8e308 (outputs up to about 1e305). Where an output is ``+inf`` or NaN, the
-gradients summed over it may be ``inf`` or NaN.
+the derivatives, so the input gradient is finite for every input but NaN (at
+``y = +inf`` it is the derivative at the largest float: 1 for ``p = 1``, like ReLU's; NaN in,
+NaN out). Exponent gradients are summed per row in float32 and added up in float64; a
+row whose float32 sum is not finite is summed again from float64 products (the width
+gradient always is), so for float32 inputs they are finite wherever the outputs they sum
+over are finite (``+-inf`` where the exact value exceeds float32's range, never NaN);
+for float64 inputs the same holds while ``|g*y*log2(y/w)|`` stays below 1.8e308 (outputs
+up to about 1e305). Where an output is ``+inf`` or NaN, the gradients summed over it may
+be ``inf`` or NaN.
 """
 from __future__ import annotations
 
@@ -226,7 +227,8 @@ def _pow_backward_torch(y: Tensor, grad: Tensor, p: Tensor, k: int, w: float, re
                 v = torch.mul(gc, u).mul_(l2)
                 if not relu:
                     v.mul_(torch.sign(yc))
-                dp[r0:r1] += torch.zeros(r1 - r0, k, dtype=cdt, device=y.device).scatter_add_(1, jl, v)
+                sums = torch.zeros(r1 - r0, k, dtype=cdt, device=y.device)
+                dp[r0:r1] += sums.scatter_add_(1, jl, v)
             if need_w:
                 dw += _width_grad_block(gc, yc, u, pe, j, l2, relu)
             if need_x:  # p * t**(p-1)
@@ -264,7 +266,8 @@ def _exponent_grad_f64(y: Tensor, g: Tensor, prow: Tensor, k: int, w: float, rel
     terms = g * u * l2.clamp_(min=math.log2(T_MIN))
     if not relu:
         terms.mul_(torch.sign(y))
-    return torch.zeros(y.shape[0], k, dtype=torch.float64, device=y.device).scatter_add_(1, jl, terms)
+    sums = torch.zeros(y.shape[0], k, dtype=torch.float64, device=y.device)
+    return sums.scatter_add_(1, jl, terms)
 
 
 def _width_grad_block(g: Tensor, y: Tensor, u: Tensor, pe: Tensor, j: Optional[Tensor],

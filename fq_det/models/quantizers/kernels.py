@@ -212,7 +212,8 @@ def run_rows(fn, rows: int, cols: int, head: tuple, tail: tuple) -> None:
         return
     if _pool is None or _pool[0] != os.getpid() or _pool[1]._max_workers < threads:
         # a forked child inherits the pool object but not its threads: make its own
-        _pool = (os.getpid(), ThreadPoolExecutor(max_workers=threads, thread_name_prefix='fq_det_pow'))
+        _pool = (os.getpid(),
+                 ThreadPoolExecutor(max_workers=threads, thread_name_prefix='fq_det_pow'))
     bounds = [rows * i // threads for i in range(threads + 1)]
     futures = [_pool[1].submit(fn, *head, r0, r1, cols, *tail)
                for r0, r1 in zip(bounds[:-1], bounds[1:]) if r1 > r0]
@@ -233,7 +234,7 @@ def backward(lib: ctypes.CDLL, y2: Tensor, g2: Tensor, prow: Tensor, k: int, w: 
     float64, from the forward output ``y2`` and the upstream gradient ``g2``."""
     prow = prow.contiguous()
     gx = torch.empty_like(y2)
-    dp = torch.zeros(y2.shape[0], k, dtype=torch.float64) if need_p else torch.zeros(1, dtype=torch.float64)
+    dp = torch.zeros(y2.shape[0] if need_p else 1, k, dtype=torch.float64)
     run_rows(lib.pow_relu_backward, y2.shape[0], y2.shape[1],
              (y2.data_ptr(), g2.data_ptr(), gx.data_ptr(), dp.data_ptr()),
              (prow.data_ptr(), k, w, int(need_p)))
