@@ -147,8 +147,8 @@ def _build(cc: str, cache: Path, key: str) -> ctypes.CDLL:
             record.write_text(json.dumps(dict(file=name, size=size, sha256=sha, abi=ABI_VERSION)))
             os.replace(record, record_path)
     except subprocess.CalledProcessError as err:
-        raise KernelUnavailable(f'building {record_path.with_suffix(".so")} failed: '
-                                f'{(err.stderr or "").strip() or err}') from err
+        detail = ' '.join((err.stderr or '').split())[:300] or err  # one line
+        raise KernelUnavailable(f'compiling {SOURCE} into {cache} failed: {detail}') from err
     except OSError as err:
         raise KernelUnavailable(f'cannot build the kernels in {cache} ({err})') from err
     return lib
@@ -172,7 +172,8 @@ def _load_or_build(cc: str) -> ctypes.CDLL:
 
 
 def pow_kernel() -> Optional[ctypes.CDLL]:
-    """The compiled kernels, or ``None`` when switched off or unavailable (then one warning)."""
+    """The compiled kernels, or ``None`` when switched off, without a C compiler (one info
+    line) or when no library can be verified or built (one warning naming the file)."""
     global _lib, _tried
     if _tried:
         return _lib
@@ -185,7 +186,7 @@ def pow_kernel() -> Optional[ctypes.CDLL]:
         cc = os.environ.get('CC') or shutil.which('cc') or shutil.which('gcc')
         if cc is None:
             print_log('fq_det: no C compiler found; POW runs on the slower pure-torch path',
-                      logger='current', level=logging.WARNING)
+                      logger='current')
             return None
         try:
             _lib = _load_or_build(cc)
