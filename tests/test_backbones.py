@@ -199,6 +199,7 @@ def test_registry_builds_every_backbone():
     (dict(quant_cfg=dict(num_splits=0)), 'num_splits'),
     (dict(quant_cfg=dict(alpha_reg=dict(type='L0', weight=1))), "'L1', 'L2'"),
     (dict(quant_cfg=dict(alpha_reg=dict(type='L1', weight=-0.1))), '>= 0'),
+    (dict(quant_cfg=dict(num_split=2)), "unknown POW quant_cfg key 'num_split' .*'num_splits'"),
 ])
 def test_backbone_invalid_arguments(kwargs, match):
     with pytest.raises((ValueError, TypeError), match=match):
@@ -211,3 +212,32 @@ def test_backbone_invalid_resolution_and_missing_type():
     from fq_det.models import ResNetQuant
     with pytest.raises(ValueError, match="'SF', 'POW', 'HPOW'"):
         ResNetQuant(depth=18, base_channels=8, quant_cfg=dict())
+    with pytest.raises(ValueError, match="unknown quantizer type 'HPWO' .did you mean 'HPOW'"):
+        ResNetQuant(depth=18, base_channels=8, quant_cfg=dict(type='HPWO'))
+
+
+@pytest.mark.parametrize('depth', [18, 50])
+@pytest.mark.parametrize('cls,cfg', [(ResNetSF, dict(resolution=10)), (ResNetPOW, dict(num_splits=2)),
+                                     (ResNetHPOW, dict(num_splits=1))])
+@pytest.mark.parametrize('kernels_on', [True, False], ids=['kernel', 'torch'])
+def test_empty_batch_like_plain_resnet(depth, cls, cfg, kernels_on, monkeypatch):
+    """A batch of size 0 passes forward and backward, in training and eval mode, with the
+    plain ResNet's output shapes."""
+    from fq_det.models.quantizers import kernels
+    if not kernels_on:
+        monkeypatch.setattr(kernels, '_lib', None)
+        monkeypatch.setattr(kernels, '_tried', True)
+    plain = _plain(depth)
+    model = cls(depth=depth, base_channels=8, quant_cfg=cfg)
+    for name, param in model.named_parameters():
+        if any(part in name for part in QUANT_KEY_PARTS):
+            param.data.uniform_(-0.3, 0.3)  # not the identity fast path
+    x = torch.zeros(0, 3, 32, 32, requires_grad=True)
+    for training in (True, False):
+        plain.train(training)
+        model.train(training)
+        expected = [tuple(o.shape) for o in plain(x)]
+        outs = model(x)
+        assert [tuple(o.shape) for o in outs] == expected
+        sum(o.sum() for o in outs).backward()
+        assert x.grad.shape == x.shape

@@ -1,30 +1,15 @@
 """Quantizer layers SF, POW-k and HPOW: forward definitions, gradients, edge cases."""
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 import torch
+from quantizer_reference import pow_closed_form, pow_reference
 
-from fq_det.models import HPOW, POW, SF, build_quant_activation, pow_quant, pow_reference
+from fq_det.models import HPOW, POW, SF, build_quant_activation, pow_quant
 from fq_det.models.quantizers import functional as F_q
 
 torch.manual_seed(0)
-
-
-def pow_closed_form(x: np.ndarray, alpha: np.ndarray, w: float, k: int, relu: bool) -> np.ndarray:
-    """DESIGN.md POW-k, element by element in numpy float64 (independent of the torch code)."""
-    alpha = alpha.reshape(alpha.shape[0], k)
-    out = np.empty_like(x)
-    for idx in np.ndindex(*x.shape):
-        v = max(x[idx], 0.0) if relu else x[idx]
-        a = abs(v)
-        j = min(int(math.floor(a / w)), k - 1)
-        p = 1.0 + alpha[idx[1], j]
-        f = j * w + w * ((a - j * w) / w)**p
-        out[idx] = math.copysign(f, v) if v != 0 else 0.0
-    return out
 
 
 # ----------------------------------------------------------------------------- SF
@@ -265,6 +250,12 @@ def test_quantizers_build_as_mmcv_plugin_layers():
     (lambda: POW(8, alpha_reg=dict(type='L1', weight=-1.0)), '>= 0'),
     (lambda: POW(8, alpha_reg=dict(type='L1', weight=1.0, scale=2)), 'valid keys'),
     (lambda: build_quant_activation(dict(type='FLOOR'), 8), "'SF', 'POW', 'HPOW'"),
+    (lambda: build_quant_activation(dict(type='PWO'), 8), "did you mean 'POW'"),
+    (lambda: build_quant_activation(dict(type='POW', num_split=2), 8),
+     r"unknown POW quant_cfg key 'num_split' \(did you mean 'num_splits'.*; valid: 'num_splits', "
+     r"'split_width', 'alpha_reg', 'learnable_width', 'alpha_range'"),
+    (lambda: build_quant_activation(dict(type='SF', resolutoin=10), 8), "valid: 'resolution'"),
+    (lambda: build_quant_activation(dict(type='HPOW', reduce=4), 8), "'reduction'"),
     (lambda: build_quant_activation(dict(type='POW', channels=3), 8), 'must not set'),
 ])
 def test_invalid_arguments_name_the_valid_choices(make, match):
@@ -275,3 +266,98 @@ def test_invalid_arguments_name_the_valid_choices(make, match):
 def test_wrong_channel_count_is_reported():
     with pytest.raises(ValueError, match='8 channels'):
         POW(8)(torch.zeros(1, 4, 2, 2))
+
+
+# ----------------------------------------------------------------------------- edge inputs
+@pytest.fixture(params=['kernel', 'torch'])
+def pow_path(request, monkeypatch):
+    """Run POW/HPOW through the compiled kernels (where they apply) or the torch path."""
+    from fq_det.models.quantizers import kernels
+    if request.param == 'kernel' and kernels.pow_kernel() is None:
+        pytest.skip('no C compiler: the kernels are off')
+    if request.param == 'torch':
+        monkeypatch.setattr(kernels, '_lib', None)
+        monkeypatch.setattr(kernels, '_tried', True)
+    return request.param
+
+
+@pytest.mark.parametrize('cfg', [
+    dict(type='SF', resolution=10),
+    dict(type='POW', num_splits=3),
+    dict(type='HPOW', num_splits=2, reduction=2)
+])
+@pytest.mark.parametrize('fused', [True, False])
+def test_empty_batch_passes_through(cfg, fused, pow_path):
+    """A batch of size 0 gives an empty output and empty/zero gradients, as a ReLU does."""
+    if fused:
+        layer = build_quant_activation(cfg, 4)
+    else:
+        args = {k: v for k, v in cfg.items() if k != 'type'}
+        layer = {'SF': SF, 'POW': POW, 'HPOW': HPOW}[cfg['type']](
+            **args, **({} if cfg['type'] == 'SF' else dict(channels=4)))
+    for param in layer.parameters():
+        param.data.uniform_(-0.3, 0.3)  # not the identity fast path
+    base = torch.randn(0, 4, 5, 5, requires_grad=True)
+    y = layer(base * 1.0)
+    assert y.shape == (0, 4, 5, 5)
+    y.sum().backward()
+    assert base.grad.shape == base.shape
+    for param in layer.parameters():
+        assert param.grad is not None and torch.count_nonzero(param.grad) == 0
+
+
+def test_non_finite_inputs_follow_ieee_and_x_gradient_stays_finite(pow_path):
+    """+inf stays +inf, overflow gives +inf, NaN stays NaN, -inf is 0 after the ReLU; the
+    x-gradient is finite everywhere but at NaN, and 1 at +inf for p = 1 (ReLU's gradient)."""
+    inf, nan = float('inf'), float('nan')
+    x = torch.tensor([inf, 1e30, 3e38, nan, -inf, 2.0]).repeat(1, 3, 1)
+    p = torch.tensor([1.3, 1.0001, 1.0]).view(1, 3, 1)
+    for k in (1, 3):
+        xx = x.clone().requires_grad_()
+        y = pow_quant(xx * 1.0, p.repeat(1, 1, k), 1.0, k, relu=True, inplace=True)
+        y.backward(torch.ones_like(y))
+        assert torch.isinf(y[0, :, 0]).all() and torch.isnan(y[0, :, 3]).all()
+        assert torch.equal(y[0, :, 4], torch.zeros(3))
+        assert torch.isinf(y[0, 0, 1]) and y[0, 1, 2].item() == pytest.approx(3.0267e38, rel=1e-4)
+        assert torch.isfinite(xx.grad[..., [0, 1, 2, 4, 5]]).all()
+        assert torch.isnan(xx.grad[..., 3]).all() and torch.equal(xx.grad[..., 4], torch.zeros(1, 3))
+        assert xx.grad[0, 2, 0] == 1 and xx.grad[0, 2, 1] == pytest.approx(1.0, rel=1e-5)
+
+
+@pytest.mark.parametrize('k', [1, 3])
+def test_alpha_gradient_not_nan_where_outputs_are_finite(k, pow_path):
+    """float32 outputs ~1e36 with upstream gradients of both signs: the terms g*y*log2 u
+    exceed float32's range; their sums must not become inf - inf = NaN (+-inf is the
+    exact value rounded to float32)."""
+    gen = torch.Generator().manual_seed(0)
+    x = (torch.rand(2, 3, 8, 8, generator=gen) + 0.5) * 1e30
+    layer = POW(3, num_splits=k)
+    layer.alpha.data.fill_(0.2)
+    y = layer(x)
+    assert torch.isfinite(y).all()
+    y.backward(torch.randn(y.shape, generator=gen))
+    assert not torch.isnan(layer.alpha.grad).any()
+
+
+@pytest.mark.parametrize('k', [1, 3])
+def test_float64_gradients_finite_for_huge_finite_outputs(k):
+    """float64 inputs ~1e200: the width gradient (p < 1: t = u**(1/p) overflows), the alpha
+    gradients of POW and HPOW (outputs ~1e290: HPOW's expand_bias gets dL/dalpha) and the
+    input gradients are finite. (HPOW's expand_weight gradient, dL/dalpha times the ~1e200
+    pooled features, exceeds float64's range.)"""
+    gen = torch.Generator().manual_seed(0)
+    x = (torch.rand(2, 3, 8, 8, generator=gen, dtype=torch.float64) + 0.5) * 1e200
+    x[0, 0, 0, :2] = torch.tensor([-1.0, 0.3])
+    pow_layer = POW(3, num_splits=k, learnable_width=True, with_relu=True).double()
+    pow_layer.alpha.data.fill_(-0.4)  # p = 0.6: outputs ~1e120
+    hpow = HPOW(3, num_splits=k, reduction=1, with_relu=True).double()
+    hpow.expand_bias.data.fill_(0.45)  # p = 1.45: outputs ~1e290
+    for module, names in ((pow_layer, ('alpha', 'width')), (hpow, ('expand_bias', ))):
+        xx = x.clone().requires_grad_()
+        y = module(xx * 1.0)
+        assert torch.isfinite(y).all()
+        y.backward(torch.randn(y.shape, generator=gen, dtype=torch.float64))
+        assert torch.isfinite(xx.grad).all()
+        for name in names:
+            grad = getattr(module, name).grad
+            assert torch.isfinite(grad).all() and grad.abs().max() > 0, (type(module).__name__, name)

@@ -1,4 +1,4 @@
-"""Bottom floor: quantizer layers (SF, POW, HPOW) and the quantized ResNet backbones.
+"""The quantizer layers (SF, POW, HPOW) and the quantized ResNet backbones.
 
 Importing registers ``SF``, ``POW``, ``HPOW``, ``ResNetQuant``, ``ResNetSF``, ``ResNetPOW``
 and ``ResNetHPOW`` in MMDetection's ``MODELS`` registry.
@@ -7,11 +7,11 @@ from .backbones import (QuantBasicBlock, QuantBottleneck, ResNetHPOW, ResNetPOW,
                         ResNetSF)
 from .quantizers import (HPOW, POW, QUANTIZERS, SF, AlphaRegularizer, alpha_penalty,
                          build_alpha_regularizer, build_quant_activation, mark_alpha_reg_handled,
-                         pow_quant, pow_reference, regularized_modules, relu_mean, sf_quant)
+                         pow_quant, regularized_modules, relu_mean, sf_quant)
 
 __all__ = [
     'SF', 'POW', 'HPOW', 'QUANTIZERS', 'build_quant_activation', 'alpha_penalty',
     'AlphaRegularizer', 'build_alpha_regularizer', 'mark_alpha_reg_handled', 'regularized_modules',
-    'pow_quant', 'pow_reference', 'sf_quant', 'relu_mean', 'QuantBasicBlock', 'QuantBottleneck',
+    'pow_quant', 'sf_quant', 'relu_mean', 'QuantBasicBlock', 'QuantBottleneck',
     'ResNetQuant', 'ResNetSF', 'ResNetPOW', 'ResNetHPOW'
 ]

@@ -3,7 +3,7 @@
 The full-network benchmark (benchmark_quantizers.py) divides two 6-7 s timings whose
 run-to-run spread on a shared 2-core VM (10-15 %) exceeds what the kernels cost. This one
 times only the activation layers, on the exact activation shapes of a ResNet-50 with a
-2 x 3 x 512 x 512 input (every ReLU of stages 1-4, 86 M elements), forward + backward,
+2 x 3 x 512 x 512 input (every ReLU of stages 1-4, 92 M elements), forward + backward,
 round-robin, median of ``--repeats``, and prints the overhead per element over ReLU and the
 network time ratio it implies for a given plain-network time::
 

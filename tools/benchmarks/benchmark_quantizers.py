@@ -13,7 +13,7 @@ with non-zero alphas (a fresh POW/HPOW would take the bit-exact identity fast pa
   (``--malloc default``) every large tensor is a fresh ``mmap`` whose page faults (system
   time, 0.0-1.6 s per ResNet-50 step measured here) count too, as they do for a CPU user.
   The plain ResNet allocates more than the in-place quantizers, so ``reuse`` makes the
-  baseline faster and every ratio larger (docs/quantizers.md has both).
+  baseline faster and every ratio larger (see docs/quantizers.md).
 * memory: each variant runs once more in a fresh subprocess with glibc's
   ``MALLOC_MMAP_THRESHOLD_`` lowered, so freed blocks go back to the OS and the resident
   set follows live memory; the peak is ``VmHWM - VmRSS`` around one forward + backward

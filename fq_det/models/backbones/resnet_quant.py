@@ -17,7 +17,7 @@ from mmdet.models.backbones.resnet import BasicBlock, Bottleneck, ResNet
 from mmdet.registry import MODELS
 from torch import Tensor
 
-from ..quantizers.builder import QUANTIZERS, build_quant_activation
+from ..quantizers.builder import QUANTIZERS, build_quant_activation, unknown_name_message
 
 
 class QuantBasicBlock(BasicBlock):
@@ -109,9 +109,8 @@ class ResNetQuant(ResNet):
                 raise ValueError(f"{name} quantizes with {self.quant_type!r}; quant_cfg type "
                                  f"{cfg['type']!r} is not allowed (omit 'type' or use ResNetQuant)")
         elif cfg.get('type') not in QUANTIZERS:
-            raise ValueError(
-                f"{name} needs quant_cfg=dict(type=..., ...) with type in {tuple(QUANTIZERS)}, "
-                f"got {cfg.get('type')!r}")
+            raise ValueError(f'{name} needs quant_cfg=dict(type=..., ...): '
+                             + unknown_name_message('quantizer type', cfg.get('type'), QUANTIZERS))
         if stage_with_quant is None:
             stage_with_quant = (True, ) * num_stages
         if (not isinstance(stage_with_quant, (tuple, list)) or len(stage_with_quant) != num_stages

@@ -1,7 +1,9 @@
 """``build_quant_activation``: the activation that replaces a ResNet block's ReLU."""
 from __future__ import annotations
 
-from typing import Optional
+import difflib
+import inspect
+from typing import Iterable, Optional, Tuple
 
 from torch import nn
 
@@ -10,7 +12,22 @@ from .pow import POW
 from .sf import SF
 
 QUANTIZERS = {'SF': SF, 'POW': POW, 'HPOW': HPOW}
-_RESERVED = ('with_relu', 'inplace', 'channels', 'in_channels')
+#: set by the block, never by ``quant_cfg`` (mmcv's plugin arguments included)
+_RESERVED = ('with_relu', 'inplace', 'channels', 'in_channels', 'postfix')
+
+
+def unknown_name_message(what: str, name, choices: Iterable[str]) -> str:
+    """``unknown <what> 'x' (did you mean 'y'?); valid: 'a', 'b'`` (difflib's close matches)."""
+    choices = list(choices)
+    close = difflib.get_close_matches(str(name), choices, n=3, cutoff=0.5)
+    hint = f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ''
+    return f'unknown {what} {name!r}{hint}; valid: {", ".join(repr(c) for c in choices)}'
+
+
+def quant_cfg_keys(qtype: str) -> Tuple[str, ...]:
+    """The keys ``quant_cfg`` may set for quantizer ``qtype`` (besides ``type``)."""
+    params = inspect.signature(QUANTIZERS[qtype].__init__).parameters
+    return tuple(k for k in params if k != 'self' and k not in _RESERVED)
 
 
 def build_quant_activation(quant_cfg: Optional[dict], channels: int) -> nn.Module:
@@ -25,11 +42,16 @@ def build_quant_activation(quant_cfg: Optional[dict], channels: int) -> nn.Modul
     cfg = dict(quant_cfg)
     qtype = cfg.pop('type', None)
     if qtype not in QUANTIZERS:
-        raise ValueError(f'unknown quantizer type {qtype!r}; valid types: {tuple(QUANTIZERS)}')
+        raise ValueError(unknown_name_message('quantizer type', qtype, QUANTIZERS))
     reserved = [k for k in _RESERVED if k in cfg]
     if reserved:
         raise ValueError(f'quant_cfg must not set {reserved}: the activation is always the fused, '
                          'in-place ReLU + quantizer and its channels come from the block')
+    valid = quant_cfg_keys(qtype)
+    unknown = [k for k in cfg if k not in valid]
+    if unknown:
+        raise ValueError(f'{unknown_name_message(f"{qtype} quant_cfg key", unknown[0], valid)} '
+                         f'(and type)')
     if qtype == 'SF':
         return SF(**cfg, with_relu=True, inplace=True)
     return QUANTIZERS[qtype](channels=channels, **cfg, with_relu=True, inplace=True)

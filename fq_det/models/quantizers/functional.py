@@ -1,4 +1,4 @@
-"""Fused autograd functions behind the SF, POW and HPOW layers (pure torch).
+"""Fused autograd functions behind the SF, POW and HPOW layers, and POW's pure-torch path.
 
 Why fused: a quantizer placed after a ReLU would naively keep its input *and* its
 output alive for backward and run many full-size element-wise passes. Each function
@@ -8,31 +8,39 @@ costs no memory) and recomputes everything else in backward from ``y``:
 * POW-k (segment ``j``, breakpoint ``b_j = j*w``, ``t = (x - b_j)/w``, ``u = t**p``):
   ``f(x) = b_j + w*t**p`` maps ``[b_j, b_j + w)`` onto itself monotonically, so the
   segment index is ``floor(y/w)`` (clamped to ``k-1``) and ``u = y/w - j``. Then
-  ``dy/dx = p*t**(p-1)`` with ``ln t = ln(u)/p``, ``dy/dp = w*u*ln t``, and the ReLU
-  mask is ``y > 0``.
+  ``dy/dx = p*t**(p-1)`` with ``ln t = ln(u)/p``, ``dy/dp = w*u*ln t``,
+  ``dy/dw = j*(1 - dy/dx) + u*(1 - p)``, and the ReLU mask is ``y > 0``.
 * SF-r: ``y = floor(r*x)/r`` after a ReLU; the ReLU mask cannot be read from ``y``
   (floor sends ``0 < x < 1/r`` to 0), so it is kept in the *sign bit* of ``y``:
   ``x < 0`` gives ``y = -0.0``, ``0 <= x < 1/r`` gives ``y = +0.0``. Both are zero for
   the next layer; backward passes the gradient straight through where the sign bit
   is clear (so exactly at ``x = +0.0`` the gradient is 1, a valid sub-gradient).
 
-Work runs in row blocks of the ``(N*C, H*W)`` view (about 128k elements each) so the
-temporaries stay in cache and no full-size temporary is ever allocated. Half and
+The torch path works in row blocks of the ``(N*C, H*W)`` view (about 128k elements each)
+so the temporaries stay in cache and no full-size temporary is ever allocated. Half and
 bfloat16 inputs (``torch.autocast``) are computed in float32 inside the block.
 
 On CPU, float32, fused with the ReLU and with a fixed width, POW runs in compiled C
 kernels (:mod:`.kernels`, one pass per direction); everything else (float64, GPU, autocast
-dtypes, a learnable width, no C compiler) takes the blocked torch path below, which is
-the reference the kernels are tested against.
+dtypes, a learnable width, no C compiler) takes the torch path here, which is the
+reference the kernels are tested against.
 
-Gradients stay finite everywhere: ``t`` is clamped to ``T_MIN`` inside the
-derivatives (``x = 0``, breakpoints, ``p < 1``), and ``u*ln t`` vanishes at ``u = 0``.
+Non-finite values follow IEEE arithmetic in both paths: ``+inf`` stays ``+inf``, a power
+that overflows gives ``+inf``, NaN stays NaN. Gradients: ``t`` is clamped to ``T_MIN``
+(``x = 0``, breakpoints, ``p < 1``) and ``u`` to the dtype's largest finite value inside
+the derivatives, so the input gradient is finite for every input but NaN (at
+``y = +inf`` it is the derivative at the largest float: 1 for ``p = 1``, like ReLU's; NaN in,
+NaN out). Exponent gradients are summed per row in float32 and added up in float64; a
+row whose float32 sum is not finite is summed again from float64 products (the width
+gradient always is), so for float32 inputs they are finite wherever the outputs they sum
+over are finite (``+-inf`` where the exact value exceeds float32's range, never NaN);
+for float64 inputs the same holds while ``|g*y*log2(y/w)|`` stays below 1.8e308 (outputs
+up to about 1e305). Where an output is ``+inf`` or NaN, the gradients summed over it may
+be ``inf`` or NaN.
 """
 from __future__ import annotations
 
 import math
-import os
-from concurrent.futures import ThreadPoolExecutor
 from typing import Iterator, Optional, Tuple
 
 import torch
@@ -43,7 +51,6 @@ from . import kernels
 
 #: Lower clamp of ``t`` inside derivatives: ``dy/dx <= p * T_MIN**(p-1)`` for ``p < 1``.
 T_MIN = 1e-6
-_LN_T_MIN = math.log(T_MIN)
 #: Inputs below this are treated as 0 in the power: ``log2`` of 0 or of a denormal is
 #: ~10x slower than of a normal float, so values are clamped to ``TINY`` first and the
 #: log of ``TINY`` is then mapped to ``-inf`` (so the output is exactly 0).
@@ -63,13 +70,13 @@ def _row_blocks(rows: int, cols: int) -> Iterator[Tuple[int, int]]:
 
 
 def _as_rows(t: Tensor) -> Tensor:
-    """``(N, C, *S)`` contiguous tensor viewed as ``(N*C, prod(S))``."""
-    return t.view(t.shape[0] * t.shape[1], -1)
+    """``(N, C, *S)`` contiguous tensor viewed as ``(N*C, prod(S))`` (also for ``N = 0``)."""
+    return t.view(t.shape[0] * t.shape[1], math.prod(t.shape[2:]))
 
 
 def _row_exponents(p: Tensor, n: int, dtype: torch.dtype) -> Tensor:
     """``p`` of shape ``(Np, C, k)`` (``Np`` 1 or ``n``) as a ``(n*C, k)`` row table."""
-    np_, c, k = p.shape
+    _, c, k = p.shape
     return p.to(dtype).expand(n, c, k).reshape(n * c, k)
 
 
@@ -91,35 +98,6 @@ def _check_pow_inputs(x: Tensor, p: Tensor) -> None:
                          f'N={x.shape[0]}; got {tuple(p.shape)}')
 
 
-_POOL = None
-
-
-def _kernel_for(t: Tensor, width, k: int, relu: bool):
-    """The C kernels if they apply to this call (CPU float32, ReLU, fixed width), else None."""
-    if not relu or t.dtype != torch.float32 or t.device.type != 'cpu' or torch.is_tensor(width) \
-            or k > kernels.MAX_SPLITS or t.dim() < 2 or t.numel() == 0:
-        return None
-    return kernels.pow_kernel()
-
-
-def _run_rows(fn, rows: int, cols: int, head: tuple, tail: tuple) -> None:
-    """``fn(*head, r0, r1, cols, *tail)`` over row ranges, on torch's intra-op thread count
-    (ctypes releases the GIL, so the ranges run in parallel)."""
-    threads = min(torch.get_num_threads(), max(1, rows * cols // BLOCK_ELEMS), rows)
-    if threads <= 1:
-        fn(*head, 0, rows, cols, *tail)
-        return
-    global _POOL
-    if _POOL is None or _POOL[0] != os.getpid() or _POOL[1]._max_workers < threads:
-        # a forked child inherits the pool object but not its threads: make its own
-        _POOL = (os.getpid(), ThreadPoolExecutor(max_workers=threads, thread_name_prefix='fq_det_pow'))
-    bounds = [rows * i // threads for i in range(threads + 1)]
-    futures = [_POOL[1].submit(fn, *head, r0, r1, cols, *tail)
-               for r0, r1 in zip(bounds[:-1], bounds[1:]) if r1 > r0]
-    for f in futures:
-        f.result()
-
-
 class PowQuantFunction(Function):
     """POW-k, optionally fused with the preceding ReLU; saves only its output."""
 
@@ -136,38 +114,11 @@ class PowQuantFunction(Function):
         x2, y2 = _as_rows(xc), _as_rows(y)
         prow = _row_exponents(p.detach(), x.shape[0], cdt)
         identity = bool((prow == 1).all())  # fresh alpha: exactly the identity (bit-exact)
-        lib = None if identity else _kernel_for(xc, width, k, relu)
-        tiny, log2_tiny = _tiny(cdt)
+        lib = None if identity else kernels.kernel_for(xc, width, k, relu)
         if lib is not None:
-            prow = prow.contiguous()
-            _run_rows(lib.pow_relu_forward, x2.shape[0], x2.shape[1],
-                      (x2.data_ptr(), y2.data_ptr()), (prow.data_ptr(), k, w))
-        for r0, r1 in (() if lib is not None else _row_blocks(*x2.shape)):  # the torch path
-            xs = x2[r0:r1]
-            direct = in_place and xs.dtype == cdt  # work on x itself
-            if identity:
-                a = (xs.clamp_(min=0) if direct else xs.to(cdt, copy=True).clamp_(min=0)) \
-                    if relu else xs.to(cdt, copy=True)
-            else:
-                if relu:
-                    a = xs if direct else xs.to(cdt, copy=True)
-                else:
-                    a = xs.to(cdt).abs()
-                if w != 1.0:
-                    a.div_(w)
-                pr = prow[r0:r1]
-                if k == 1:  # t**p = exp2(p * log2 t): vectorised, ~2x faster than pow
-                    _log2_tiny_(a.clamp_(min=tiny), log2_tiny).mul_(pr).exp2_()
-                else:
-                    j = a.clamp_(min=0).floor().clamp_(max=k - 1)
-                    pe = torch.gather(pr, 1, j.long().clamp_(0, k - 1))  # NaN -> any index
-                    _log2_tiny_(a.sub_(j).clamp_(min=tiny), log2_tiny).mul_(pe).exp2_().add_(j)
-                if w != 1.0:
-                    a.mul_(w)
-            if not relu:
-                a.copysign_(xs)
-            if not direct:
-                y2[r0:r1].copy_(a)
+            kernels.forward(lib, x2, y2, prow, k, w)
+        else:
+            _pow_forward_torch(x2, y2, prow, k, w, relu, in_place, identity, cdt)
         if in_place:
             ctx.mark_dirty(x)
         ctx.k, ctx.w, ctx.relu, ctx.p_shape, ctx.holder = k, w, relu, p.shape, holder
@@ -179,113 +130,160 @@ class PowQuantFunction(Function):
         y, p, width_t = ctx.saved_tensors
         k, w, relu = ctx.k, ctx.w, ctx.relu
         need_x, need_p, need_w = ctx.needs_input_grad[:3]
-        lib = _kernel_for(y, width_t if width_t is not None else w, k, relu)
-        if lib is not None and grad.dtype == torch.float32:
-            return _kernel_backward(ctx, lib, y, p, grad, need_x, need_p)
-        cdt = _compute_dtype(y)
         n, c = y.shape[:2]
-        y2, g2 = _as_rows(y), _as_rows(grad.contiguous())
-        prow = _row_exponents(p.detach(), n, cdt)
-        log2_tmin = math.log2(T_MIN)
-        if k == 1:
-            umin = torch.exp2(prow * log2_tmin)  # u >= T_MIN**p (>= 1e-30: fast log)
-            e_row = (prow - 1) / prow  # dy/dx = p * u**((p-1)/p)
-            lp_row = prow.log2()
-        gx = torch.empty_like(y, dtype=grad.dtype) if need_x else None
-        gx2 = _as_rows(gx) if need_x else None
-        direct_out = need_x and gx.dtype == cdt
-        dp = torch.zeros(n * c, k, dtype=cdt, device=y.device) if need_p else None
-        dw = torch.zeros((), dtype=torch.float64, device=y.device) if need_w else None
-        for r0, r1 in _row_blocks(*y2.shape):
-            yc, gc = y2[r0:r1].to(cdt), g2[r0:r1].to(cdt)
-            pr = prow[r0:r1]
-            if relu:  # y >= 0 (a -0.0 is harmless: its log is clamped, u * log t -> 0)
-                a = yc / w if w != 1.0 else yc  # read-only below when it is yc
-            else:
-                a = yc.abs().div_(w) if w != 1.0 else yc.abs()
-            if k == 1:
-                u, j = a, None
-                l2 = torch.clamp(u, min=umin[r0:r1]).log2_()  # log2 u, finite
-                if need_p:  # dy/dp = s*w*u*ln t = y * ln(u) / p: divide by p after the sum
-                    dp[r0:r1, 0] += torch.mul(gc, yc).mul_(l2).sum(1)
-                if need_w:
-                    lnt = l2 * (math.log(2) / pr)
-                    dw += _width_grad_block(gc, yc, u, lnt, pr, None, relu).to(torch.float64)
-                if need_x:
-                    d = l2.mul_(e_row[r0:r1]).add_(lp_row[r0:r1]).exp2_().mul_(gc)
-            else:
-                j = a.floor().clamp_(0, k - 1)
-                jl = j.long().clamp_(0, k - 1)  # a NaN's index is garbage; its y stays NaN
-                u = a - j
-                pe = torch.gather(pr, 1, jl)
-                l2 = torch.clamp(u, min=TINY).log2_().div_(pe).clamp_(min=log2_tmin)  # log2 t
-                if need_p:  # dy/dp = s*w*u*ln t, scattered to the segment's exponent
-                    v = torch.mul(gc, u).mul_(l2)
-                    if not relu:
-                        v.mul_(torch.sign(yc))
-                    dp[r0:r1].scatter_add_(1, jl, v)
-                if need_w:
-                    lnt = l2 * math.log(2)
-                    dw += _width_grad_block(gc, yc, u, lnt, pe, j, relu).to(torch.float64)
-                if need_x:  # p * t**(p-1)
-                    d = l2.mul_(pe.sub_(1)).exp2_().mul_(pe.add_(1)).mul_(gc)
-            if need_x:
-                if relu and direct_out:
-                    torch.ops.aten.threshold_backward.grad_input(d, yc, 0, grad_input=gx2[r0:r1])
-                elif relu:
-                    gx2[r0:r1].copy_(torch.ops.aten.threshold_backward(d, yc, 0))
-                else:
-                    gx2[r0:r1].copy_(d)
+        lib = kernels.kernel_for(y, width_t if width_t is not None else w, k, relu)
+        if lib is not None and grad.dtype == torch.float32:
+            prow = _row_exponents(p.detach(), n, torch.float32)
+            gx2, dp = kernels.backward(lib, _as_rows(y), _as_rows(grad.contiguous()), prow, k, w,
+                                       need_p)
+            gx, dw = gx2.view(y.shape), None
+        else:
+            gx, dp, dw = _pow_backward_torch(y, grad, p, k, w, relu, need_x, need_p, need_w)
         grad_p = None
-        if need_p:
+        if need_p:  # dp: (n*C, k) float64
             dp = dp.view(n, c, k)
-            if k == 1:
-                dp.mul_(math.log(2) / prow.view(n, c, 1))
-            else:
-                dp.mul_(w * math.log(2))
             if ctx.p_shape[0] == 1:
                 dp = dp.sum(0, keepdim=True)
             grad_p = dp.to(p.dtype)
         grad_w = dw.to(width_t.dtype) if need_w else None
         if ctx.holder is not None and need_x:
             ctx.holder['grad_x'] = gx  # ReLUMeanFunction adds its term here, in place
-        return gx, grad_p, grad_w, None, None, None, None
+        return (gx if need_x else None), grad_p, grad_w, None, None, None, None
 
 
-def _kernel_backward(ctx, lib, y: Tensor, p: Tensor, grad: Tensor, need_x: bool, need_p: bool):
-    """Backward of :class:`PowQuantFunction` in the C kernel (CPU float32, ReLU, fixed width)."""
-    k, w = ctx.k, ctx.w
-    n, c = y.shape[:2]
+def _pow_forward_torch(x2: Tensor, y2: Tensor, prow: Tensor, k: int, w: float, relu: bool,
+                       in_place: bool, identity: bool, cdt: torch.dtype) -> None:
+    """``y2 = POW_k(x2)`` (of ``max(x2, 0)`` with ``relu``) in row blocks; ``y2`` may be ``x2``."""
+    tiny, log2_tiny = _tiny(cdt)
+    for r0, r1 in _row_blocks(*x2.shape):
+        xs = x2[r0:r1]
+        direct = in_place and xs.dtype == cdt  # work on x itself
+        if identity:
+            a = (xs.clamp_(min=0) if direct else xs.to(cdt, copy=True).clamp_(min=0)) \
+                if relu else xs.to(cdt, copy=True)
+        else:
+            if relu:
+                a = xs if direct else xs.to(cdt, copy=True)
+            else:
+                a = xs.to(cdt).abs()
+            if w != 1.0:
+                a.div_(w)
+            pr = prow[r0:r1]
+            if k == 1:  # t**p = exp2(p * log2 t): vectorised, ~2x faster than pow
+                _log2_tiny_(a.clamp_(min=tiny), log2_tiny).mul_(pr).exp2_()
+            else:
+                j = a.clamp_(min=0).floor().clamp_(max=k - 1)
+                pe = torch.gather(pr, 1, j.long().clamp_(0, k - 1))  # NaN -> any index
+                _log2_tiny_(a.sub_(j).clamp_(min=tiny), log2_tiny).mul_(pe).exp2_().add_(j)
+            if w != 1.0:
+                a.mul_(w)
+        if not relu:
+            a.copysign_(xs)
+        if not direct:
+            y2[r0:r1].copy_(a)
+
+
+def _pow_backward_torch(y: Tensor, grad: Tensor, p: Tensor, k: int, w: float, relu: bool,
+                        need_x: bool, need_p: bool, need_w: bool):
+    """``(dL/dx, dL/dp per row (N*C, k) in float64, dL/dw)`` from the output ``y``."""
+    cdt = _compute_dtype(y)
+    n = y.shape[0]
     y2, g2 = _as_rows(y), _as_rows(grad.contiguous())
-    prow = _row_exponents(p.detach(), n, torch.float32).contiguous()
-    gx = torch.empty_like(y)
-    dp = torch.zeros(n * c, k, dtype=torch.float32) if need_p else torch.zeros(1)
-    _run_rows(lib.pow_relu_backward, y2.shape[0], y2.shape[1],
-              (y2.data_ptr(), g2.data_ptr(), gx.data_ptr(), dp.data_ptr()),
-              (prow.data_ptr(), k, w, int(need_p)))
-    grad_p = None
+    prow = _row_exponents(p.detach(), n, cdt)
+    log2_tmin = math.log2(T_MIN)
+    big = torch.finfo(cdt).max  # u = +inf (y = +inf) is clamped here inside the derivatives
+    if k == 1:
+        umin = torch.exp2(prow * log2_tmin)  # u >= T_MIN**p (>= 1e-30: fast log)
+        e_row = (prow - 1) / prow  # dy/dx = p * u**((p-1)/p)
+        lp_row = prow.log2()
+    gx = torch.empty_like(y, dtype=grad.dtype) if need_x else None
+    gx2 = _as_rows(gx) if need_x else None
+    direct_out = need_x and gx.dtype == cdt
+    dp = torch.zeros(y2.shape[0], k, dtype=torch.float64, device=y.device) if need_p else None
+    dw = torch.zeros((), dtype=torch.float64, device=y.device) if need_w else None
+    for r0, r1 in _row_blocks(*y2.shape):
+        yc, gc = y2[r0:r1].to(cdt), g2[r0:r1].to(cdt)  # may be views: read-only
+        pr = prow[r0:r1]
+        if relu:  # y >= 0 (a -0.0 is harmless: its log is clamped, u * log t -> 0)
+            a = yc / w if w != 1.0 else yc  # read-only below when it is yc
+        else:
+            a = yc.abs().div_(w) if w != 1.0 else yc.abs()
+        if k == 1:
+            u, j = a, None
+            l2 = torch.clamp(u, min=umin[r0:r1]).clamp_(max=big).log2_()  # log2 u, finite
+            if need_p:  # dy/dp = s*w*u*ln t = y * ln(u) / p: divide by p after the sum
+                dp[r0:r1, 0] += torch.mul(gc, yc).mul_(l2).sum(1)
+            if need_w:
+                dw += _width_grad_block(gc, yc, u, pr, None, None, relu)
+            if need_x:
+                d = l2.mul_(e_row[r0:r1]).add_(lp_row[r0:r1]).exp2_().mul_(gc)
+        else:
+            j = a.floor().clamp_(0, k - 1)
+            jl = j.long().clamp_(0, k - 1)  # a NaN's index is garbage; its y stays NaN
+            u = a - j
+            pe = torch.gather(pr, 1, jl)
+            l2 = torch.clamp(u, min=TINY, max=big).log2_().div_(pe).clamp_(min=log2_tmin)  # log2 t
+            if need_p:  # dy/dp = s*w*u*ln t, scattered to the segment's exponent
+                v = torch.mul(gc, u).mul_(l2)
+                if not relu:
+                    v.mul_(torch.sign(yc))
+                sums = torch.zeros(r1 - r0, k, dtype=cdt, device=y.device)
+                dp[r0:r1] += sums.scatter_add_(1, jl, v)
+            if need_w:
+                dw += _width_grad_block(gc, yc, u, pe, j, l2, relu)
+            if need_x:  # p * t**(p-1)
+                d = l2.mul_(pe.sub_(1)).exp2_().mul_(pe.add_(1)).mul_(gc)
+        if need_x:
+            if relu and direct_out:
+                torch.ops.aten.threshold_backward.grad_input(d, yc, 0, grad_input=gx2[r0:r1])
+            elif relu:
+                gx2[r0:r1].copy_(torch.ops.aten.threshold_backward(d, yc, 0))
+            else:
+                gx2[r0:r1].copy_(d)
     if need_p:
-        dp = dp.view(n, c, k).mul_(w * math.log(2))
-        if ctx.p_shape[0] == 1:
-            dp = dp.sum(0, keepdim=True)
-        grad_p = dp.to(p.dtype)
-    if ctx.holder is not None and need_x:
-        ctx.holder['grad_x'] = gx  # ReLUMeanFunction adds its term here, in place
-    return (gx if need_x else None), grad_p, None, None, None, None, None
+        if cdt != torch.float64:
+            rows = (~torch.isfinite(dp)).any(1).nonzero().flatten()  # rare: a sum overflowed
+            if rows.numel():
+                dp[rows] = _exponent_grad_f64(y2[rows], g2[rows], prow[rows], k, w, relu)
+        dp.mul_(math.log(2) / prow.to(torch.float64) if k == 1 else w * math.log(2))
+    return gx, dp, dw
 
 
-def _width_grad_block(g: Tensor, y: Tensor, u: Tensor, lnt: Tensor, pe: Tensor, j: Optional[Tensor],
-                      relu: bool) -> Tensor:
-    """``sum(g * dy/dw)`` with ``dy/dw = s*((j + u) - p*t**(p-1)*(j + t))``."""
-    t = lnt.exp()
-    d = torch.exp(lnt * (pe - 1)) * pe
-    jj = j if j is not None else torch.zeros_like(u)
-    val = (jj + u) - d * (jj + t)
+def _exponent_grad_f64(y: Tensor, g: Tensor, prow: Tensor, k: int, w: float, relu: bool) -> Tensor:
+    """The sums of the backward's exponent terms per row and segment, ``(rows, k)``, from
+    products and sums in float64, for rows whose float32 sum is not finite: finite outputs
+    then never give ``inf - inf = NaN``. The clamps are the float32 computation's."""
+    big = torch.finfo(torch.float32).max
+    y, g, prow = y.to(torch.float64), g.to(torch.float64), prow.to(torch.float64)
+    a = y.abs() / w
+    if k == 1:  # g * y * log2 u
+        umin = torch.exp2(prow * math.log2(T_MIN)).clamp_(min=TINY)
+        return (g * y * torch.clamp(a, min=umin).clamp_(max=big).log2_()).sum(1, keepdim=True)
+    j = a.floor().clamp_(0, k - 1)
+    jl = j.nan_to_num(0).long()
+    u = a - j
+    l2 = torch.clamp(u, min=TINY, max=big).log2_().div_(torch.gather(prow, 1, jl))
+    terms = g * u * l2.clamp_(min=math.log2(T_MIN))
+    if not relu:
+        terms.mul_(torch.sign(y))
+    sums = torch.zeros(y.shape[0], k, dtype=torch.float64, device=y.device)
+    return sums.scatter_add_(1, jl, terms)
+
+
+def _width_grad_block(g: Tensor, y: Tensor, u: Tensor, pe: Tensor, j: Optional[Tensor],
+                      l2: Optional[Tensor], relu: bool) -> Tensor:
+    """``sum(g * dy/dw)`` in float64, ``dy/dw = s*(j*(1 - p*t**(p-1)) + u*(1 - p))``
+    (``l2 = log2 t``; ``j = None`` for k = 1)."""
+    f64 = torch.float64
+    val = u.to(f64) * (1 - pe.to(f64))
+    if j is not None:
+        d = torch.exp2(l2.to(f64) * (pe.to(f64) - 1)) * pe.to(f64)
+        val += j.to(f64) * (1 - d)
     if relu:
-        val = val.masked_fill(y <= 0, 0)
+        val.masked_fill_(y <= 0, 0)
     else:
-        val = val * torch.sign(y)
-    return (g * val).sum()
+        val.mul_(torch.sign(y))
+    return val.mul_(g).sum()
 
 
 def pow_quant(x: Tensor,
@@ -303,25 +301,6 @@ def pow_quant(x: Tensor,
     :func:`relu_mean`.
     """
     return PowQuantFunction.apply(x, p, width, num_splits, relu, inplace, holder)
-
-
-def pow_reference(x: Tensor,
-                  p: Tensor,
-                  width=1.0,
-                  num_splits: int = 1,
-                  relu: bool = False) -> Tensor:
-    """Closed form of POW-k written with plain differentiable torch ops (for tests)."""
-    k = num_splits
-    a = x.clamp(min=0) if relu else x.abs()
-    w = width
-    seg = torch.clamp(torch.floor(a / w), 0, k - 1).detach()
-    shape = (p.shape[0], p.shape[1], k) + (1, ) * (x.dim() - 2)
-    pe = torch.gather(
-        p.view(shape).expand(x.shape[0], -1, -1, *x.shape[2:]), 2,
-        seg.long().unsqueeze(2)).squeeze(2)
-    t = a / w - seg
-    y = seg * w + w * t.pow(pe)
-    return y if relu else torch.copysign(y, x)
 
 
 class SFQuantFunction(Function):

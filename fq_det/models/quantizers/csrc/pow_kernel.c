@@ -1,29 +1,39 @@
 /* Fused CPU kernels for POW-k fused with a ReLU (float32), called through ctypes.
  *
  * One pass over the data per direction instead of the ~10 torch passes of the blocked
- * fallback in functional.py, with vectorisable polynomial log2/exp2 (Cephes logf/exp2f
- * coefficients, about 1 ulp in the ranges used here). The maths is the fallback's, see
- * functional.py: rows are the (N*C) channels, `p` holds k exponents per row, `w` the width.
+ * torch path in functional.py, with vectorisable polynomial log2/exp2 (Cephes logf/exp2f
+ * coefficients, about 1 ulp in the ranges used here). The maths is the torch path's:
+ * rows are the (N*C) channels, `p` holds k exponents per row, `w` the width.
  *
  *   forward : a = max(x, 0)/w, j = min(floor(a), k-1), u = a - j,
- *             y = w*(j + exp2(p_j*log2 u))   (0 where u <= TINY)
- *   backward: a = y/w (same j, u);  l2 = log2 t = log2(max(u, umin_j))/p_j clamped to log2 T_MIN
+ *             y = w*(j + exp2(p_j*log2 u))   (0 where u <= TINY; IEEE: +inf stays +inf,
+ *             a power beyond FLT_MAX is +inf, NaN stays NaN)
+ *   backward: a = y/w (same j, u);  l2 = log2 t = log2(min(max(u, umin_j), FLT_MAX))/p_j
+ *             clamped to log2 T_MIN
  *             dp_j += g*u*l2        (caller multiplies by w*ln2)
- *             gx    = y > 0 ? g*p_j*exp2(l2*(p_j-1)) : 0
+ *             gx    = y > 0 ? g*p_j*exp2(l2*(p_j-1)) : 0   (NaN where y is NaN)
+ * dp is summed in float per row; a row whose float sum is not finite is summed again in
+ * double (so finite outputs never give inf - inf = NaN), which costs nothing otherwise.
  * No headers beyond the C library: compiled at first use (kernels.py), no torch ABI.
  */
+#include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
 
+/* kernels.py loads a library only if this returns its ABI_VERSION */
+#define FQ_DET_POW_KERNEL_ABI 2
 #define TINY 1e-30f
 #define LOG2_TMIN (-19.931568569324174f) /* log2(1e-6) */
 #define CHUNK 512
+#define MAX_K 64
 
 static inline float as_float(int32_t i) { float f; memcpy(&f, &i, 4); return f; }
 static inline int32_t as_int(float f) { int32_t i; memcpy(&i, &f, 4); return i; }
 
-/* log2 of a normal, positive float */
+int32_t fq_det_pow_kernel_abi(void) { return FQ_DET_POW_KERNEL_ABI; }
+
+/* log2 of a normal, positive, finite float */
 static inline float fast_log2(float x) {
     int32_t bits = as_int(x);
     int32_t e = ((bits >> 23) & 0xff) - 127;
@@ -45,9 +55,9 @@ static inline float fast_log2(float x) {
     return (z + y) * 1.44269504088896341f + (float)e;
 }
 
-/* 2**v, 0 below 2**-126 */
+/* 2**v: 0 below 2**-125, +inf where 2**v exceeds FLT_MAX (as exp2f), NaN for NaN */
 static inline float fast_exp2(float v) {
-    float vc = v < -126.0f ? -126.0f : (v > 127.0f ? 127.0f : v);
+    float vc = v < -125.0f ? -125.0f : (v > 129.0f ? 129.0f : v);
     float n = floorf(vc + 0.5f), f = vc - n;
     float px = 1.535336188319500e-4f;
     px = px * f + 1.339887440266574e-3f;
@@ -56,8 +66,10 @@ static inline float fast_exp2(float v) {
     px = px * f + 2.402264791363012e-1f;
     px = px * f + 6.931472028550421e-1f;
     px = 1.0f + px * f;
-    float r = px * as_float(((int32_t)n + 127) << 23);
-    return v < -126.0f ? 0.0f : r;
+    /* 2**n = 2**(n-1) * 2: 2**128 is no float, and the product rounds to +inf exactly
+     * where 2**v overflows (n = 129 gives the bits of +inf already) */
+    float r = px * as_float(((int32_t)n + 126) << 23) * 2.0f;
+    return v < -125.0f ? 0.0f : r;
 }
 
 /* y (may alias x) = POW_k(relu(x)) for rows [r0, r1) of an (rows, cols) array */
@@ -76,6 +88,7 @@ void pow_relu_forward(const float *x, float *y, int64_t r0, int64_t r1, int64_t 
                 float ac = a > TINY ? a : TINY;
                 float out = w * fast_exp2(pe * fast_log2(ac));
                 out = a > TINY ? out : 0.0f;
+                out = a == INFINITY ? a : out;
                 yr[i] = a != a ? a : out; /* NaN stays NaN (as torch's ReLU keeps it) */
             }
         } else {
@@ -90,15 +103,50 @@ void pow_relu_forward(const float *x, float *y, int64_t r0, int64_t r1, int64_t 
                 float pe = pr[(int32_t)j];
                 float uc = u > TINY ? u : TINY;
                 float t = fast_exp2(pe * fast_log2(uc));
-                float out = w * (j + (u > TINY ? t : 0.0f));
+                t = u > TINY ? t : 0.0f;
+                t = u == INFINITY ? u : t;
+                float out = w * (j + t);
                 yr[i] = x0 != x0 ? x0 : out; /* NaN stays NaN */
             }
         }
     }
 }
 
-/* gx = dL/dx (always written), dp[r*k + j] += sum g*u*log2(t) (times w*ln2 later); y is the forward output */
-void pow_relu_backward(const float *y, const float *g, float *gx, float *dp, int64_t r0, int64_t r1,
+/* one row's sum g*u*log2(u) (k = 1) in double: the rare case of a non-finite float sum */
+static double exponent_grad_row_k1(const float *yr, const float *gr, int64_t cols, float inv_w,
+                                   float umin) {
+    double acc = 0.0;
+    for (int64_t i = 0; i < cols; ++i) {
+        float u = yr[i] * inv_w;
+        float uc = u > umin ? u : umin;
+        uc = uc < FLT_MAX ? uc : FLT_MAX;
+        acc += (double)gr[i] * (double)u * (double)fast_log2(uc);
+    }
+    return acc;
+}
+
+/* one row's sums g*u*log2(t) per segment (k > 1) in double, added to out[0..k) */
+static void exponent_grad_row(const float *yr, const float *gr, int64_t cols, const float *pr,
+                              int32_t k, float inv_w, double *out) {
+    const float last = (float)(k - 1);
+    for (int64_t i = 0; i < cols; ++i) {
+        float a = yr[i] * inv_w;
+        a = a > 0.0f ? a : 0.0f;
+        float j = floorf(a);
+        j = j < last ? j : last;
+        float u = a - j;
+        float pe = pr[(int32_t)j];
+        float uc = u > TINY ? u : TINY;
+        uc = uc < FLT_MAX ? uc : FLT_MAX;
+        float l2 = fast_log2(uc) / pe;
+        l2 = l2 > LOG2_TMIN ? l2 : LOG2_TMIN;
+        out[(int32_t)j] += (double)gr[i] * (double)u * (double)l2;
+    }
+}
+
+/* gx = dL/dx (always written), dp[r*k + j] += sum g*u*log2(t) (times w*ln2 later);
+ * y is the forward output */
+void pow_relu_backward(const float *y, const float *g, float *gx, double *dp, int64_t r0, int64_t r1,
                        int64_t cols, const float *p, int32_t k, float w, int32_t need_p) {
     const float inv_w = 1.0f / w;
     float jbuf[CHUNK], vbuf[CHUNK];
@@ -117,15 +165,20 @@ void pow_relu_backward(const float *y, const float *g, float *gx, float *dp, int
                 float yv = yr[i], gv = gr[i];
                 float u = yv * inv_w;
                 float uc = u > umin ? u : umin;
-                float l2u = fast_log2(uc); /* log2 u = p * log2 t */
-                acc += gv * u * l2u;       /* times ln2/p (caller: w*ln2, here 1/p) */
+                uc = uc < FLT_MAX ? uc : FLT_MAX; /* y = +inf: p = 1 still gives dy/dx = 1 */
+                float l2u = fast_log2(uc);        /* log2 u = p * log2 t */
+                acc += gv * u * l2u;              /* times ln2/p (caller: w*ln2, here 1/p) */
                 float d = fast_exp2(l2u * e + lp) * gv;
-                gxr[i] = yv > 0.0f ? d : 0.0f;
+                gxr[i] = yv > 0.0f ? d : (yv == yv ? 0.0f : yv); /* NaN: NaN */
             }
-            if (need_p) dp[r] += acc * inv_p;
+            if (need_p) {
+                double sum = isfinite(acc) ? (double)acc
+                                           : exponent_grad_row_k1(yr, gr, cols, inv_w, umin);
+                dp[r] += sum * inv_p;
+            }
         } else {
             const float last = (float)(k - 1);
-            float acc[4][64];
+            float acc[4][MAX_K];
             if (need_p) memset(acc, 0, sizeof(acc));
             for (int64_t c0 = 0; c0 < cols; c0 += CHUNK) {
                 const int64_t n = cols - c0 < CHUNK ? cols - c0 : CHUNK;
@@ -139,12 +192,13 @@ void pow_relu_backward(const float *y, const float *g, float *gx, float *dp, int
                     float u = a - j;
                     float pe = pr[(int32_t)j];
                     float uc = u > TINY ? u : TINY;
+                    uc = uc < FLT_MAX ? uc : FLT_MAX;
                     float l2 = fast_log2(uc) / pe;
                     l2 = l2 > LOG2_TMIN ? l2 : LOG2_TMIN;
                     jbuf[i] = j;
                     vbuf[i] = gv * u * l2;
                     float d = pe * fast_exp2(l2 * (pe - 1.0f)) * gv;
-                    gxr[c0 + i] = yv > 0.0f ? d : 0.0f;
+                    gxr[c0 + i] = yv > 0.0f ? d : (yv == yv ? 0.0f : yv);
                 }
                 if (need_p) {
                     int64_t i = 0;
@@ -157,9 +211,20 @@ void pow_relu_backward(const float *y, const float *g, float *gx, float *dp, int
                     for (; i < n; ++i) acc[0][(int32_t)jbuf[i]] += vbuf[i];
                 }
             }
-            if (need_p)
-                for (int32_t j = 0; j < k; ++j)
-                    dp[r * k + j] += acc[0][j] + acc[1][j] + acc[2][j] + acc[3][j];
+            if (need_p) {
+                double sums[MAX_K];
+                int finite = 1;
+                for (int32_t j = 0; j < k; ++j) {
+                    float s = acc[0][j] + acc[1][j] + acc[2][j] + acc[3][j];
+                    finite &= isfinite(s) != 0;
+                    sums[j] = s;
+                }
+                if (!finite) {
+                    memset(sums, 0, sizeof(sums));
+                    exponent_grad_row(yr, gr, cols, pr, k, inv_w, sums);
+                }
+                for (int32_t j = 0; j < k; ++j) dp[r * k + j] += sums[j];
+            }
         }
     }
 }
