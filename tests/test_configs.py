@@ -7,7 +7,7 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted(p for p in (REPO_ROOT / 'configs').rglob('*.py')
-                 if 'classification' not in p.parts and '_base_' not in p.parts)
+                 if not {'classification', 'studies', '_base_'} & set(p.parts))
 VOC_CONFIGS = [p for p in CONFIGS if 'synthvoc' not in p.parts]
 SYNTH_CONFIGS = [p for p in CONFIGS if 'synthvoc' in p.parts]
 QUANT = {'_pow': 'ResNetPOW', '_sf': 'ResNetSF', '_hpow': 'ResNetHPOW'}
@@ -24,8 +24,10 @@ def _load(path: Path):
 
 
 def _quant_of(path: Path) -> str | None:
-    stem = path.stem.replace('_synthvoc', '')
-    return next((t for suffix, t in QUANT.items() if stem.endswith(suffix)), None)
+    """The backbone a config's name promises: a ``pow``/``sf``/``hpow`` name part
+    (``faster_rcnn_r18_pow-alpha_synthvoc`` is a POW config)."""
+    parts = {t.split('-')[0] for t in path.stem.split('_')}
+    return next((t for suffix, t in QUANT.items() if suffix[1:] in parts), None)
 
 
 def test_expected_configs_exist() -> None:
