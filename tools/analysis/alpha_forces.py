@@ -1,7 +1,8 @@
 """The forces on the POW exponents during training: task-gradient size and consistency,
 the L1 pull and the share of inputs above the split width, per layer.
 
-    python tools/analysis/alpha_forces.py CONFIG --data-root DIR [--epochs 1] [--cfg-options ...]
+    python tools/analysis/alpha_forces.py CONFIG --data-root DIR [--epochs 1]
+        [--alpha-lr-mult 10] [--alpha-decay-mult 0] [--cfg-options ...]
 
 Trains CONFIG (a POW classification or detection config) for ``--epochs`` (epoch loops)
 or ``--iters`` (iteration loops) in ``--work-dir`` and prints one row per POW layer
@@ -25,6 +26,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--iters', type=int, default=200, help='iterations (iteration-based configs)')
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--out', help='write the rows to this JSON file')
+    p.add_argument('--alpha-lr-mult', type=float, help="lr multiplier of every '.alpha'")
+    p.add_argument('--alpha-decay-mult', type=float, help="weight-decay multiplier of '.alpha'")
     p.add_argument('--cfg-options', nargs='+', action=DictAction, default={})
     return p.parse_args(argv)
 
@@ -41,6 +44,11 @@ def main(argv=None) -> list[dict]:
 
     cfg = Config.fromfile(args.config)
     cfg.merge_from_dict(args.cfg_options)
+    mults = {k: v for k, v in (('lr_mult', args.alpha_lr_mult),
+                               ('decay_mult', args.alpha_decay_mult)) if v is not None}
+    if mults:  # a dotted --cfg-options key cannot name '.alpha'
+        paramwise = cfg.optim_wrapper.setdefault('paramwise_cfg', {})
+        paramwise.setdefault('custom_keys', {}).setdefault('.alpha', {}).update(mults)
     set_data_root(cfg, args.data_root)
     cfg.work_dir = args.work_dir
     cfg.randomness = dict(seed=args.seed)
