@@ -166,3 +166,27 @@ def test_sweep_resume_key_tells_adapted_from_plain(repo_root) -> None:
     adapted = copy.deepcopy(cfg)
     adapted.custom_hooks = [dict(type='mmdet.BNAdaptHook', prior_strength=0, num_images=8)]
     assert config_digest(cfg) != config_digest(adapted)
+
+
+def test_frozen_stages_and_norm_eval_backbones_are_adapted_and_said_so(capsys) -> None:
+    from mmengine.logging import MMLogger
+
+    from mmdet.models.backbones import ResNet
+    torch.manual_seed(0)
+    net = ResNet(depth=18, base_channels=8, frozen_stages=1, norm_eval=True)
+    net.train()  # norm_eval: every BN stays in eval mode; frozen stages have no gradient
+    before = net.bn1.running_mean.clone()
+    x = torch.randn(4, 3, 32, 32) * 3 + 1
+    saved = adapt_bn(net, [x], 0, num_images=4)
+    assert not torch.allclose(net.bn1.running_mean, before)  # a frozen stage's BN adapted
+    assert not net.bn1.training and not net.layer3[0].bn1.training  # modes as they were
+    restore_bn(net, saved)
+    assert torch.equal(net.bn1.running_mean, before)
+
+    MMLogger.get_instance('bn_adapt_test')
+    hook = BNAdaptHook(prior_strength=0, num_images=4)
+    runner = SimpleNamespace(model=net, test_loop=SimpleNamespace(dataloader=_Loader([x])))
+    hook.before_test_epoch(runner)
+    hook.after_test_epoch(runner)
+    out = capsys.readouterr().out
+    assert 'adapting 20 BatchNorm layers (5 of them frozen in training)' in out

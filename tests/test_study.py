@@ -171,6 +171,20 @@ def test_bad_study_configs_are_refused_before_training(tmp_path, override, messa
     assert not (tmp_path / 'work').exists()
 
 
+def test_seen_and_unseen_distortions_are_reported_apart(finished_study, tmp_path) -> None:
+    cfg, study = finished_study
+    marked = _write_study(tmp_path / 'toy_study.py', seen_distortions=['ngrn'])
+    other = load_study(str(marked), study.work_dir)
+    report = report_study(other, str(tmp_path / 'report'))
+    rows = report['aggregate']['rows']
+    assert 'mPC seen' in rows and 'mPC unseen' in rows
+    plain = report['per_run_rows']['plain/0']
+    assert plain['mPC seen'] == pytest.approx(plain['ngrn'])
+    assert plain['mPC unseen'] == pytest.approx(plain['jpeg'])
+    md = (tmp_path / 'report' / 'study.md').read_text()
+    assert '| ngrn (seen) |' in md and '| jpeg (unseen) |' in md
+
+
 def test_study_configs_in_the_repo_load() -> None:
     for path in sorted((REPO / 'configs' / 'studies').glob('*.py')):
         study = load_study(str(path))

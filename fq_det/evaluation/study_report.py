@@ -197,6 +197,15 @@ def _fmt_row(row: str, x: float, pct: bool, signed: bool = False) -> str:
     return _fmt(x, pct, signed)
 
 
+def _row_label(study, row: str) -> str:
+    """Distortions some variant trained with are marked: they are not a fair test of it."""
+    if row in study.seen_distortions:
+        return f'{row} (seen)'
+    if study.seen_distortions and row in study.distortions:
+        return f'{row} (unseen)'
+    return row
+
+
 def format_markdown(study, report: dict) -> str:
     agg, pct = report['aggregate'], report['metric_key'].startswith('accuracy')
     names = list(study.variants)
@@ -222,7 +231,7 @@ def format_markdown(study, report: dict) -> str:
             hw = '' if not math.isfinite(iv['half_width']) else \
                 f' ± {_fmt_row(row, iv["half_width"], pct)}'
             cells.append(f'{_fmt_row(row, iv["mean"], pct)}{hw} ({iv["n"]})')
-        lines.append(f'| {row} | ' + ' | '.join(cells) + ' |')
+        lines.append(f'| {_row_label(study, row)} | ' + ' | '.join(cells) + ' |')
     others = [v for v in names if v != study.reference]
     if others:
         ref_label = study.variants[study.reference].label
@@ -246,11 +255,12 @@ def format_markdown(study, report: dict) -> str:
                 if 'bootstrap_mean_half_width' in cell:
                     txt += f'; image bootstrap ± {_fmt_row(row, cell["bootstrap_mean_half_width"], pct)}'
                 cells.append(txt)
-            lines.append(f'| {row} | ' + ' | '.join(cells) + ' |')
+            lines.append(f'| {_row_label(study, row)} | ' + ' | '.join(cells) + ' |')
     if study.task == 'classification':
         lines += ['', '## In the layout of the supplement\'s Table 3: top-1 % mean ± std over '
                   'seeds (severities averaged)', '',
-                  '| Model | clean | ' + ' | '.join(study.distortions) + ' |',
+                  '| Model | clean | ' + ' | '.join(_row_label(study, d) for d in study.distortions)
+                  + ' |',
                   '|---|' + '---:|' * (len(study.distortions) + 1)]
         for v, label in zip(names, labels):
             cells = []
