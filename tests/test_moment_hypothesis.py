@@ -61,3 +61,12 @@ def test_comparison_table_and_figure(backbone, images, tmp_path) -> None:
     text = format_comparison(result, 'ngrn', 4)
     assert '**kurtosis**' in text and '| tiny + BN adapt. |' in text
     assert plot_comparison(result, tmp_path / 'm.png').stat().st_size > 1000
+
+
+def test_classifier_backbone_and_its_normalisation(repo_root) -> None:
+    from fq_det.analysis.moment_hypothesis import build_classifier_backbone
+    backbone, norm = build_classifier_backbone(
+        repo_root / 'configs/classification/synthvoc/resnet18-pow1-l1_synthvoc-crops.py', None)
+    assert 'layer2.0.act1' in dict(backbone.named_modules()) and not backbone.training
+    assert norm['mean'] == pytest.approx((123.675, 116.28, 103.53))
+    assert norm['std'] == pytest.approx((58.395, 57.12, 57.375)) and norm['bgr_to_rgb'] is True

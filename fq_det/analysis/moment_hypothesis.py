@@ -168,7 +168,9 @@ def build_classifier_backbone(config: str | Path, checkpoint: str | Path | None
     pre = model.data_preprocessor
     norm = dict(mean=tuple(pre.mean.flatten().tolist()), std=tuple(pre.std.flatten().tolist()),
                 bgr_to_rgb=bool(getattr(pre, 'to_rgb', False)))
-    return model.backbone.eval(), norm
+    backbone = model.backbone
+    backbone.eval()  # mmdet's ResNet.train() returns None: no chaining
+    return backbone, norm
 
 
 def save_crops(data_root: str | Path, out_dir: str | Path, max_crops: int, crop_size: int = 48,
