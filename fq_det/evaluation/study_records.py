@@ -20,7 +20,7 @@ from fq_det.evaluation.per_image import load_per_image, topk_correct
 from fq_det.evaluation.robustness import per_image_file
 
 __all__ = ['load_sweep_records', 'save_compact_records', 'load_compact_records',
-           'bootstrap_differences']
+           'bootstrap_differences', 'sweep_bootstrap']
 
 
 def _split(flat: np.ndarray, offsets: np.ndarray) -> list[np.ndarray]:
@@ -160,3 +160,17 @@ def bootstrap_differences(models: Mapping[str, dict], reference: str, rows_of: C
                                                  point[row] - ref_point[row], confidence).as_dict()
                      for row in rep if row in ref_rep}
     return out
+
+
+def sweep_bootstrap(sweep_dirs: Mapping[str, str | Path], reference: str, task: str,
+                    distortions: Sequence[str], severities: Sequence[int], seed: int = 0,
+                    replicates: int = 1000, confidence: float = 0.95,
+                    seen: Sequence[str] = ()) -> dict[str, dict[str, dict]]:
+    """Image-bootstrap intervals of each model's summary rows minus the reference's, from
+    sweeps run with ``save_per_image=True`` on the same test images (one run each)."""
+    from fq_det.evaluation.study_report import summary_rows
+    models = {name: load_sweep_records(d, task, distortions, severities, seed)
+              for name, d in sweep_dirs.items()}
+    return bootstrap_differences(models, reference,
+                                 lambda c, d: summary_rows(c, d, tuple(seen)),
+                                 replicates=replicates, seed=seed, confidence=confidence)

@@ -31,7 +31,7 @@ def _full_scale(metric_key: str) -> float:
     return 100.0 if 'accuracy' in metric_key else 1.0
 
 
-def _rows(clean: Any, distorted: Mapping[str, Mapping[int, Any]], seen: tuple) -> dict:
+def summary_rows(clean: Any, distorted: Mapping[str, Mapping[int, Any]], seen: tuple) -> dict:
     """Summary rows from per-condition values (floats, or arrays of bootstrap replicates)."""
     rows = {'P': clean}
     all_values, seen_values, unseen_values = [], [], []
@@ -89,7 +89,7 @@ def _per_run_rows(study, runs: dict, full: float) -> dict:
     """``{(variant, seed): {row: value}}`` including mCE against the same seed's reference."""
     table = {}
     for (variant, seed), r in runs.items():
-        rows = _rows(r['clean'], r['distorted'], study.seen_distortions)
+        rows = summary_rows(r['clean'], r['distorted'], study.seen_distortions)
         ref = runs.get((study.reference, seed))
         if ref is not None:
             ce = st.corruption_errors(r['distorted'], r['clean'], ref['distorted'], ref['clean'],
@@ -116,7 +116,7 @@ def _bootstrap(study, runs: dict) -> dict:
         except FileNotFoundError:
             continue
         diffs = bootstrap_differences(
-            models, study.reference, lambda c, d: _rows(c, d, study.seen_distortions),
+            models, study.reference, lambda c, d: summary_rows(c, d, study.seen_distortions),
             replicates=replicates, seed=seed,
             confidence=float(study.bootstrap.get('confidence', 0.95)))
         for v, rows in diffs.items():
