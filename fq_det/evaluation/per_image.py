@@ -207,7 +207,8 @@ def voc_map_of_subset(records: dict, image_indices: Sequence[int] | np.ndarray,
 
 def topk_accuracy_of_subset(records: dict, image_indices: Sequence[int] | np.ndarray,
                             k: int = 1) -> float:
-    """Top-k accuracy (%) of the images ``image_indices``, as mmpretrain's ``Accuracy`` computes it."""
+    """Top-k accuracy (%) of the images ``image_indices``, as mmpretrain's ``Accuracy``
+    computes it."""
     correct = topk_correct(records, k)[np.asarray(image_indices, dtype=np.int64).reshape(-1)]
     if not len(correct):
         raise ValueError('image_indices is empty')

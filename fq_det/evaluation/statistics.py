@@ -189,7 +189,8 @@ def detection_records(images: Sequence[Mapping], num_classes: int, iou_thr: floa
             cols['tp'].append(tp[0])
             cols['fp'].append(fp[0])
     cat = {k: (np.concatenate(v) if v else np.zeros(0)) for k, v in cols.items()}
-    return DetectionRecords(image=cat['image'].astype(np.int64), label=cat['label'].astype(np.int64),
+    return DetectionRecords(image=cat['image'].astype(np.int64),
+                            label=cat['label'].astype(np.int64),
                             score=cat['score'].astype(np.float64), tp=cat['tp'].astype(np.float64),
                             fp=cat['fp'].astype(np.float64), num_gt=num_gt)
 

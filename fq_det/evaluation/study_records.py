@@ -125,7 +125,8 @@ def load_compact_records(path: str | Path, distortions: Sequence[str],
 
     return dict(image_ids=ids, clean=record('clean'),
                 distorted={d: {s: record(f'{d}_s{s}') for s in severities} for d in distortions},
-                metric=_metric_of(task, str(arrays['eval_mode'])), eval_mode=str(arrays['eval_mode']))
+                metric=_metric_of(task, str(arrays['eval_mode'])),
+                eval_mode=str(arrays['eval_mode']))
 
 
 def bootstrap_differences(models: Mapping[str, dict], reference: str, rows_of: Callable,

@@ -197,6 +197,41 @@ def _fmt_row(row: str, x: float, pct: bool, signed: bool = False) -> str:
     return _fmt(x, pct, signed)
 
 
+_MARK = {'better': '**better**', 'worse': '**worse**', 'no detectable difference': '='}
+
+
+def _group_missing(missing: list[str]) -> list[str]:
+    """``'v seed 1: why'``, ``'v seed 2: why'`` -> ``'v seeds 1, 2: why'``."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for m in missing:
+        head, _, why = m.partition(': ')
+        variant, _, seed = head.rpartition(' seed ')
+        groups.setdefault((variant, why.split(' (')[0]), []).append(seed)
+    return [f'{v} seed{"s" if len(seeds) > 1 else ""} {", ".join(seeds)}: {why}'
+            for (v, why), seeds in groups.items()]
+
+
+def _difference_table(study, agg: dict, variants: list, rows: list, pct: bool) -> list[str]:
+    """Markdown rows: one per variant, one column per summary row, ``diff [lo, hi] verdict``."""
+    lines = ['| variant | ' + ' | '.join(_row_label(study, r) for r in rows) + ' |',
+             '|---|' + '---|' * len(rows)]
+    for v in variants:
+        cells = []
+        for row in rows:
+            cell = agg['variants'][v]['rows'].get(row, {})
+            d = cell.get('difference')
+            if not d or d['n'] == 0:
+                cells.append('-')
+            elif d['n'] == 1:
+                cells.append(f'{_fmt_row(row, d["mean"], pct, True)} (1 seed) =')
+            else:
+                cells.append(f'{_fmt_row(row, d["mean"], pct, True)} '
+                             f'[{_fmt_row(row, d["low"], pct, True)}, '
+                             f'{_fmt_row(row, d["high"], pct, True)}] {_MARK[cell["verdict"]]}')
+        lines.append(f'| {study.variants[v].label} | ' + ' | '.join(cells) + ' |')
+    return lines
+
+
 def _row_label(study, row: str) -> str:
     """Distortions some variant trained with are marked: they are not a fair test of it."""
     if row in study.seen_distortions:
@@ -217,8 +252,8 @@ def format_markdown(study, report: dict) -> str:
              f'severities {list(study.severities)}; reference `{study.reference}`.', '',
              f'Finished runs: {report["finished"]}/{report["total"]}.']
     if report['missing']:
-        lines += ['', 'Missing (not in any number below):', '']
-        lines += [f'- {m}' for m in report['missing']]
+        lines += ['', 'Missing (in no number below):', '']
+        lines += [f'- {m}' for m in _group_missing(report['missing'])]
     lines += ['', f'## Per variant: mean ± {conf} % CI half-width over seeds (n)', '',
               '| | ' + ' | '.join(labels) + ' |', '|---|' + '---:|' * len(names)]
     for row in agg['rows']:
@@ -235,27 +270,27 @@ def format_markdown(study, report: dict) -> str:
     others = [v for v in names if v != study.reference]
     if others:
         ref_label = study.variants[study.reference].label
-        lines += ['', f'## Difference to `{ref_label}`, paired by seed: mean [{conf} % CI], '
-                  'verdict', '',
-                  '(image bootstrap: mean over seeds of the CI half-width of the same '
-                  'difference within one run, from resampling the test images)', '',
-                  '| | ' + ' | '.join(f'{study.variants[v].label} - {ref_label}' for v in others)
-                  + ' |', '|---|' + '---|' * len(others)]
-        for row in agg['rows']:
-            cells = []
+        summary = [r for r in agg['rows'] if r not in study.distortions]
+        lines += ['', f'## Difference to `{ref_label}`, paired by seed', '',
+                  f'Mean difference over seeds [{conf} % CI] and verdict: **better**, **worse**, '
+                  f'or `=` (no detectable difference: the interval contains 0).', '']
+        lines += _difference_table(study, agg, others, summary, pct)
+        lines += ['', 'Per distortion (severities averaged):', '']
+        lines += _difference_table(study, agg, others, list(study.distortions), pct)
+        boot_rows = [r for r in summary if r not in LOWER_IS_BETTER]
+        if any('bootstrap_mean_half_width' in agg['variants'][v]['rows'].get(r, {})
+               for v in others for r in boot_rows):
+            lines += ['', f'Within one run: {conf} % CI half-width of the same difference from '
+                      'resampling the test images (paired image bootstrap, mean over seeds): '
+                      'how much of a single run\'s difference is test-set sampling.', '',
+                      '| variant | ' + ' | '.join(boot_rows) + ' |',
+                      '|---|' + '---:|' * len(boot_rows)]
             for v in others:
-                cell = agg['variants'][v]['rows'].get(row, {})
-                d = cell.get('difference')
-                if not d or d['n'] == 0:
-                    cells.append('-')
-                    continue
-                txt = (f'{_fmt_row(row, d["mean"], pct, True)} '
-                       f'[{_fmt_row(row, d["low"], pct, True)}, '
-                       f'{_fmt_row(row, d["high"], pct, True)}] {cell["verdict"]}')
-                if 'bootstrap_mean_half_width' in cell:
-                    txt += f'; image bootstrap ± {_fmt_row(row, cell["bootstrap_mean_half_width"], pct)}'
-                cells.append(txt)
-            lines.append(f'| {_row_label(study, row)} | ' + ' | '.join(cells) + ' |')
+                cells = [agg['variants'][v]['rows'].get(r, {}).get('bootstrap_mean_half_width')
+                         for r in boot_rows]
+                lines.append(f'| {study.variants[v].label} | ' + ' | '.join(
+                    '-' if c is None else f'± {_fmt_row(r, c, pct)}'
+                    for r, c in zip(boot_rows, cells)) + ' |')
     if study.task == 'classification':
         lines += ['', '## In the layout of the supplement\'s Table 3: top-1 % mean ± std over '
                   'seeds (severities averaged)', '',
