@@ -16,52 +16,6 @@ from fq_det.evaluation import robustness
 from fq_det.evaluation.robustness import (format_results_table, insert_distort,
                                           run_robustness_sweep, summarize)
 
-TINY_CONFIG = """
-_base_ = 'mmdet::pascal_voc/faster-rcnn_r50_fpn_1x_voc0712.py'
-custom_imports = dict(imports=['fq_det'], allow_failed_imports=False)
-data_root = {data_root!r}
-metainfo = dict(classes=('circle', 'square', 'triangle', 'cross', 'star'))
-model = dict(
-    backbone=dict(depth=18, base_channels=8, init_cfg=None),
-    neck=dict(in_channels=[8, 16, 32, 64], out_channels=16),
-    rpn_head=dict(in_channels=16, feat_channels=16),
-    roi_head=dict(bbox_roi_extractor=dict(out_channels=16),
-                  bbox_head=dict(in_channels=16, fc_out_channels=32, num_classes=5)),
-    test_cfg=dict(rpn=dict(nms_pre=100, max_per_img=50)))
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(128, 96), keep_ratio=True),
-    dict(type='LoadAnnotations', with_bbox=True),
-    dict(type='PackDetInputs',
-         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
-]
-test_dataloader = dict(
-    batch_size=2, num_workers=0, persistent_workers=False,
-    dataset=dict(data_root=data_root, metainfo=metainfo, pipeline=test_pipeline))
-val_dataloader = test_dataloader
-default_hooks = dict(logger=dict(interval=1))
-"""
-
-
-@pytest.fixture(scope='module')
-def tiny(synthetic_voc_root, tmp_path_factory):
-    """(config path, randomly initialised checkpoint path) of a tiny Faster R-CNN."""
-    from mmengine.config import Config
-    from mmengine.runner import save_checkpoint
-    from mmdet.registry import MODELS
-    from mmdet.utils import register_all_modules
-
-    register_all_modules()
-    root = tmp_path_factory.mktemp('tiny')
-    cfg_path = root / 'tiny_frcnn_synthvoc.py'
-    cfg_path.write_text(TINY_CONFIG.format(data_root=str(synthetic_voc_root) + '/'))
-    model = MODELS.build(Config.fromfile(str(cfg_path)).model)
-    model.init_weights()
-    ckpt = root / 'random.pth'
-    save_checkpoint({'state_dict': model.state_dict(), 'meta': {}}, str(ckpt))
-    return cfg_path, ckpt
-
-
 class _Calls(list):
     control = None
 
@@ -122,8 +76,8 @@ def test_summary_and_table():
     assert math.isnan(summarize(dict(results, clean={'pascal_voc/mAP': 0.0}))['rPC'])
 
 
-def test_sweep_end_to_end_interrupted_resumed(tiny, tmp_path, repo_root, evaluations, capsys):
-    cfg_path, ckpt = tiny
+def test_sweep_end_to_end_interrupted_resumed(tiny_detector, tmp_path, repo_root, evaluations, capsys):
+    cfg_path, ckpt = tiny_detector
     out_dir = tmp_path / 'robustness'
     kwargs = dict(distortions=['jpeg', 'targeted_occlusion'], severities=[1, 5])
 
@@ -197,9 +151,9 @@ def _load_tool(repo_root):
     return module
 
 
-def test_cli_rejects_unknown_distortion_and_severity(tiny, repo_root):
+def test_cli_rejects_unknown_distortion_and_severity(tiny_detector, repo_root):
     tool = _load_tool(repo_root)
-    cfg_path, ckpt = tiny
+    cfg_path, ckpt = tiny_detector
     with pytest.raises(SystemExit, match='valid choices: motion_blur, jpeg'):
         tool.main([str(cfg_path), str(ckpt), '--distortions', 'jpeg', 'fogg'])
     with pytest.raises(SystemExit, match='valid choices: 1, 2, 3, 4, 5'):
