@@ -17,6 +17,8 @@ Steps, each written under ``--out-dir``:
   5. ``summary.md`` / ``summary.json``: the side-by-side table printed at the end.
 
 Re-running reuses a finished training (its final checkpoint) and finished sweep pairs.
+The console shows one line per step and a live progress line per model; everything the
+models, the data generator and the figures print goes to ``logs/``.
 """
 from __future__ import annotations
 
