@@ -9,9 +9,8 @@ from __future__ import annotations
 import argparse
 import copy
 
+import fq_det  # noqa: F401  (first: registers the plugin, quiets the stack's import warnings)
 from mmengine.config import ConfigDict
-
-import fq_det  # noqa: F401  (registers the plugin and makes checkpoints loadable)
 from fq_det.apis import (add_config_args, add_launcher_args, build_runner,
                          check_checkpoint_matches, check_output_dir, check_output_file,
                          config_from_args, report_user_errors)

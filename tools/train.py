@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import argparse
 
-from mmengine.runner import Runner
-
 import fq_det  # noqa: F401  (registers the plugin and makes checkpoints loadable)
 from fq_det.apis import (add_config_args, add_launcher_args, build_runner, config_from_args,
                          enable_amp, report_user_errors, set_resume, set_seed)
@@ -35,7 +33,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 @report_user_errors
-def main(argv: list[str] | None = None) -> Runner:
+def main(argv: list[str] | None = None):
     args = parse_args(argv)
     cfg = config_from_args(args, splits=('train', 'val'))
     if args.amp:
@@ -48,7 +46,7 @@ def main(argv: list[str] | None = None) -> Runner:
     set_resume(cfg, args.resume)
     runner = build_runner(cfg)
     runner.train()
-    return runner
+    return runner  # the mmengine Runner, for callers in Python
 
 
 if __name__ == '__main__':

@@ -22,6 +22,15 @@ __all__ = ['load_checkpoint_file', 'checkpoint_state_dict', 'compare_state_dicts
            'describe_differences', 'check_checkpoint_matches']
 
 _LISTED = 4  # keys shown per kind of difference
+# How files written by torch.save begin: a zip archive, or (legacy format) a pickle.
+_TORCH_SAVE_MAGIC = (b'PK\x03\x04', b'\x80')
+
+
+def _refusal_reason(err: pickle.UnpicklingError) -> str:
+    """The line of torch's message that names what was refused (e.g. an unsupported global)."""
+    lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+    named = [ln for ln in lines if 'WeightsUnpickler error' in ln or 'Unsupported' in ln]
+    return (named or lines or [type(err).__name__])[0]
 
 
 def load_checkpoint_file(path: str | os.PathLike) -> dict:
@@ -31,13 +40,16 @@ def load_checkpoint_file(path: str | os.PathLike) -> dict:
         raise FileNotFoundError(f'checkpoint not found: {path}')
     if os.path.getsize(path) == 0:
         raise ValueError(f'checkpoint {path} is empty (0 bytes)')
+    with open(path, 'rb') as f:
+        if not f.read(4).startswith(_TORCH_SAVE_MAGIC):
+            raise ValueError(f'checkpoint {path} is not a checkpoint (not a file written '
+                             'by torch.save)')
     try:
         checkpoint = torch.load(path, map_location='cpu', weights_only=True)
     except pickle.UnpicklingError as err:
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise pickle.UnpicklingError(
             f'checkpoint {path} was refused by torch\'s safe loader (weights_only=True): '
-            f'{reason}') from None
+            f'{_refusal_reason(err)}') from None
     except (EOFError, RuntimeError, zipfile.BadZipFile, OSError, ValueError) as err:
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ValueError(f'checkpoint {path} is not readable (truncated, or not written by '
