@@ -157,12 +157,14 @@ def config_from_args(args: argparse.Namespace, splits: Sequence[str] = ()) -> Co
     """The set-up every tool starts with, in this order: load the config (``args.config``,
     ``--cfg-options``, ``--data-root``), the launcher (``--launcher``, if the tool has it),
     the data check of ``splits`` (missing files named before anything is built; ``'val'``
-    only when the config validates) and the work dir (``--work-dir`` if the tool has it; checked to be writable, not created)."""
+    only when the config validates) and the work dir (``--work-dir`` if the tool has it;
+    checked to be writable, not created)."""
     cfg = load_config(args.config, getattr(args, 'cfg_options', None),
                       getattr(args, 'data_root', None))
     if hasattr(args, 'launcher'):
         setup_launcher(cfg, args.launcher, getattr(args, 'local_rank', 0))
-    splits = [s for s in splits if s != 'val' or (cfg.get('val_cfg') and cfg.get('val_dataloader'))]
+    validates = bool(cfg.get('val_cfg') and cfg.get('val_dataloader'))
+    splits = [s for s in splits if s != 'val' or validates]
     if splits:
         check_data(cfg, splits, config_name=args.config)
     set_work_dir(cfg, getattr(args, 'work_dir', None), args.config)
