@@ -164,10 +164,10 @@ def test_cli_rejects_unknown_distortion_and_severity(tiny_detector, repo_root):
 
 # ---- stale results (a sweep re-run with something changed) ---------------------------
 @pytest.fixture
-def finished_sweep(tiny, tmp_path, evaluations):
+def finished_sweep(tiny_detector, tmp_path, evaluations):
     """A copy of the tiny checkpoint and an out-dir holding its clean + jpeg 1 results."""
     import shutil
-    cfg_path, ckpt = tiny
+    cfg_path, ckpt = tiny_detector
     own_ckpt = tmp_path / 'model.pth'
     shutil.copy(ckpt, own_ckpt)
     out_dir = tmp_path / 'rob'
@@ -257,11 +257,11 @@ def test_truncated_files_and_unwritable_out_dir_are_named(finished_sweep, tmp_pa
     assert evaluations == []
 
 
-def test_per_image_records_give_the_sweeps_map(tiny, tmp_path, evaluations):
+def test_per_image_records_give_the_sweeps_map(tiny_detector, tmp_path, evaluations):
     import numpy as np
     from fq_det.evaluation import load_per_image, voc_map_of_subset
     from mmengine.config import Config
-    cfg_path, ckpt = tiny
+    cfg_path, ckpt = tiny_detector
     cfg = Config.fromfile(str(cfg_path))
     # Score threshold 0: the random detector keeps its boxes, a few hit by chance (mAP > 0).
     cfg.model.test_cfg.rcnn.update(score_thr=0.0, max_per_img=100)
@@ -295,9 +295,9 @@ runpy.run_path({tool!r}, run_name='__main__')
 """
 
 
-def test_two_concurrent_sweeps_into_one_out_dir(tiny, tmp_path, repo_root):
+def test_two_concurrent_sweeps_into_one_out_dir(tiny_detector, tmp_path, repo_root):
     """Both sweeps' pairs end up in results.json (each finished pair merged under the lock)."""
-    cfg_path, ckpt = tiny
+    cfg_path, ckpt = tiny_detector
     out_dir = tmp_path / 'rob'
     script = tmp_path / 'run.py'
     script.write_text(TWO_SWEEPS.format(repo=str(repo_root), cfg=str(cfg_path), ckpt=str(ckpt),
@@ -334,7 +334,7 @@ def _sweep_images(cfg_path: Path, distortion: str, severity: int, seed: int) -> 
 
 
 @pytest.mark.parametrize('distortion', ['salt_pepper', 'targeted_occlusion'])
-def test_grid_shows_the_sweeps_distorted_image(distortion, tiny, tmp_path, synthetic_voc_root,
+def test_grid_shows_the_sweeps_distorted_image(distortion, tiny_detector, tmp_path, synthetic_voc_root,
                                                monkeypatch):
     """The detection grid (and demo) distort an image exactly as the sweep does."""
     import mmdet.apis
@@ -343,7 +343,7 @@ def test_grid_shows_the_sweeps_distorted_image(distortion, tiny, tmp_path, synth
     from fq_det.datasets.distortion_route import distort_image, file_image_key
     from fq_det.datasets.voc_xml import read_voc_boxes
     from fq_det.visualization import draw_detection_grid
-    cfg_path, ckpt = tiny
+    cfg_path, ckpt = tiny_detector
     seen = []
     real = mmdet.apis.inference_detector
 

@@ -7,6 +7,7 @@ lists what differs, unless the caller allows a partial load.
 """
 from __future__ import annotations
 
+import copy
 import os
 import pickle
 import re
@@ -98,8 +99,8 @@ def describe_differences(diff: Mapping[str, list[str]]) -> str:
 def build_model_state(cfg: Config) -> dict:
     """The ``state_dict`` of the config's model, freshly built (no weights are loaded)."""
     init_default_scope(cfg.get('default_scope', 'mmdet'))
-    model_cfg = dict(cfg.model)
-    return MODELS.build(model_cfg).state_dict()
+    # a deep copy: building fills sub-configs in place (mmdet adds train/test cfgs to heads)
+    return MODELS.build(copy.deepcopy(cfg.model)).state_dict()
 
 
 def check_checkpoint_matches(cfg: Config, path: str | os.PathLike, allow_partial: bool = False,
