@@ -17,25 +17,40 @@ Steps, each written under ``--out-dir``:
   5. ``summary.md`` / ``summary.json``: the side-by-side table printed at the end.
 
 Re-running reuses a finished training (its final checkpoint) and finished sweep pairs.
+The console shows one line per step and a live progress line per model; everything the
+models, the data generator and the figures print goes to ``logs/``.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import os.path as osp
+import re
 import sys
+import threading
 import time
+import warnings
 from pathlib import Path
+from typing import IO, Iterator
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-if str(REPO_ROOT) not in sys.path:  # run from a checkout without `pip install -e .`
-    sys.path.insert(0, str(REPO_ROOT))
+# Library warnings that tell a user of the job nothing (set before the libraries load, and
+# inherited by the model processes, which import this module again).
+QUIET_WARNINGS = (
+    'pkg_resources is deprecated',                  # mmengine imports pkg_resources
+    r'Warning: The \w+ is out of bounds',             # mmengine's visualizer, boxes near the edge
+)
+for _message in QUIET_WARNINGS:
+    warnings.filterwarnings('ignore', message=_message)
 
 import fq_det  # noqa: E402,F401  (registers the plugin, makes checkpoints loadable)
+from fq_det.apis import check_output_dir, report_user_errors  # noqa: E402
 from fq_det.datasets.data_check import set_data_root  # noqa: E402
 from fq_det.datasets.distortions import DISTORTIONS, SEVERITIES  # noqa: E402
 from fq_det.datasets.synthetic_voc import make_synthetic_voc  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 MODELS = {  # name -> (config, label)
     'plain': ('configs/synthvoc/faster_rcnn_r18_synthvoc.py', 'ResNet-18'),
@@ -46,6 +61,7 @@ PRETRAIN = {  # name -> classification config with the same backbone as MODELS[n
     'pow': 'configs/classification/synthvoc/resnet18-pow1-l1_synthvoc-crops.py',
 }
 GRID_SEVERITY = 3
+STAGE = '[main-job stage]'  # written to a model's log when it starts a stage
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -131,6 +147,7 @@ def pretrain_backbone(name: str, data_root: Path, work_root: Path, epochs: int |
     cfg.randomness = dict(seed=seed)
     cfg.experiment_name = f'pretrain_{name}'
     cfg.visualizer.name = f'visualizer_pretrain_{name}'
+    print(f'{STAGE} pretrain {cfg.train_cfg.max_epochs} epochs', flush=True)
     runner = Runner.from_cfg(cfg)
     runner.train()  # validates on the test split's crops after the last epoch
     top1 = runner.message_hub.get_scalar('val/accuracy/top1').current()
@@ -152,6 +169,7 @@ def train(cfg, retrain: bool) -> str:
         return final
     # The clean evaluation is the sweep's first pair: no validation during training.
     cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
+    print(f'{STAGE} train {cfg.train_cfg.max_iters} iterations', flush=True)
     Runner.from_cfg(cfg).train()
     return final
 
@@ -161,16 +179,30 @@ def run_model(name: str, out: str, args: argparse.Namespace, threads: int) -> di
     import torch
     saved_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
-    log = Path(out) / 'logs' / f'{name}.log'
+    log = model_log(out, name)
+    try:
+        with output_to(log):
+            return _train_and_sweep(name, out, args, log)
+    finally:  # restored for callers that run the job in their own process (tests)
+        torch.set_num_threads(saved_threads)
+
+
+def model_log(out: str | Path, name: str) -> Path:
+    """Where everything a model's process prints goes."""
+    return Path(out) / 'logs' / f'{name}.log'
+
+
+@contextlib.contextmanager
+def output_to(log: Path) -> Iterator[None]:
+    """Send stdout and stderr (library logs, progress bars, warnings) to ``log``."""
     log.parent.mkdir(parents=True, exist_ok=True)
     saved = sys.stdout, sys.stderr
     with open(log, 'a', buffering=1) as f:
         sys.stdout = sys.stderr = f
         try:
-            return _train_and_sweep(name, out, args, log)
-        finally:  # restored for callers that run the job in their own process (tests)
+            yield
+        finally:
             sys.stdout, sys.stderr = saved
-            torch.set_num_threads(saved_threads)
 
 
 def _train_and_sweep(name: str, out: str, args: argparse.Namespace, log: Path) -> dict:
@@ -186,12 +218,155 @@ def _train_and_sweep(name: str, out: str, args: argparse.Namespace, log: Path) -
     t = time.time()
     checkpoint = train(cfg, args.retrain)
     t_train = time.time() - t
+    print(f'{STAGE} sweep {1 + len(args.distortions) * len(args.severities)} pairs', flush=True)
     results = run_robustness_sweep(cfg, checkpoint, str(Path(out) / 'robustness' / name),
                                    distortions=args.distortions, severities=args.severities, seed=args.seed)
     return dict(checkpoint=checkpoint, results=results, pretrained=pretrained, pretrain_s=t_pretrain,
                 train_s=t_train, sweep_s=time.time() - t - t_train, log=str(log))
 
 
+# ------------------------------------------------------------------ console progress
+_LOOP_PROGRESS = re.compile(r'(Iter|Epoch)\((train|val|test)\)\s*(?:\[(\d+)\])?\s*\[\s*(\d+)/(\d+)\]')
+_ETA = re.compile(r'eta: ((?:\d+ days?, )?\d+:\d\d:\d\d)')
+_PAIR = re.compile(r'^pair (\d+)/(\d+): (.+)$')
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f'{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}'
+
+
+class ModelProgress:
+    """What one model's process is doing, read from the lines its log gained since the last
+    look: the stage markers this job writes, mmengine's ``Iter(train) [i/n] ... eta:``
+    lines, and the sweep's ``pair i/n`` lines (ETA from the pairs' pace)."""
+
+    def __init__(self, label: str, log: Path) -> None:
+        self.label, self.log = label, log
+        self.offset = log.stat().st_size if log.is_file() else 0
+        self.stage, self.total, self.detail, self.eta = 'starting', '', '', ''
+        self.stage_start = time.time()
+
+    def poll(self) -> None:
+        try:
+            with open(self.log, 'rb') as f:
+                f.seek(self.offset)
+                data = f.read()
+        except FileNotFoundError:
+            return
+        self.offset += len(data)
+        for line in data.decode(errors='replace').replace('\r', '\n').splitlines():
+            self._read(line.strip())
+
+    def _read(self, line: str) -> None:
+        if line.startswith(STAGE):
+            self.stage, _, self.total = line[len(STAGE):].strip().partition(' ')
+            self.detail, self.eta, self.stage_start = '', '', time.time()
+        elif line.startswith('reusing '):
+            self.detail, self.eta = 'reused', ''
+        elif (m := _LOOP_PROGRESS.search(line)) and m.group(2) == 'train':
+            loop, _, epoch, i, n = m.groups()
+            self.detail = (f'epoch {epoch} {i}/{n}' if loop == 'Epoch' and epoch else f'{i}/{n}')
+            if eta := _ETA.search(line):
+                self.eta = eta.group(1)
+        elif m := _PAIR.match(line):
+            i, n, label = int(m.group(1)), int(m.group(2)), m.group(3)
+            self.detail = f'pair {i}/{n} {label.split(" (")[0]}'
+            if i > 1:
+                pace = (time.time() - self.stage_start) / (i - 1)
+                self.eta = _clock(pace * (n - i + 1))
+
+    def describe(self) -> str:
+        total = f' ({self.total})' if self.total else ''
+        detail = f' {self.detail}' if self.detail else ''
+        eta = f', eta {self.eta}' if self.eta else ''
+        return f'{self.label}: {self.stage}{total}{detail}{eta}'
+
+
+class ProgressDisplay:
+    """A live line with each model's progress while the model processes run.
+
+    On a terminal the line is rewritten in place every ``interval`` seconds; otherwise
+    (a log file, CI) it is printed when a model changes stage, and at most once a minute
+    in between.
+    """
+
+    def __init__(self, models: dict[str, Path], stream: IO[str], interval: float = 2.0,
+                 plain_every: float = 60.0) -> None:
+        self.models = [ModelProgress(label, log) for label, log in models.items()]
+        self.stream, self.interval, self.plain_every = stream, interval, plain_every
+        self.live = hasattr(stream, 'isatty') and stream.isatty()
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.shown, self.stages, self.last_plain, self.width = '', None, 0.0, 0
+
+    def __enter__(self) -> 'ProgressDisplay':
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        self.thread.join()
+        self.refresh()
+        self._clear()
+
+    def note(self, text: str) -> None:
+        """Print a permanent line (above the live line)."""
+        with self.lock:
+            self._clear()
+            print(text, file=self.stream, flush=True)
+
+    def refresh(self) -> None:
+        for model in self.models:
+            model.poll()
+        line = '  ' + ' | '.join(m.describe() for m in self.models)
+        stages = [m.stage for m in self.models]
+        with self.lock:
+            if self.live:
+                if line != self.shown:
+                    pad = max(0, self.width - len(line))
+                    self.stream.write('\r' + line + ' ' * pad)
+                    self.stream.flush()
+                    self.shown, self.width = line, len(line)
+            elif stages != self.stages or time.time() - self.last_plain >= self.plain_every:
+                print(line, file=self.stream, flush=True)
+                self.stages, self.last_plain = stages, time.time()
+
+    def _clear(self) -> None:
+        if self.live and self.width:
+            self.stream.write('\r' + ' ' * self.width + '\r')
+            self.stream.flush()
+            self.shown, self.width = '', 0
+
+    def _run(self) -> None:
+        while not self.stop.wait(self.interval):
+            self.refresh()
+
+
+def draw_figures(args: argparse.Namespace, results: dict, cfgs: dict, checkpoints: dict,
+                 data_root: Path, out: Path) -> dict[str, str]:
+    """Severity curves of all models and a detection grid per model; returns their paths."""
+    from mmdet.apis import init_detector
+
+    from fq_det.visualization import draw_detection_grid, plot_robustness, read_voc_boxes
+    figures = {'robustness': str(plot_robustness([results[n] for n in args.models],
+                                                 [MODELS[n][1] for n in args.models],
+                                                 out / 'robustness.png')['figure'])}
+    voc = data_root / 'VOC2007'
+    ids = (voc / 'ImageSets/Main/test.txt').read_text().split()[:args.grid_images]
+    images = [str(voc / 'JPEGImages' / f'{i}.jpg') for i in ids]
+    boxes = {p: read_voc_boxes(voc / 'Annotations' / f'{i}.xml') for p, i in zip(images, ids)}
+    conditions = [('clean', 0)] + [(d, GRID_SEVERITY) for d in args.distortions]
+    for name in args.models:
+        model = init_detector(cfgs[name], checkpoints[name], device='cpu')
+        figures[f'grid_{name}'] = str(draw_detection_grid(
+            model, images, conditions, out / f'grid_{name}.png', seed=args.seed,
+            boxes=boxes, progress=False)['figure'])  # its bar would write to the console
+    return figures
+
+
+# ------------------------------------------------------------------------- summary
 def side_by_side(results: dict[str, dict], labels: dict[str, str]) -> str:
     """Markdown: clean mAP, per-distortion mean over severities, mPC, rPC for each model."""
     names = list(results)
@@ -212,19 +387,23 @@ def side_by_side(results: dict[str, dict], labels: dict[str, str]) -> str:
     return '\n'.join(lines) + '\n'
 
 
+@report_user_errors
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
+    check_output_dir(args.out_dir, '--out-dir folder')
     out = Path(args.out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     timings = {}
 
     print(f'[1/4] synthetic VOC: {args.num_train} trainval + {args.num_test} test images '
-          f'{args.size[0]}x{args.size[1]}, seed {args.seed}')
+          f'{args.size[0]}x{args.size[1]}, seed {args.seed}', flush=True)
     data_root = out / 'data'
     if not (data_root / 'VOC2007' / 'ImageSets' / 'Main' / 'test.txt').is_file():
-        make_synthetic_voc(data_root, args.num_train, args.num_test, seed=args.seed,
-                           image_size=tuple(args.size), workers=max(1, min(4, os.cpu_count() or 1)))
+        with output_to(out / 'logs' / 'data.log'):
+            make_synthetic_voc(data_root, args.num_train, args.num_test, seed=args.seed,
+                               image_size=tuple(args.size),
+                               workers=max(1, min(4, os.cpu_count() or 1)))
     timings['data_s'] = time.time() - t0
 
     jobs = max(1, min(args.jobs, len(args.models)))
@@ -232,22 +411,24 @@ def main(argv: list[str] | None = None) -> dict:
     pretrain = 'from scratch' if args.no_pretrain else 'backbone pretrained on object crops'
     print(f'[2/4] training ({pretrain}) + [3/4] robustness sweeps ({len(args.distortions)} '
           f'distortions x {len(args.severities)} severities + clean), {jobs} model(s) at a time, '
-          f'{threads} thread(s) each:')
+          f'{threads} thread(s) each:', flush=True)
     for name in args.models:
-        print(f'  {MODELS[name][1]:<16} {MODELS[name][0]}  log: {out / "logs" / (name + ".log")}')
+        print(f'  {MODELS[name][1]:<16} {MODELS[name][0]}  log: {model_log(out, name)}', flush=True)
     outcomes = {}
-    if jobs == 1:
-        for name in args.models:
-            outcomes[name] = run_model(name, str(out), args, threads)
-            print(f'  {MODELS[name][1]} done')
-    else:
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor, as_completed
-        with ProcessPoolExecutor(jobs, mp_context=mp.get_context('spawn')) as pool:
-            futures = {pool.submit(run_model, n, str(out), args, threads): n for n in args.models}
-            for fut in as_completed(futures):
-                outcomes[futures[fut]] = fut.result()
-                print(f'  {MODELS[futures[fut]][1]} done ({time.time() - t0:.0f} s)')
+    logs = {MODELS[n][1]: model_log(out, n) for n in args.models}
+    with ProgressDisplay(logs, sys.stdout) as display:
+        if jobs == 1:
+            for name in args.models:
+                outcomes[name] = run_model(name, str(out), args, threads)
+                display.note(f'  {MODELS[name][1]} done ({time.time() - t0:.0f} s)')
+        else:
+            import multiprocessing as mp
+            from concurrent.futures import ProcessPoolExecutor, as_completed
+            with ProcessPoolExecutor(jobs, mp_context=mp.get_context('spawn')) as pool:
+                futures = {pool.submit(run_model, n, str(out), args, threads): n for n in args.models}
+                for fut in as_completed(futures):
+                    outcomes[futures[fut]] = fut.result()
+                    display.note(f'  {MODELS[futures[fut]][1]} done ({time.time() - t0:.0f} s)')
     results = {n: outcomes[n]['results'] for n in args.models}
     checkpoints = {n: outcomes[n]['checkpoint'] for n in args.models}
     for n in args.models:
@@ -258,27 +439,10 @@ def main(argv: list[str] | None = None) -> dict:
     cfgs = {n: load_cfg(MODELS[n][0], data_root, out / 'work_dirs' / n, args.iters, args.seed)
             for n in args.models}
 
-    print('[4/4] figures')
+    print(f'[4/4] figures (log: {out / "logs" / "figures.log"})', flush=True)
     t = time.time()
-    figures = {}
-    from fq_det.visualization import plot_robustness
-    figures['robustness'] = str(plot_robustness([results[n] for n in args.models],
-                                                [MODELS[n][1] for n in args.models],
-                                                out / 'robustness.png')['figure'])
-    try:
-        from mmdet.apis import init_detector
-        from fq_det.visualization import draw_detection_grid, read_voc_boxes
-        voc = data_root / 'VOC2007'
-        ids = (voc / 'ImageSets/Main/test.txt').read_text().split()[:args.grid_images]
-        images = [str(voc / 'JPEGImages' / f'{i}.jpg') for i in ids]
-        boxes = {p: read_voc_boxes(voc / 'Annotations' / f'{i}.xml') for p, i in zip(images, ids)}
-        conditions = [('clean', 0)] + [(d, GRID_SEVERITY) for d in args.distortions]
-        for name in args.models:
-            model = init_detector(cfgs[name], checkpoints[name], device='cpu')
-            figures[f'grid_{name}'] = str(draw_detection_grid(
-                model, images, conditions, out / f'grid_{name}.png', seed=args.seed, boxes=boxes)['figure'])
-    except ImportError as err:  # visualization not available in this checkout
-        print(f'  detection grid skipped: {err}')
+    with output_to(out / 'logs' / 'figures.log'):
+        figures = draw_figures(args, results, cfgs, checkpoints, data_root, out)
     timings['figures_s'] = time.time() - t
     timings['total_s'] = time.time() - t0
 

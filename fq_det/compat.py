@@ -1,7 +1,8 @@
 """Fixes for the stack as it runs: torch 2.14 + mmengine 0.10.7 + mmdet 3.3.0 + numpy 2.
 
 Only stack fixes live here; import side effects are applied once, when ``fq_det``
-is imported.
+is imported (import it before mmengine to also quiet mmengine's import-time
+``pkg_resources`` deprecation warning).
 
 Checkpoints under ``torch.load(weights_only=True)``
     torch >= 2.6 loads with ``weights_only=True`` by default. mmengine 0.10.7 writes
@@ -22,9 +23,15 @@ Checkpoints under ``torch.load(weights_only=True)``
 """
 from __future__ import annotations
 
-import numpy as np
-import torch
-from mmengine.logging import HistoryBuffer
+import warnings
+
+# mmengine 0.10.7 imports pkg_resources (for 'mmdet::' config paths), which setuptools 80
+# deprecates with a warning on every start of every tool; it says nothing to a user.
+warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from mmengine.logging import HistoryBuffer  # noqa: E402
 
 
 def _numpy_safe_globals() -> list:

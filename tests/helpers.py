@@ -1,4 +1,6 @@
-"""Small helpers shared by test modules (pytest puts tests/ on sys.path)."""
+"""Small helpers shared by test modules; import them as ``from helpers import ...`` (pytest
+puts tests/, the folder of conftest.py, on ``sys.path``; a ``tests`` package installed by a
+dependency can shadow ``tests.helpers``, never ``helpers``)."""
 from __future__ import annotations
 
 import importlib.util

@@ -90,28 +90,20 @@ def test_missing_hook_warns_once_with_the_fix():
         assert log.call_count == 0
 
 
-def _tiny_faster_rcnn():
+def _tiny_faster_rcnn(tiny_detector):
     from mmdet.registry import MODELS
     from mmdet.testing import demo_mm_inputs
-    from mmengine.hub import get_config
     init_default_scope('mmdet')
-    cfg = get_config('mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py').model
-    cfg.backbone = dict(type='ResNetPOW',
-                        depth=18,
-                        base_channels=16,
-                        frozen_stages=-1,
-                        norm_eval=False,
-                        stage_with_quant=(False, True, True, True),
-                        quant_cfg=dict(alpha_reg=dict(type='L1', weight=0.01)),
-                        init_cfg=None)
-    cfg.neck.in_channels = [16, 32, 64, 128]
-    cfg.neck.out_channels = 16
-    cfg.rpn_head.in_channels = 16
-    cfg.rpn_head.feat_channels = 16
-    cfg.roi_head.bbox_roi_extractor.out_channels = 16
-    cfg.roi_head.bbox_head.in_channels = 16
-    cfg.roi_head.bbox_head.fc_out_channels = 32
-    cfg.roi_head.bbox_head.num_classes = 3
+    cfg = tiny_detector.model_cfg(
+        backbone=dict(type='ResNetPOW',
+                      depth=18,
+                      base_channels=16,
+                      frozen_stages=-1,
+                      norm_eval=False,
+                      stage_with_quant=(False, True, True, True),
+                      quant_cfg=dict(alpha_reg=dict(type='L1', weight=0.01)),
+                      init_cfg=None),
+        num_classes=3)
     torch.manual_seed(0)
     model = MODELS.build(cfg)
     model.init_weights()
@@ -122,8 +114,8 @@ def _tiny_faster_rcnn():
     return model, data
 
 
-def test_hook_adds_the_penalty_to_a_real_detector_loss():
-    model, data = _tiny_faster_rcnn()
+def test_hook_adds_the_penalty_to_a_real_detector_loss(tiny_detector):
+    model, data = _tiny_faster_rcnn(tiny_detector)
     model.train()
     hook = AlphaRegularizationHook()
     hook.before_train(SimpleNamespace(model=model))
@@ -150,11 +142,11 @@ def test_hook_adds_the_penalty_to_a_real_detector_loss():
     assert 'loss_alpha_reg' not in log_vars
 
 
-def test_hook_penalty_changes_the_update_and_backbone_without_reg_is_a_noop():
+def test_hook_penalty_changes_the_update_and_backbone_without_reg_is_a_noop(tiny_detector):
     """With the hook, alpha moves toward 0 by lr * weight * sign(alpha) more than without."""
     deltas = []
     for with_hook in (False, True):
-        model, data = _tiny_faster_rcnn()
+        model, data = _tiny_faster_rcnn(tiny_detector)
         model.train()
         reg_module.mark_alpha_reg_handled(model)
         hook = AlphaRegularizationHook()

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import load_script, mmdet_voc_faster_rcnn_config, read_png
+from helpers import load_script, read_png
 
 
 def _rows(path: Path) -> list[dict]:
@@ -124,30 +124,11 @@ def test_feature_moments_layer_choice(image_dir):
         compute_feature_moment_shift(model, [image_dir / 'x.jpg'], 'smudge', 1, layers=['conv1'])
 
 
-def test_feature_moments_on_detector_backbone(image_dir, tmp_path, capsys):
+def test_feature_moments_on_detector_backbone(image_dir, tmp_path, capsys, tiny_detector):
     """--config/--checkpoint: the backbone of an MMDetection detector, its own normalisation."""
-    from mmengine.config import Config
-    from mmengine.registry import init_default_scope
-    from mmengine.runner import save_checkpoint
-
-    import fq_det  # noqa: F401
-    from mmdet.registry import MODELS
-    cfg_path = tmp_path / 'tiny.py'
-    cfg_path.write_text(
-        f"_base_ = '{mmdet_voc_faster_rcnn_config()}'\n"
-        "model = dict(backbone=dict(depth=18, base_channels=8, init_cfg=None),\n"
-        "             neck=dict(in_channels=[8, 16, 32, 64], out_channels=16),\n"
-        "             rpn_head=dict(in_channels=16, feat_channels=16),\n"
-        "             roi_head=dict(bbox_roi_extractor=dict(out_channels=16),\n"
-        "                           bbox_head=dict(in_channels=16, fc_out_channels=32)))\n")
-    init_default_scope('mmdet')
-    torch.manual_seed(0)
-    model = MODELS.build(Config.fromfile(str(cfg_path)).model)
-    save_checkpoint({'state_dict': model.state_dict(),
-                     'meta': {'dataset_meta': {'classes': ('a', 'b')}}}, str(tmp_path / 'tiny.pth'))
-
+    cfg_path, ckpt = tiny_detector.config, tiny_detector.checkpoint
     from fq_det.analysis import build_detector_backbone, default_layers
-    backbone, norm = build_detector_backbone(cfg_path, tmp_path / 'tiny.pth')
+    backbone, norm = build_detector_backbone(cfg_path, ckpt)
     assert not backbone.training
     assert norm['mean'] == pytest.approx((123.675, 116.28, 103.53))  # the config's data_preprocessor
     assert norm['std'] == pytest.approx((58.395, 57.12, 57.375)) and norm['bgr_to_rgb'] is True
@@ -155,7 +136,7 @@ def test_feature_moments_on_detector_backbone(image_dir, tmp_path, capsys):
     assert len(layers) == 6 and layers[:2] == ['conv1', 'bn1'] and layers[-1].startswith('layer4')
 
     tool = load_script('tools/analysis/feature_moments.py')
-    out = tool.main([str(image_dir), '--config', str(cfg_path), '--checkpoint', str(tmp_path / 'tiny.pth'),
+    out = tool.main([str(image_dir), '--config', str(cfg_path), '--checkpoint', str(ckpt),
                      '--distortion', 'ngrn', '--severity', '4', '--img-size', '64', '--layers', 'conv1',
                      'layer4.1.bn2', '--max-images', '4', '--out-dir', str(tmp_path / 'out')])
     rows = _rows(out['csv'])

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from tests.helpers import load_script
+from helpers import load_script
 
 
 def test_activation_shapes_are_resnet50s():

@@ -86,29 +86,18 @@ def test_train_family(family, tmp_path):
     _check_training(*train(tiny_cfg(FAMILIES[family], tmp_path)))
 
 
-def _tiny_faster_rcnn(backbone: dict, checkpoint: str) -> dict:
-    """mmdet's own Faster R-CNN config with the classifier's backbone, shrunk to its widths."""
-    import mmdet
-    # The installed file itself (its _base_ entries are relative), so the test does not
-    # depend on how mmengine resolves 'mmdet::' (it needs pkg_resources).
-    det = Config.fromfile(
-        Path(mmdet.__file__).parent /
-        '.mim/configs/faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py').model
+def _tiny_faster_rcnn(tiny_detector, backbone: dict, checkpoint: str) -> dict:
+    """The tiny detector with the classifier's backbone, loaded from ``checkpoint``."""
     backbone = copy.deepcopy(backbone)
     backbone.update(
         out_indices=(0, 1, 2, 3),
         norm_eval=True,
         init_cfg=dict(type='Pretrained', checkpoint=checkpoint))
-    det.backbone = backbone
-    det.neck.in_channels = [16, 32, 64, 128]
-    det.neck.out_channels = 32
-    det.rpn_head.in_channels = det.rpn_head.feat_channels = 32
-    det.roi_head.bbox_roi_extractor.out_channels = 32
-    det.roi_head.bbox_head.update(in_channels=32, fc_out_channels=64, num_classes=3)
-    return det
+    return tiny_detector.model_cfg(backbone=backbone, num_classes=3)
 
 
-def test_export_backbone_loads_into_detector(trained_resnet_pow, tmp_path, monkeypatch, capsys):
+def test_export_backbone_loads_into_detector(trained_resnet_pow, tmp_path, monkeypatch, capsys,
+                                            tiny_detector):
     import runpy
     cfg, runner, _, _, ckpt = trained_resnet_pow
     out = tmp_path / 'backbone.pth'
@@ -120,7 +109,7 @@ def test_export_backbone_loads_into_detector(trained_resnet_pow, tmp_path, monke
     exported = torch.load(out, map_location='cpu', weights_only=True)['state_dict']
     classifier = runner.model.state_dict()
     init_default_scope('mmdet')
-    detector = MODELS.build(_tiny_faster_rcnn(cfg.model.backbone, str(out)))
+    detector = MODELS.build(_tiny_faster_rcnn(tiny_detector, cfg.model.backbone, str(out)))
     det_backbone = detector.backbone.state_dict()
     assert set(exported) == set(det_backbone), 'missing/unexpected backbone keys'
     assert any(k.endswith('.alpha') for k in exported)

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CONFIG = REPO_ROOT / 'configs/synthvoc/faster_rcnn_r18_pow_synthvoc.py'
 
@@ -23,6 +25,7 @@ def _launch(script: str, args: list[str], cwd: Path) -> subprocess.CompletedProc
                           capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_two_process_train_and_test(synthetic_voc_root: Path, tmp_path: Path) -> None:
     work = tmp_path / 'work'
     proc = _launch('dist_train.sh', [str(CONFIG), '2', '--work-dir', str(work), '--data-root',

@@ -16,52 +16,6 @@ from fq_det.evaluation import robustness
 from fq_det.evaluation.robustness import (format_results_table, insert_distort,
                                           run_robustness_sweep, summarize)
 
-TINY_CONFIG = """
-_base_ = 'mmdet::pascal_voc/faster-rcnn_r50_fpn_1x_voc0712.py'
-custom_imports = dict(imports=['fq_det'], allow_failed_imports=False)
-data_root = {data_root!r}
-metainfo = dict(classes=('circle', 'square', 'triangle', 'cross', 'star'))
-model = dict(
-    backbone=dict(depth=18, base_channels=8, init_cfg=None),
-    neck=dict(in_channels=[8, 16, 32, 64], out_channels=16),
-    rpn_head=dict(in_channels=16, feat_channels=16),
-    roi_head=dict(bbox_roi_extractor=dict(out_channels=16),
-                  bbox_head=dict(in_channels=16, fc_out_channels=32, num_classes=5)),
-    test_cfg=dict(rpn=dict(nms_pre=100, max_per_img=50)))
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(128, 96), keep_ratio=True),
-    dict(type='LoadAnnotations', with_bbox=True),
-    dict(type='PackDetInputs',
-         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
-]
-test_dataloader = dict(
-    batch_size=2, num_workers=0, persistent_workers=False,
-    dataset=dict(data_root=data_root, metainfo=metainfo, pipeline=test_pipeline))
-val_dataloader = test_dataloader
-default_hooks = dict(logger=dict(interval=1))
-"""
-
-
-@pytest.fixture(scope='module')
-def tiny(synthetic_voc_root, tmp_path_factory):
-    """(config path, randomly initialised checkpoint path) of a tiny Faster R-CNN."""
-    from mmengine.config import Config
-    from mmengine.runner import save_checkpoint
-    from mmdet.registry import MODELS
-    from mmdet.utils import register_all_modules
-
-    register_all_modules()
-    root = tmp_path_factory.mktemp('tiny')
-    cfg_path = root / 'tiny_frcnn_synthvoc.py'
-    cfg_path.write_text(TINY_CONFIG.format(data_root=str(synthetic_voc_root) + '/'))
-    model = MODELS.build(Config.fromfile(str(cfg_path)).model)
-    model.init_weights()
-    ckpt = root / 'random.pth'
-    save_checkpoint({'state_dict': model.state_dict(), 'meta': {}}, str(ckpt))
-    return cfg_path, ckpt
-
-
 class _Calls(list):
     control = None
 
@@ -122,8 +76,8 @@ def test_summary_and_table():
     assert math.isnan(summarize(dict(results, clean={'pascal_voc/mAP': 0.0}))['rPC'])
 
 
-def test_sweep_end_to_end_interrupted_resumed(tiny, tmp_path, repo_root, evaluations, capsys):
-    cfg_path, ckpt = tiny
+def test_sweep_end_to_end_interrupted_resumed(tiny_detector, tmp_path, repo_root, evaluations, capsys):
+    cfg_path, ckpt = tiny_detector
     out_dir = tmp_path / 'robustness'
     kwargs = dict(distortions=['jpeg', 'targeted_occlusion'], severities=[1, 5])
 
@@ -197,9 +151,9 @@ def _load_tool(repo_root):
     return module
 
 
-def test_cli_rejects_unknown_distortion_and_severity(tiny, repo_root):
+def test_cli_rejects_unknown_distortion_and_severity(tiny_detector, repo_root):
     tool = _load_tool(repo_root)
-    cfg_path, ckpt = tiny
+    cfg_path, ckpt = tiny_detector
     with pytest.raises(SystemExit, match='valid choices: motion_blur, jpeg'):
         tool.main([str(cfg_path), str(ckpt), '--distortions', 'jpeg', 'fogg'])
     with pytest.raises(SystemExit, match='valid choices: 1, 2, 3, 4, 5'):
@@ -210,10 +164,10 @@ def test_cli_rejects_unknown_distortion_and_severity(tiny, repo_root):
 
 # ---- stale results (a sweep re-run with something changed) ---------------------------
 @pytest.fixture
-def finished_sweep(tiny, tmp_path, evaluations):
+def finished_sweep(tiny_detector, tmp_path, evaluations):
     """A copy of the tiny checkpoint and an out-dir holding its clean + jpeg 1 results."""
     import shutil
-    cfg_path, ckpt = tiny
+    cfg_path, ckpt = tiny_detector
     own_ckpt = tmp_path / 'model.pth'
     shutil.copy(ckpt, own_ckpt)
     out_dir = tmp_path / 'rob'
@@ -303,11 +257,11 @@ def test_truncated_files_and_unwritable_out_dir_are_named(finished_sweep, tmp_pa
     assert evaluations == []
 
 
-def test_per_image_records_give_the_sweeps_map(tiny, tmp_path, evaluations):
+def test_per_image_records_give_the_sweeps_map(tiny_detector, tmp_path, evaluations):
     import numpy as np
     from fq_det.evaluation import load_per_image, voc_map_of_subset
     from mmengine.config import Config
-    cfg_path, ckpt = tiny
+    cfg_path, ckpt = tiny_detector
     cfg = Config.fromfile(str(cfg_path))
     # Score threshold 0: the random detector keeps its boxes, a few hit by chance (mAP > 0).
     cfg.model.test_cfg.rcnn.update(score_thr=0.0, max_per_img=100)
@@ -341,9 +295,9 @@ runpy.run_path({tool!r}, run_name='__main__')
 """
 
 
-def test_two_concurrent_sweeps_into_one_out_dir(tiny, tmp_path, repo_root):
+def test_two_concurrent_sweeps_into_one_out_dir(tiny_detector, tmp_path, repo_root):
     """Both sweeps' pairs end up in results.json (each finished pair merged under the lock)."""
-    cfg_path, ckpt = tiny
+    cfg_path, ckpt = tiny_detector
     out_dir = tmp_path / 'rob'
     script = tmp_path / 'run.py'
     script.write_text(TWO_SWEEPS.format(repo=str(repo_root), cfg=str(cfg_path), ckpt=str(ckpt),
@@ -380,7 +334,7 @@ def _sweep_images(cfg_path: Path, distortion: str, severity: int, seed: int) -> 
 
 
 @pytest.mark.parametrize('distortion', ['salt_pepper', 'targeted_occlusion'])
-def test_grid_shows_the_sweeps_distorted_image(distortion, tiny, tmp_path, synthetic_voc_root,
+def test_grid_shows_the_sweeps_distorted_image(distortion, tiny_detector, tmp_path, synthetic_voc_root,
                                                monkeypatch):
     """The detection grid (and demo) distort an image exactly as the sweep does."""
     import mmdet.apis
@@ -389,7 +343,7 @@ def test_grid_shows_the_sweeps_distorted_image(distortion, tiny, tmp_path, synth
     from fq_det.datasets.distortion_route import distort_image, file_image_key
     from fq_det.datasets.voc_xml import read_voc_boxes
     from fq_det.visualization import draw_detection_grid
-    cfg_path, ckpt = tiny
+    cfg_path, ckpt = tiny_detector
     seen = []
     real = mmdet.apis.inference_detector
 

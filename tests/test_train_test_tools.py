@@ -2,7 +2,6 @@
 VOC mAP, resume from a checkpoint, and the early, clear error when the data set is missing."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -11,15 +10,14 @@ from pathlib import Path
 
 import pytest
 
+from helpers import load_script
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SYNTH = REPO_ROOT / 'configs' / 'synthvoc'
 
 
 def _tool(name: str):
-    spec = importlib.util.spec_from_file_location(f'fq_tools_{name}', REPO_ROOT / 'tools' / f'{name}.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(f'tools/{name}.py')
 
 
 def _unique(tag: str) -> list[str]:
@@ -111,11 +109,13 @@ def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=180)
 
 
+@pytest.mark.slow
 def test_missing_voc_stops_early_with_help(tmp_path: Path) -> None:
-    """The real command line: exit status 1, the message on stderr, no traceback, no work dir."""
+    """The real command line: exit status 2, the message on stderr, no traceback, no work dir."""
     proc = _run([str(REPO_ROOT / 'tools/train.py'), str(REPO_ROOT / 'configs/faster_rcnn_r50_pow.py')], tmp_path)
-    assert proc.returncode == 1
+    assert proc.returncode == 2
     err = proc.stderr
+    assert '\nerror: The data set of ' in '\n' + err
     assert str(tmp_path / 'data/VOCdevkit/VOC2007/ImageSets/Main/trainval.txt') in err
     assert str(tmp_path / 'data/VOCdevkit/VOC2007/ImageSets/Main/test.txt') in err
     assert str(tmp_path / 'data/VOCdevkit/VOC2007/JPEGImages') in err
@@ -144,9 +144,10 @@ def test_amp_without_gpu_is_a_clear_error(synthetic_voc_root: Path, tmp_path: Pa
 
 
 def test_auto_scale_lr_enables_scaling(synthetic_voc_root: Path, tmp_path: Path) -> None:
+    from fq_det.apis import config_from_args
     train = _tool('train')
     args = train.parse_args([str(SYNTH / 'faster_rcnn_r18_synthvoc.py'), '--auto-scale-lr'])
-    cfg = train.setup_cfg(args)
+    cfg = config_from_args(args)
     assert cfg.auto_scale_lr.base_batch_size == 4 and not cfg.auto_scale_lr.get('enable', False)
     runner = train.main([str(SYNTH / 'faster_rcnn_r18_synthvoc.py'), '--work-dir', str(tmp_path),
                          '--data-root', str(synthetic_voc_root), '--auto-scale-lr', *_tiny(1, 'lr')])
@@ -158,12 +159,14 @@ def test_pretrained_backbone_from_the_command_line(tmp_path: Path) -> None:
     """The docs' recipe: a backbone checkpoint (as export_backbone writes) via --cfg-options."""
     import torch
     from mmdet.registry import MODELS
+    from mmengine.config import Config
     from mmengine.registry import init_default_scope
 
+    from fq_det.apis import config_from_args
     train = _tool('train')
     init_default_scope('mmdet')
     cfg_path = SYNTH / 'faster_rcnn_r18_pow_synthvoc.py'
-    backbone = MODELS.build(dict(train.Config.fromfile(cfg_path).model.backbone, init_cfg=None))
+    backbone = MODELS.build(dict(Config.fromfile(cfg_path).model.backbone, init_cfg=None))
     torch.nn.init.normal_(backbone.conv1.weight)
     ckpt = tmp_path / 'backbone.pth'
     torch.save({'state_dict': backbone.state_dict()}, ckpt)
@@ -171,7 +174,7 @@ def test_pretrained_backbone_from_the_command_line(tmp_path: Path) -> None:
                              'model.backbone.init_cfg._delete_=True',
                              'model.backbone.init_cfg.type=Pretrained',
                              f'model.backbone.init_cfg.checkpoint={ckpt}'])
-    cfg = train.setup_cfg(args)
+    cfg = config_from_args(args)
     assert cfg.model.backbone.init_cfg == dict(type='Pretrained', checkpoint=str(ckpt))
     detector = MODELS.build(cfg.model)
     detector.init_weights()

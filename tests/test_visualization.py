@@ -8,55 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import load_script, mmdet_voc_faster_rcnn_config, read_png
+from helpers import load_script, read_png
 CLASSES = ('circle', 'square', 'triangle', 'cross', 'star')
 
 
-
-
-# ---- a tiny randomly initialised detector, saved as an mmengine checkpoint -------------
-TINY_CONFIG = """
-_base_ = '{base}'
-custom_imports = dict(imports=['fq_det'], allow_failed_imports=False)
-model = dict(
-    backbone=dict(depth=18, base_channels=8, init_cfg=None),
-    neck=dict(in_channels=[8, 16, 32, 64], out_channels=16),
-    rpn_head=dict(in_channels=16, feat_channels=16),
-    roi_head=dict(bbox_roi_extractor=dict(out_channels=16),
-                  bbox_head=dict(in_channels=16, fc_out_channels=32, num_classes=5)),
-    # score_thr 0: a random detector still returns (low-score) boxes to draw
-    test_cfg=dict(rpn=dict(nms_pre=200, max_per_img=50), rcnn=dict(score_thr=0.0, max_per_img=4)))
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(160, 120), keep_ratio=True),
-    dict(type='PackDetInputs', meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
-]
-test_dataloader = dict(dataset=dict(pipeline=test_pipeline))
-"""
-
-
-@pytest.fixture(scope='module')
-def tiny_detector(tmp_path_factory):
-    """(config path, checkpoint path) of a seeded random Faster R-CNN R-18 (base_channels 8)."""
-    import torch
-    from mmengine.config import Config
-    from mmengine.registry import init_default_scope
-    from mmengine.runner import save_checkpoint
-
-    import fq_det  # noqa: F401
-    from mmdet.registry import MODELS
-
-    root = tmp_path_factory.mktemp('tiny_det')
-    cfg_path = root / 'tiny_faster_rcnn.py'
-    cfg_path.write_text(TINY_CONFIG.replace('{base}', mmdet_voc_faster_rcnn_config()))
-    init_default_scope('mmdet')
-    torch.manual_seed(0)
-    model = MODELS.build(Config.fromfile(str(cfg_path)).model)
-    ckpt = root / 'tiny.pth'
-    save_checkpoint({'state_dict': model.state_dict(),
-                     'meta': {'dataset_meta': {'classes': CLASSES,
-                                               'palette': [(220, 20, 60)] * len(CLASSES)}}}, str(ckpt))
-    return cfg_path, ckpt
 
 
 def _test_images(root: Path, n: int) -> list[str]:

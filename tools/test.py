@@ -1,4 +1,4 @@
-"""Evaluate a trained detector on a config's test split (MMDetection's flags, over mmengine's Runner).
+"""Evaluate a trained detector on a config's test split; follows MMDetection 3.x's tools/test.py (same flags, plus --data-root and --allow-partial-load).
 
     python tools/test.py configs/faster_rcnn_r50_pow.py work_dirs/faster_rcnn_r50_pow/epoch_4.pth
     python tools/test.py CONFIG CKPT --out results.pkl --show-dir vis --tta
@@ -8,22 +8,12 @@ from __future__ import annotations
 
 import argparse
 import copy
-import os
-import os.path as osp
-import sys
 
-from mmengine.config import ConfigDict, DictAction
-from mmengine.registry import RUNNERS
-from mmengine.runner import Runner
-
-REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-if REPO_ROOT not in sys.path:  # run from a checkout without `pip install -e .`
-    sys.path.insert(0, REPO_ROOT)
-import fq_det  # noqa: E402,F401  (registers the plugin and makes checkpoints loadable)
-from fq_det.datasets.data_check import DataNotFoundError, check_data  # noqa: E402
-
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from train import setup_cfg  # noqa: E402
+import fq_det  # noqa: F401  (first: registers the plugin, quiets the stack's import warnings)
+from mmengine.config import ConfigDict
+from fq_det.apis import (add_config_args, add_launcher_args, build_runner,
+                         check_checkpoint_matches, check_output_dir, check_output_file,
+                         config_from_args, report_user_errors)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -31,19 +21,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument('config', help='config file')
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--work-dir', help='where the metrics log goes (default: work_dirs/<config name>)')
-    parser.add_argument('--data-root', help="read the config's data sets from this folder")
+    add_config_args(parser)
     parser.add_argument('--out', help='also dump the predictions to this .pkl file')
     parser.add_argument('--show-dir', help='draw predictions into this folder (inside the run\'s '
                         'timestamped work dir)')
     parser.add_argument('--show', action='store_true', help='show predictions in a window')
     parser.add_argument('--wait-time', type=float, default=2, help='seconds per shown image')
     parser.add_argument('--tta', action='store_true', help='test-time augmentation (flip)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config entries, key=value')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    parser.add_argument('--allow-partial-load', action='store_true',
+                        help="evaluate a checkpoint that lacks some of the model's weights (they "
+                        'keep their initial values) or holds others')
+    add_launcher_args(parser)
     args = parser.parse_args(argv)
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     if args.out and not args.out.endswith(('.pkl', '.pickle')):
         parser.error(f'--out must end in .pkl or .pickle, got {args.out!r}')
     return args
@@ -70,16 +59,16 @@ def add_flip_tta(cfg) -> None:
     leaf.pipeline = cfg.tta_pipeline
 
 
+@report_user_errors
 def main(argv: list[str] | None = None) -> dict:
     """Run the test loop; return its metrics (e.g. ``pascal_voc/mAP``)."""
     args = parse_args(argv)
-    cfg = setup_cfg(args)
-    try:
-        check_data(cfg, ('test',), config_name=args.config)
-    except DataNotFoundError as err:
-        sys.exit(f'error: {err}')
-    if not os.path.isfile(args.checkpoint):
-        sys.exit(f'error: checkpoint not found: {args.checkpoint}')
+    cfg = config_from_args(args, splits=('test',))
+    if args.out:
+        check_output_file(args.out, '--out file')
+    if args.show_dir:
+        check_output_dir(args.show_dir, '--show-dir folder')
+    check_checkpoint_matches(cfg, args.checkpoint, allow_partial=args.allow_partial_load)
     cfg.load_from = args.checkpoint
     if args.show or args.show_dir:
         from mmdet.engine.hooks.utils import trigger_visualization_hook
@@ -87,7 +76,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.tta:
         add_flip_tta(cfg)
 
-    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    runner = build_runner(cfg)
     if args.out:
         from mmdet.evaluation import DumpDetResults
         runner.test_evaluator.metrics.append(DumpDetResults(out_file_path=args.out))

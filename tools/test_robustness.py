@@ -3,7 +3,7 @@
     python tools/test_robustness.py CONFIG CHECKPOINT [--distortions motion_blur jpeg | all]
         [--severities 1 2 3 4 5] [--out-dir DIR] [--seed 0] [--metric-key pascal_voc/mAP]
         [--cfg-options k=v ...] [--launcher none|pytorch|slurm|mpi] [--overwrite]
-        [--save-per-image]
+        [--save-per-image] [--allow-partial-load]
 
 Loads the model once, evaluates clean + every (distortion, severity) with the config's
 own evaluator, writes ``results.json`` after every pair (a rerun with the same
@@ -14,25 +14,14 @@ Default ``--out-dir``: ``work_dirs/<config name>/robustness``.
 from __future__ import annotations
 
 import argparse
-import os
 import os.path as osp
-import sys
 
-from mmengine.config import DictAction
-
-REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-if REPO_ROOT not in sys.path:  # run from a checkout without `pip install -e .`
-    sys.path.insert(0, REPO_ROOT)
-import fq_det  # noqa: E402,F401  (registers the plugin and makes checkpoints loadable)
-from fq_det.datasets.data_check import DataNotFoundError, check_data  # noqa: E402
-from fq_det.datasets.distortions import DISTORTIONS, SEVERITIES, check_severity  # noqa: E402
-from fq_det.evaluation.robustness import (resolve_distortions,  # noqa: E402
-                                          run_robustness_sweep)
-from fq_det.evaluation.sweep_store import (OutDirNotWritableError,  # noqa: E402
-                                           StaleResultsError, SweepFileError, check_writable)
-
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from train import setup_cfg  # noqa: E402
+import fq_det  # noqa: F401  (registers the plugin and makes checkpoints loadable)
+from fq_det.apis import (add_config_args, add_launcher_args, check_checkpoint_matches,
+                         config_from_args, report_user_errors)
+from fq_det.datasets.distortions import DISTORTIONS, SEVERITIES, check_severity
+from fq_det.evaluation.robustness import resolve_distortions, run_robustness_sweep
+from fq_det.evaluation.sweep_store import check_writable
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -47,53 +36,38 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help='severities among 1..5')
     parser.add_argument('--out-dir', help='where results.json/results.md and logs go '
                         '(default: work_dirs/<config name>/robustness)')
-    parser.add_argument('--data-root', help="read the config's data sets from this folder")
     parser.add_argument('--seed', type=int, default=0, help='base seed of the distortions')
     parser.add_argument('--metric-key', help='metric to summarise (default: pascal_voc/mAP, '
                         'coco/bbox_mAP, ... whichever the evaluator returns)')
-    parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
-        help='override some settings in the used config, the key-value pair in xxx=yyy format '
-             'will be merged into config file')
     parser.add_argument('--overwrite', action='store_true',
                         help='delete the results already in --out-dir and start afresh')
     parser.add_argument('--save-per-image', action='store_true',
                         help='also write OUT_DIR/per_image/<clean|distortion_sN>.npz '
                         '(per-image detections and ground truth)')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
-                        default='none', help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args(argv)
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
+    parser.add_argument('--allow-partial-load', action='store_true',
+                        help="evaluate a checkpoint that lacks some of the model's weights")
+    add_config_args(parser)
+    add_launcher_args(parser)
+    return parser.parse_args(argv)
 
 
+@report_user_errors
 def main(argv: list[str] | None = None) -> dict:
     """Run the sweep; return the results dict (also in OUT_DIR/results.json)."""
     args = parse_args(argv)
     try:  # fail before loading anything
         distortions = resolve_distortions(args.distortions)
         severities = [check_severity(s) for s in args.severities]
-    except (ValueError, ImportError) as err:
-        sys.exit(f'error: {err}')
-    args.work_dir = None
-    cfg = setup_cfg(args)
+    except ImportError as err:  # ic:<name> without imagecorruptions installed
+        raise ValueError(str(err)) from None
+    cfg = config_from_args(args, splits=('test',))
     out_dir = args.out_dir or osp.join(cfg.work_dir, 'robustness')
-    try:
-        check_writable(out_dir)
-        check_data(cfg, ('test',), config_name=args.config)
-    except (DataNotFoundError, OutDirNotWritableError) as err:
-        sys.exit(f'error: {err}')
-    if not os.path.isfile(args.checkpoint):
-        sys.exit(f'error: checkpoint not found: {args.checkpoint}')
-    try:
-        return run_robustness_sweep(cfg, args.checkpoint, out_dir, distortions=distortions,
-                                    severities=severities, seed=args.seed,
-                                    metric_key=args.metric_key, overwrite=args.overwrite,
-                                    save_per_image=args.save_per_image)
-    except (StaleResultsError, SweepFileError) as err:
-        sys.exit(f'error: {err}')
+    check_writable(out_dir)
+    check_checkpoint_matches(cfg, args.checkpoint, allow_partial=args.allow_partial_load)
+    return run_robustness_sweep(cfg, args.checkpoint, out_dir, distortions=distortions,
+                                severities=severities, seed=args.seed,
+                                metric_key=args.metric_key, overwrite=args.overwrite,
+                                save_per_image=args.save_per_image)
 
 
 if __name__ == '__main__':

@@ -6,27 +6,25 @@ then in the detection config: backbone=dict(..., init_cfg=dict(type='Pretrained'
 from __future__ import annotations
 
 import argparse
-import os.path as osp
 import sys
 
-REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-if REPO_ROOT not in sys.path:  # run from a checkout without `pip install -e .`
-    sys.path.insert(0, REPO_ROOT)
-import fq_det  # noqa: E402,F401
-from fq_det.classification.export import export_backbone  # noqa: E402
+import fq_det  # noqa: F401
+from fq_det.apis import (check_not_same_file, check_output_file, load_checkpoint_file,
+                         report_user_errors)
+from fq_det.classification.export import export_backbone
 
 
-def main() -> int:
+@report_user_errors
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         'checkpoint', help='classifier checkpoint (from tools/classification/train.py)')
     parser.add_argument('out', help='backbone checkpoint to write (.pth)')
-    args = parser.parse_args()
-    try:
-        info = export_backbone(args.checkpoint, args.out)
-    except (FileNotFoundError, KeyError) as e:
-        print(f'error: {e}', file=sys.stderr)
-        return 2
+    args = parser.parse_args(argv)
+    check_not_same_file(args.checkpoint, args.out, 'backbone checkpoint to write')
+    check_output_file(args.out, 'backbone checkpoint')
+    load_checkpoint_file(args.checkpoint)  # a named error for a missing, empty or truncated file
+    info = export_backbone(args.checkpoint, args.out)
     print(
         f"wrote {info['out']}: {info['num_tensors']} tensors, "
         f"{info['num_params']:,} parameters/buffers"

@@ -9,20 +9,29 @@ Table 3 (several robustness results in one table):
 from __future__ import annotations
 
 import argparse
-import os.path as osp
 import glob
 import json
 import sys
 
-REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-if REPO_ROOT not in sys.path:  # run from a checkout without `pip install -e .`
-    sys.path.insert(0, REPO_ROOT)
-import fq_det  # noqa: E402,F401
-from fq_det.classification.robustness import format_classification_table  # noqa: E402
-from fq_det.classification.tables import best_metric, format_table1  # noqa: E402
+import fq_det  # noqa: F401
+from fq_det.apis import report_user_errors
+from fq_det.classification.robustness import format_classification_table
+from fq_det.classification.tables import best_metric, format_table1
 
 
-def main() -> int:
+def _read_results(path: str) -> dict:
+    """A results.json of test_robustness.py; a named error when missing or truncated."""
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise FileNotFoundError(f'results file not found: {path}') from None
+    except json.JSONDecodeError as err:
+        raise ValueError(f'{path} is not valid JSON (truncated?): {err}') from None
+
+
+@report_user_errors
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest='table', required=True)
     t1 = sub.add_parser('table1', help='error = 100 - best val top-1, over the runs of each row')
@@ -31,7 +40,7 @@ def main() -> int:
     t3 = sub.add_parser('table3', help='merge results.json files of test_robustness.py')
     t3.add_argument('results', nargs='+')
     t3.add_argument('--labels', nargs='+')
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.table == 'table1':
         rows = {}
         for row in args.rows:
@@ -45,7 +54,7 @@ def main() -> int:
             rows[label] = [100.0 - best_metric(d) for d in dirs]
         print(format_table1(rows, columns=('error (%)', )))
     else:
-        results = [json.load(open(p)) for p in args.results]
+        results = [_read_results(p) for p in args.results]
         if args.labels and len(args.labels) != len(results):
             print('error: give one label per results file', file=sys.stderr)
             return 2

@@ -13,18 +13,16 @@ import argparse
 import os.path as osp
 import sys
 
-REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-if REPO_ROOT not in sys.path:  # run from a checkout without `pip install -e .`
-    sys.path.insert(0, REPO_ROOT)
-import fq_det  # noqa: E402,F401
-from fq_det.classification.datasets import DataFolderNotFoundError  # noqa: E402
-from fq_det.datasets.data_check import set_data_root  # noqa: E402
-from fq_det.classification.robustness import run_classification_robustness  # noqa: E402
-from fq_det.evaluation.sweep_store import OutDirNotWritableError, check_writable  # noqa: E402
-from mmengine.config import Config, DictAction
+import fq_det  # noqa: F401
+from fq_det.apis import (add_config_args, check_checkpoint_matches, load_config,
+                         report_user_errors)
+from fq_det.classification.robustness import (format_classification_table,
+                                              run_classification_robustness)
+from fq_det.evaluation.sweep_store import check_writable
 
 
-def main() -> int:
+@report_user_errors
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('config')
     parser.add_argument('checkpoint')
@@ -38,42 +36,28 @@ def main() -> int:
         help='distortion seeds; several give mean and std (default: 0)')
     parser.add_argument('--out-dir', help='default: ./work_dirs/<config name>/robustness')
     parser.add_argument('--name', help='row label in the table (default: config name)')
-    parser.add_argument(
-        '--data-root', help='data folder of the test set (see train.py --data-root)')
     parser.add_argument('--overwrite', action='store_true',
                         help='delete the results already in --out-dir and start afresh')
     parser.add_argument('--save-per-image', action='store_true',
                         help='also write OUT_DIR/per_image/*.npz (true and top-k labels per image)')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override config entries, e.g. test_dataloader.batch_size=64')
-    args = parser.parse_args()
+    add_config_args(parser, data_root_help='data folder of the test set (see train.py --data-root)')
+    args = parser.parse_args(argv)
 
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    if args.data_root:
-        set_data_root(cfg, args.data_root)
+    cfg = load_config(args.config, args.cfg_options, args.data_root)
     name = osp.splitext(osp.basename(args.config))[0]
     out_dir = args.out_dir or osp.join('./work_dirs', name, 'robustness')
-    try:
-        check_writable(out_dir)
-        results = run_classification_robustness(
-            cfg,
-            args.checkpoint,
-            out_dir,
-            distortions=args.distortions,
-            severities=args.severities,
-            seeds=args.seeds,
-            model_name=args.name or name,
-            overwrite=args.overwrite,
-            save_per_image=args.save_per_image)
-    except (DataFolderNotFoundError, ValueError, OutDirNotWritableError, FileNotFoundError) as e:
-        print(f'error: {e}', file=sys.stderr)
-        return 2
-    from fq_det.classification.robustness import format_classification_table
+    check_writable(out_dir)
+    check_checkpoint_matches(cfg, args.checkpoint, flag=None)  # loaded with strict=True
+    results = run_classification_robustness(
+        cfg,
+        args.checkpoint,
+        out_dir,
+        distortions=args.distortions,
+        severities=args.severities,
+        seeds=args.seeds,
+        model_name=args.name or name,
+        overwrite=args.overwrite,
+        save_per_image=args.save_per_image)
     print(format_classification_table(results))
     print(f'written: {osp.join(out_dir, "results.json")}, {osp.join(out_dir, "results.md")}')
     return 0

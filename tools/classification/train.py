@@ -1,25 +1,20 @@
-"""Train a classifier with mmengine's Runner.
+"""Train a classifier with mmengine's Runner; the flags of MMDetection 3.x's tools/train.py that apply (plus --data-root and --seed).
 
 python tools/classification/train.py CONFIG [--work-dir] [--data-root] [--cfg-options]
-    [--resume [CKPT]] [--amp]
+    [--resume [CKPT]] [--amp] [--seed N]
 """
 from __future__ import annotations
 
 import argparse
-import os.path as osp
 import sys
 
-REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-if REPO_ROOT not in sys.path:  # run from a checkout without `pip install -e .`
-    sys.path.insert(0, REPO_ROOT)
-import fq_det  # noqa: E402,F401  (registers everything; checkpoint compat before any load)
-from fq_det.classification.datasets import DataFolderNotFoundError  # noqa: E402
-from fq_det.datasets.data_check import set_data_root  # noqa: E402
-from mmengine.config import Config, DictAction
-from mmengine.runner import Runner
+import fq_det  # noqa: F401  (registers everything; checkpoint compat before any load)
+from fq_det.apis import (add_config_args, build_runner, config_from_args, enable_amp,
+                         report_user_errors, set_resume, set_seed)
+from mmengine.config import Config
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Train an fq-det classifier (mmengine Runner)')
     parser.add_argument('config', help='classification config file')
     parser.add_argument(
@@ -31,46 +26,28 @@ def parse_args() -> argparse.Namespace:
         const='auto',
         default=None,
         help='resume from CHECKPOINT, or from the latest one in the work dir')
-    parser.add_argument('--amp', action='store_true', help='automatic mixed precision')
-    parser.add_argument(
-        '--data-root',
-        help='data folder for every dataloader (CIFAR: the folder '
-        'holding cifar-10-batches-py/; ImageNet: the one holding train/ and val/)')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override config entries, e.g. randomness.seed=1 train_cfg.max_epochs=2')
-    return parser.parse_args()
+    parser.add_argument('--amp', action='store_true', help='automatic mixed precision (GPU)')
+    parser.add_argument('--seed', type=int, help="random seed (default: the config's randomness.seed)")
+    add_config_args(parser, data_root_help='data folder for every dataloader (CIFAR: the folder '
+                    'holding cifar-10-batches-py/; ImageNet: the one holding train/ and val/)')
+    return parser.parse_args(argv)
 
 
 def build_cfg(args: argparse.Namespace) -> Config:
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    if args.data_root:
-        set_data_root(cfg, args.data_root)
-    cfg.work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
-        './work_dirs',
-        osp.splitext(osp.basename(args.config))[0])
+    """The config with the command line applied (no data check: the classification data
+    sets name their missing files when the Runner builds them)."""
+    cfg = config_from_args(args)
     if args.amp:
-        cfg.optim_wrapper.type = 'AmpOptimWrapper'
-        cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
-    if args.resume == 'auto':
-        cfg.resume, cfg.load_from = True, None
-    elif args.resume:
-        cfg.resume, cfg.load_from = True, args.resume
+        enable_amp(cfg)
+    set_seed(cfg, getattr(args, 'seed', None))
+    set_resume(cfg, args.resume)
     return cfg
 
 
-def main() -> int:
-    args = parse_args()
-    runner = Runner.from_cfg(build_cfg(args))
-    try:
-        runner.train()
-    except DataFolderNotFoundError as e:
-        print(f'error: {e}', file=sys.stderr)
-        return 2
+@report_user_errors
+def main(argv: list[str] | None = None) -> int:
+    runner = build_runner(build_cfg(parse_args(argv)))
+    runner.train()
     return 0
 
 
