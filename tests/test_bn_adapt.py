@@ -190,3 +190,26 @@ def test_frozen_stages_and_norm_eval_backbones_are_adapted_and_said_so(capsys) -
     hook.after_test_epoch(runner)
     out = capsys.readouterr().out
     assert 'adapting 20 BatchNorm layers (5 of them frozen in training)' in out
+
+
+def test_robustness_tools_take_bn_adapt(synthetic_voc_root, tmp_path, repo_root, capsys) -> None:
+    """--bn-adapt N reaches the sweep as the hook; a negative N is a named error before work."""
+    from mmengine.config import Config
+    from mmengine.registry import MODELS, init_default_scope
+
+    from helpers import load_script
+    tool = load_script('tools/classification/test_robustness.py')
+    cfg = Config.fromfile(str(repo_root / CROPS))
+    init_default_scope(cfg.default_scope)
+    torch.manual_seed(0)
+    ckpt = tmp_path / 'model.pth'
+    torch.save(dict(state_dict=MODELS.build(cfg.model).state_dict()), ckpt)
+    common = [str(repo_root / CROPS), str(ckpt), '--data-root', str(synthetic_voc_root),
+              '--distortions', 'ngrn', '--severities', '2']
+    with pytest.raises(SystemExit) as exit_info:
+        tool.main(common + ['--out-dir', str(tmp_path / 'bad'), '--bn-adapt', '-1'])
+    assert exit_info.value.code == 2
+    assert 'prior_strength must be a number >= 0' in capsys.readouterr().err
+    assert not (tmp_path / 'bad' / 'partial.json').exists()
+    tool.main(common + ['--out-dir', str(tmp_path / 'ok'), '--bn-adapt', '--bn-adapt-images', '4'])
+    assert 'BNAdaptHook: adapting' in capsys.readouterr().out

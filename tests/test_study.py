@@ -189,3 +189,18 @@ def test_study_configs_in_the_repo_load() -> None:
     for path in sorted((REPO / 'configs' / 'studies').glob('*.py')):
         study = load_study(str(path))
         assert study.reference in study.variants and len(study.seeds) >= 3, path
+
+
+def test_tool_reports_bad_study_config_in_one_line(tmp_path, capsys) -> None:
+    from helpers import load_script
+    tool = load_script('tools/robustness_study.py')
+    bad = _write_study(tmp_path / 'bad.py', seeds=[])
+    with pytest.raises(SystemExit) as exit_info:
+        tool.main(['plan', str(bad)])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith('error: ') and 'seeds must be a non-empty list' in err
+    assert 'Traceback' not in err
+    good = _write_study(tmp_path / 'good.py')
+    assert tool.main(['plan', str(good), '--work-dir', str(tmp_path / 'w')]) == 0
+    assert capsys.readouterr().out.count('--only') == 6

@@ -14,6 +14,11 @@ from __future__ import annotations
 import argparse
 import sys
 
+import fq_det  # noqa: F401  (first: registers the plugin, quiets the stack's import warnings)
+from fq_det.apis import report_user_errors
+from fq_det.evaluation.study import (export_results, load_study, plan_study, report_study,
+                                     run_study)
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -55,42 +60,37 @@ def _only(items: list[str] | None) -> list[tuple[str, int]] | None:
     return out
 
 
+@report_user_errors
 def main(argv: list[str] | None = None) -> int:
+    """Exit status: 0 done, 1 some runs failed (listed), 2 bad input (one ``error:`` line)."""
     args = parse_args(argv)
-    import fq_det  # noqa: F401  (registers the plugin; makes checkpoints loadable)
-    from fq_det.evaluation.study import (StudyError, export_results, load_study, plan_study,
-                                         report_study, run_study)
-    try:
-        study = load_study(args.config, args.work_dir)
-        if args.command == 'plan':
-            print('\n'.join(plan_study(study, python=sys.executable)))
-            return 0
-        if args.command == 'run':
-            failures = run_study(study, jobs=args.jobs, only=_only(args.only),
-                                 overwrite=args.overwrite, threads=args.threads)
-            if not args.no_report:
-                try:
-                    report = report_study(study)
-                    print(f'report: {study.report_dir}/study.md ({report["finished"]}/'
-                          f'{report["total"]} runs finished)')
-                except FileNotFoundError as err:
-                    print(f'no report yet: {err}')
-            if failures:
-                print('failed runs:\n  ' + '\n  '.join(failures), file=sys.stderr)
-                return 1
-            return 0
-        if args.command == 'export':
-            copied = export_results(study, args.dest)
-            print(f'copied {len(copied)} files into {args.dest}')
-            return 0
-        report = report_study(study, args.out_dir)
+    study = load_study(args.config, args.work_dir)
+    if args.command == 'plan':
+        print('\n'.join(plan_study(study, python=sys.executable)))
+        return 0
+    if args.command == 'export':
+        copied = export_results(study, args.dest)
+        print(f'copied {len(copied)} files into {args.dest}')
+        return 0
+    if args.command == 'report':
+        report_study(study, args.out_dir)
         out = args.out_dir or study.report_dir
         print(open(f'{out}/study.md').read())
         print(f'written: {out}/study.json, study.md, study.png')
         return 0
-    except (StudyError, FileNotFoundError, ValueError) as err:
-        print(f'error: {err}', file=sys.stderr)
-        return 2
+    failures = run_study(study, jobs=args.jobs, only=_only(args.only), overwrite=args.overwrite,
+                         threads=args.threads)
+    if not args.no_report:
+        try:
+            report = report_study(study)
+            print(f'report: {study.report_dir}/study.md ({report["finished"]}/'
+                  f'{report["total"]} runs finished)')
+        except FileNotFoundError as err:
+            print(f'no report yet: {err}')
+    if failures:
+        print('failed runs:\n  ' + '\n  '.join(failures), file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == '__main__':

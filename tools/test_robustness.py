@@ -3,7 +3,7 @@
     python tools/test_robustness.py CONFIG CHECKPOINT [--distortions motion_blur jpeg | all]
         [--severities 1 2 3 4 5] [--out-dir DIR] [--seed 0] [--metric-key pascal_voc/mAP]
         [--cfg-options k=v ...] [--launcher none|pytorch|slurm|mpi] [--overwrite]
-        [--save-per-image] [--allow-partial-load]
+        [--save-per-image] [--allow-partial-load] [--bn-adapt [N]] [--bn-adapt-images n]
 
 Loads the model once, evaluates clean + every (distortion, severity) with the config's
 own evaluator, writes ``results.json`` after every pair (a rerun with the same
@@ -17,8 +17,9 @@ import argparse
 import os.path as osp
 
 import fq_det  # noqa: F401  (registers the plugin and makes checkpoints loadable)
-from fq_det.apis import (add_config_args, add_launcher_args, check_checkpoint_matches,
-                         config_from_args, report_user_errors)
+from fq_det.apis import (add_bn_adapt_args, add_config_args, add_launcher_args,
+                         apply_bn_adapt_args, check_checkpoint_matches, config_from_args,
+                         report_user_errors)
 from fq_det.datasets.distortions import DISTORTIONS, SEVERITIES, check_severity
 from fq_det.evaluation.robustness import resolve_distortions, run_robustness_sweep
 from fq_det.evaluation.sweep_store import check_writable
@@ -46,6 +47,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         '(per-image detections and ground truth)')
     parser.add_argument('--allow-partial-load', action='store_true',
                         help="evaluate a checkpoint that lacks some of the model's weights")
+    add_bn_adapt_args(parser)
     add_config_args(parser)
     add_launcher_args(parser)
     return parser.parse_args(argv)
@@ -61,6 +63,7 @@ def main(argv: list[str] | None = None) -> dict:
     except ImportError as err:  # ic:<name> without imagecorruptions installed
         raise ValueError(str(err)) from None
     cfg = config_from_args(args, splits=('test',))
+    apply_bn_adapt_args(cfg, args)
     out_dir = args.out_dir or osp.join(cfg.work_dir, 'robustness')
     check_writable(out_dir)
     check_checkpoint_matches(cfg, args.checkpoint, allow_partial=args.allow_partial_load)

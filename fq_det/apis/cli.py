@@ -169,3 +169,21 @@ def config_from_args(args: argparse.Namespace, splits: Sequence[str] = ()) -> Co
         check_data(cfg, splits, config_name=args.config)
     set_work_dir(cfg, getattr(args, 'work_dir', None), args.config)
     return cfg
+
+
+def add_bn_adapt_args(parser: argparse.ArgumentParser) -> None:
+    """``--bn-adapt [N]`` and ``--bn-adapt-images n``: test-time BN adaptation."""
+    parser.add_argument('--bn-adapt', nargs='?', const=0.0, type=float, metavar='N',
+                        help='adapt every BatchNorm layer\'s statistics to each condition '
+                        '(clean included) from its first --bn-adapt-images test images, with '
+                        'prior strength N (default 0: the test statistics alone; '
+                        'fq_det.engine.BNAdaptHook)')
+    parser.add_argument('--bn-adapt-images', type=int, default=64, metavar='n',
+                        help='images per condition for --bn-adapt (default: 64)')
+
+
+def apply_bn_adapt_args(cfg: Config, args: argparse.Namespace) -> None:
+    """Add the BN adaptation hook to ``cfg`` when ``--bn-adapt`` was given."""
+    if getattr(args, 'bn_adapt', None) is not None:
+        from fq_det.engine.bn_adapt import add_bn_adapt_hook
+        add_bn_adapt_hook(cfg, args.bn_adapt, args.bn_adapt_images)

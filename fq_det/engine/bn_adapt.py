@@ -31,7 +31,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmdet.registry import HOOKS
 
-__all__ = ['BNAdaptHook', 'adapt_bn', 'restore_bn', 'bn_layers', 'BNAdaptError']
+__all__ = ['BNAdaptHook', 'adapt_bn', 'restore_bn', 'bn_layers', 'BNAdaptError', 'add_bn_adapt_hook']
 
 
 class BNAdaptError(ValueError):
@@ -188,3 +188,11 @@ class BNAdaptHook(Hook):
 
     def after_val_epoch(self, runner, metrics=None) -> None:
         self._restore(runner)
+
+
+def add_bn_adapt_hook(cfg, prior_strength: float = 0.0, num_images: int = 64) -> None:
+    """Append :class:`BNAdaptHook` to ``cfg.custom_hooks`` (checked here, before any work)."""
+    BNAdaptHook(prior_strength, num_images)  # raises BNAdaptError on bad values
+    cfg.custom_hooks = list(cfg.get('custom_hooks') or []) + [
+        dict(type='mmdet.BNAdaptHook', prior_strength=float(prior_strength),
+             num_images=int(num_images))]

@@ -509,8 +509,8 @@ def run_one(study: Study, variant: str, seed: int, overwrite: bool = False) -> d
     cfg, checkpoint, pretrained, trained, timings = _trained(study, v.train_as or variant, seed,
                                                              overwrite)
     if v.bn_adapt:
-        cfg.custom_hooks = list(cfg.get('custom_hooks') or []) + [
-            dict(type='mmdet.BNAdaptHook', **v.bn_adapt)]
+        from fq_det.engine.bn_adapt import add_bn_adapt_hook
+        add_bn_adapt_hook(cfg, **v.bn_adapt)
     t = time.time()
     results = sweep(study, cfg, checkpoint, run_dir / 'sweep', seed, overwrite)
     timings['sweep_s'] = time.time() - t

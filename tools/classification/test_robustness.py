@@ -2,7 +2,7 @@
 
 python tools/classification/test_robustness.py CONFIG CHECKPOINT [--distortions ...]
     [--severities ...] [--seeds 0 1 2] [--out-dir DIR] [--cfg-options ...] [--overwrite]
-    [--save-per-image]
+    [--save-per-image] [--bn-adapt [N]] [--bn-adapt-images n]
 Writes DIR/results.json (the project's robustness schema, metric_key accuracy/top1) and
 DIR/results.md (Table 3 layout); an interrupted run resumes from DIR/partial.json (results
 of another checkpoint, config or data are refused unless --overwrite).
@@ -14,8 +14,8 @@ import os.path as osp
 import sys
 
 import fq_det  # noqa: F401
-from fq_det.apis import (add_config_args, check_checkpoint_matches, load_config,
-                         report_user_errors)
+from fq_det.apis import (add_bn_adapt_args, add_config_args, apply_bn_adapt_args,
+                         check_checkpoint_matches, load_config, report_user_errors)
 from fq_det.classification.robustness import (format_classification_table,
                                               run_classification_robustness)
 from fq_det.evaluation.sweep_store import check_writable
@@ -40,10 +40,12 @@ def main(argv: list[str] | None = None) -> int:
                         help='delete the results already in --out-dir and start afresh')
     parser.add_argument('--save-per-image', action='store_true',
                         help='also write OUT_DIR/per_image/*.npz (true and top-k labels per image)')
+    add_bn_adapt_args(parser)
     add_config_args(parser, data_root_help='data folder of the test set (see train.py --data-root)')
     args = parser.parse_args(argv)
 
     cfg = load_config(args.config, args.cfg_options, args.data_root)
+    apply_bn_adapt_args(cfg, args)
     name = osp.splitext(osp.basename(args.config))[0]
     out_dir = args.out_dir or osp.join('./work_dirs', name, 'robustness')
     check_writable(out_dir)
