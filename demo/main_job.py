@@ -86,6 +86,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument('--retrain', action='store_true', help='train even if a final checkpoint exists')
     p.add_argument('--jobs', type=int, default=2,
                    help='models trained and swept at the same time (one process each)')
+    p.add_argument('--bootstrap', type=int, default=1000, metavar='N',
+                   help='replicates of the image bootstrap of POW - plain (0: none)')
     return p.parse_args(argv)
 
 
@@ -220,7 +222,8 @@ def _train_and_sweep(name: str, out: str, args: argparse.Namespace, log: Path) -
     t_train = time.time() - t
     print(f'{STAGE} sweep {1 + len(args.distortions) * len(args.severities)} pairs', flush=True)
     results = run_robustness_sweep(cfg, checkpoint, str(Path(out) / 'robustness' / name),
-                                   distortions=args.distortions, severities=args.severities, seed=args.seed)
+                                   distortions=args.distortions, severities=args.severities,
+                                   seed=args.seed, save_per_image=True)
     return dict(checkpoint=checkpoint, results=results, pretrained=pretrained, pretrain_s=t_pretrain,
                 train_s=t_train, sweep_s=time.time() - t - t_train, log=str(log))
 
@@ -367,11 +370,14 @@ def draw_figures(args: argparse.Namespace, results: dict, cfgs: dict, checkpoint
 
 
 # ------------------------------------------------------------------------- summary
-def side_by_side(results: dict[str, dict], labels: dict[str, str]) -> str:
-    """Markdown: clean mAP, per-distortion mean over severities, mPC, rPC for each model."""
+def side_by_side(results: dict[str, dict], labels: dict[str, str],
+                 bootstrap: dict[str, dict] | None = None) -> str:
+    """Markdown: clean mAP, per-distortion mean over severities, mPC, rPC for each model;
+    with two models their difference and, from ``bootstrap``, its interval over test images."""
     names = list(results)
     key = results[names[0]]['metric_key']
-    head = '| | ' + ' | '.join(labels[n] for n in names) + (' | POW - plain |' if len(names) == 2 else ' |')
+    diff_head = ' | POW - plain [95 % CI over test images] |' if bootstrap else ' | POW - plain |'
+    head = '| | ' + ' | '.join(labels[n] for n in names) + (diff_head if len(names) == 2 else ' |')
     rule = '|---' * (len(names) + 1 + (len(names) == 2)) + '|'
     rows = [('clean (P)', {n: r['summary']['P'] for n, r in results.items()})]
     for d in results[names[0]]['summary']['per_distortion']:
@@ -382,8 +388,16 @@ def side_by_side(results: dict[str, dict], labels: dict[str, str]) -> str:
     for name, vals in rows:
         cells = [f'{vals[n]:.3f}' for n in names]
         if len(names) == 2:
-            cells.append(f'{vals[names[1]] - vals[names[0]]:+.3f}')
+            diff = f'{vals[names[1]] - vals[names[0]]:+.3f}'
+            iv = (bootstrap or {}).get('P' if name == 'clean (P)' else name)
+            if iv:
+                diff += f' [{iv["low"]:+.3f}, {iv["high"]:+.3f}]'
+            cells.append(diff)
         lines.append(f'| {name} | ' + ' | '.join(cells) + ' |')
+    if bootstrap:
+        lines += ['', 'The interval resamples the test images (paired bootstrap, '
+                  'fq_det.evaluation.statistics): it says how much of the difference is test-set '
+                  'sampling, not training noise (one seed; see docs/studies.md).']
     return '\n'.join(lines) + '\n'
 
 
@@ -447,7 +461,13 @@ def main(argv: list[str] | None = None) -> dict:
     timings['total_s'] = time.time() - t0
 
     labels = {n: MODELS[n][1] for n in args.models}
-    table = side_by_side(results, labels)
+    bootstrap = None
+    if args.bootstrap and set(args.models) == {'plain', 'pow'}:
+        from fq_det.evaluation.study_records import sweep_bootstrap
+        bootstrap = sweep_bootstrap({n: out / 'robustness' / n for n in ('plain', 'pow')},
+                                    'plain', 'detection', args.distortions, args.severities,
+                                    seed=args.seed, replicates=args.bootstrap)['pow']
+    table = side_by_side(results, labels, bootstrap)
     written = {'data': str(data_root / 'VOC2007'),
                **{f'checkpoint_{n}': c for n, c in checkpoints.items()},
                **{f'results_{n}': str(out / 'robustness' / n / 'results.json') for n in args.models},
@@ -455,6 +475,7 @@ def main(argv: list[str] | None = None) -> dict:
     pretrained = {n: outcomes[n]['pretrained'] for n in args.models if outcomes[n]['pretrained']}
     summary = dict(args=vars(args), timings_s={k: round(v, 1) for k, v in timings.items()},
                    summary={n: r['summary'] for n, r in results.items()}, pretrained=pretrained,
+                   bootstrap_pow_minus_plain=bootstrap,
                    written=written)
     if pretrained:
         table += '\nBackbone pretraining (object-crop classification, test crops): ' + ', '.join(

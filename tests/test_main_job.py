@@ -144,3 +144,17 @@ def test_uninformative_library_warnings_are_filtered() -> None:
                       UserWarning)
         warnings.warn('fq-det: a warning that says something', UserWarning)
     assert [str(w.message) for w in shown] == ['fq-det: a warning that says something']
+
+
+def test_side_by_side_prints_the_bootstrap_interval_of_each_difference() -> None:
+    job = load_script('demo/main_job.py')
+    summary = lambda p, j: dict(P=p, mPC=j, rPC=j / p, per_distortion=dict(jpeg=j))  # noqa: E731
+    results = {'plain': dict(metric_key='pascal_voc/mAP', summary=summary(0.80, 0.50)),
+               'pow': dict(metric_key='pascal_voc/mAP', summary=summary(0.78, 0.52))}
+    boot = {'P': dict(low=-0.05, high=0.01), 'jpeg': dict(low=-0.01, high=0.06),
+            'mPC': dict(low=-0.01, high=0.06), 'rPC': dict(low=0.0, high=0.1)}
+    table = job.side_by_side(results, {'plain': 'ResNet-18', 'pow': '+POW-1'}, boot)
+    assert 'POW - plain [95 % CI over test images]' in table
+    assert '| clean (P) | 0.800 | 0.780 | -0.020 [-0.050, +0.010] |' in table
+    assert '| jpeg | 0.500 | 0.520 | +0.020 [-0.010, +0.060] |' in table
+    assert 'POW - plain |' in job.side_by_side(results, {'plain': 'a', 'pow': 'b'})

@@ -127,3 +127,33 @@ def test_corruption_errors_known_numbers() -> None:
     assert ce['relative_mCE'] == pytest.approx((1.0 + 0.8 / 0.6) / 2)
     pct = st.corruption_errors({'b': {1: 80.0}}, 90.0, {'b': {1: 60.0}}, 90.0, full=100.0)
     assert pct['mCE'] == pytest.approx(0.5)
+
+
+def test_sweep_bootstrap_pairs_two_sweeps_image_by_image(tmp_path) -> None:
+    """From the sweeps' per-image files: the point difference is the difference of the
+    sweeps' own mAPs (mmdet's eval_map through voc_map_of_subset), with an interval around it."""
+    from test_per_image import CLASSES, _det_samples
+
+    from fq_det.evaluation.per_image import PerImageDetRecords, load_per_image, voc_map_of_subset
+    from fq_det.evaluation.robustness import per_image_file
+    from fq_det.evaluation.study_records import sweep_bootstrap
+
+    def write(model: str, seed_of: dict) -> None:
+        for distortion, severity in ((None, 0), ('jpeg', 2)):
+            out = per_image_file(str(tmp_path / model), distortion, severity, 0)
+            metric = PerImageDetRecords(out_file=out)
+            metric.dataset_meta = dict(classes=CLASSES)
+            samples = _det_samples(30, seed=seed_of[distortion])
+            metric.process({}, samples)
+            metric.evaluate(len(samples))
+
+    write('plain', {None: 0, 'jpeg': 1})
+    write('pow', {None: 0, 'jpeg': 2})  # same clean predictions, other jpeg predictions
+    boot = sweep_bootstrap({'plain': tmp_path / 'plain', 'pow': tmp_path / 'pow'}, 'plain',
+                           'detection', ['jpeg'], [2], replicates=200)['pow']
+    assert boot['P']['mean'] == pytest.approx(0.0) and boot['P']['low'] == boot['P']['high'] == 0
+    maps = {m: voc_map_of_subset(load_per_image(per_image_file(str(tmp_path / m), 'jpeg', 2, 0)),
+                                 np.arange(30)) for m in ('plain', 'pow')}
+    assert boot['jpeg']['mean'] == pytest.approx(maps['pow'] - maps['plain'], abs=1e-6)
+    assert boot['jpeg']['low'] < boot['jpeg']['mean'] < boot['jpeg']['high']
+    assert set(boot) == {'P', 'jpeg', 'mPC', 'rPC'}
