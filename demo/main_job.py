@@ -46,6 +46,7 @@ for _message in QUIET_WARNINGS:
 
 import fq_det  # noqa: E402,F401  (registers the plugin, makes checkpoints loadable)
 from fq_det.apis import check_output_dir, report_user_errors  # noqa: E402
+from fq_det.apis.schedules import scale_epoch_schedule, scale_iter_schedule  # noqa: E402
 from fq_det.datasets.data_check import set_data_root  # noqa: E402
 from fq_det.datasets.distortions import DISTORTIONS, SEVERITIES  # noqa: E402
 from fq_det.datasets.synthetic_voc import make_synthetic_voc  # noqa: E402
@@ -91,19 +92,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def set_schedule(cfg, iters: int) -> None:
-    """Scale the synthvoc configs' iteration schedule (warm-up, steps, checkpoints) to ``iters``."""
-    cfg.train_cfg.max_iters = iters
-    cfg.train_cfg.val_interval = iters
-    for sched in cfg.param_scheduler:
-        if sched.type == 'MultiStepLR':
-            sched.end = iters
-            sched.milestones = [int(iters * 0.5), int(iters * 0.8)]
-        elif sched.type == 'LinearLR':
-            sched.end = min(sched.end, max(1, iters // 10))
-    cfg.default_hooks.checkpoint.interval = iters
-
-
 def load_cfg(config: str, data_root: Path, work_dir: Path, iters: int | None, seed: int,
              backbone: str | None = None):
     """Detector config for the job; ``backbone``: a pretrained backbone checkpoint to start from."""
@@ -113,7 +101,7 @@ def load_cfg(config: str, data_root: Path, work_dir: Path, iters: int | None, se
     cfg.work_dir = str(work_dir)
     cfg.randomness = dict(seed=seed)
     if iters:
-        set_schedule(cfg, iters)
+        scale_iter_schedule(cfg, iters)
     if backbone:
         cfg.model.backbone.init_cfg = dict(type='Pretrained', checkpoint=str(backbone))
     cfg.default_hooks.visualization = dict(type='DetVisualizationHook', draw=False)
@@ -137,14 +125,7 @@ def pretrain_backbone(name: str, data_root: Path, work_root: Path, epochs: int |
     cfg = Config.fromfile(str(REPO_ROOT / PRETRAIN[name]))
     set_data_root(cfg, str(data_root))
     if epochs is not None:
-        cfg.train_cfg.max_epochs = cfg.train_cfg.val_interval = epochs
-        cfg.default_hooks.checkpoint.interval = epochs
-        for sched in cfg.param_scheduler:
-            if sched.type == 'CosineAnnealingLR':
-                sched.begin, sched.end = min(1, epochs - 1), epochs
-                sched.T_max = max(1, epochs - sched.begin)
-            elif sched.type == 'LinearLR':
-                sched.end = min(sched.end, epochs)
+        scale_epoch_schedule(cfg, epochs)
     cfg.work_dir = str(work_dir)
     cfg.randomness = dict(seed=seed)
     cfg.experiment_name = f'pretrain_{name}'
