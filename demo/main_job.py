@@ -120,6 +120,7 @@ def pretrain_backbone(name: str, data_root: Path, work_root: Path, epochs: int |
     backbone = work_dir / 'backbone.pth'
     result_file = work_dir / 'pretrain.json'
     if backbone.is_file() and result_file.is_file() and not retrain:
+        print(f'{STAGE} pretrain', flush=True)
         print(f'reusing {backbone}')
         return json.loads(result_file.read_text())
     cfg = Config.fromfile(str(REPO_ROOT / PRETRAIN[name]))
@@ -130,7 +131,7 @@ def pretrain_backbone(name: str, data_root: Path, work_root: Path, epochs: int |
     cfg.randomness = dict(seed=seed)
     cfg.experiment_name = f'pretrain_{name}'
     cfg.visualizer.name = f'visualizer_pretrain_{name}'
-    print(f'{STAGE} pretrain {cfg.train_cfg.max_epochs} epochs', flush=True)
+    print(f'{STAGE} pretrain {_count(cfg.train_cfg.max_epochs, "epoch")}', flush=True)
     runner = Runner.from_cfg(cfg)
     runner.train()  # validates on the test split's crops after the last epoch
     top1 = runner.message_hub.get_scalar('val/accuracy/top1').current()
@@ -147,12 +148,12 @@ def train(cfg, retrain: bool) -> str:
     """Train (or reuse a finished run); return the final checkpoint path."""
     from mmengine.runner import Runner
     final = osp.join(cfg.work_dir, f'iter_{cfg.train_cfg.max_iters}.pth')
+    print(f'{STAGE} train {_count(cfg.train_cfg.max_iters, "iteration")}', flush=True)
     if osp.isfile(final) and not retrain:
         print(f'reusing {final}')
         return final
     # The clean evaluation is the sweep's first pair: no validation during training.
     cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
-    print(f'{STAGE} train {cfg.train_cfg.max_iters} iterations', flush=True)
     Runner.from_cfg(cfg).train()
     return final
 
@@ -201,7 +202,8 @@ def _train_and_sweep(name: str, out: str, args: argparse.Namespace, log: Path) -
     t = time.time()
     checkpoint = train(cfg, args.retrain)
     t_train = time.time() - t
-    print(f'{STAGE} sweep {1 + len(args.distortions) * len(args.severities)} pairs', flush=True)
+    pairs = 1 + len(args.distortions) * len(args.severities)
+    print(f'{STAGE} sweep {_count(pairs, "pair")}', flush=True)
     results = run_robustness_sweep(cfg, checkpoint, str(Path(out) / 'robustness' / name),
                                    distortions=args.distortions, severities=args.severities,
                                    seed=args.seed, save_per_image=True)
@@ -213,6 +215,10 @@ def _train_and_sweep(name: str, out: str, args: argparse.Namespace, log: Path) -
 _LOOP_PROGRESS = re.compile(r'(Iter|Epoch)\((train|val|test)\)\s*(?:\[(\d+)\])?\s*\[\s*(\d+)/(\d+)\]')
 _ETA = re.compile(r'eta: ((?:\d+ days?, )?\d+:\d\d:\d\d)')
 _PAIR = re.compile(r'^pair (\d+)/(\d+): (.+)$')
+
+
+def _count(n: int, noun: str) -> str:
+    return f'{n} {noun}' + ('' if n == 1 else 's')
 
 
 def _clock(seconds: float) -> str:
@@ -261,6 +267,8 @@ class ModelProgress:
                 self.eta = _clock(pace * (n - i + 1))
 
     def describe(self) -> str:
+        if self.stage == 'done':
+            return f'{self.label}: done'
         total = f' ({self.total})' if self.total else ''
         detail = f' {self.detail}' if self.detail else ''
         eta = f', eta {self.eta}' if self.eta else ''
@@ -292,30 +300,40 @@ class ProgressDisplay:
     def __exit__(self, *exc) -> None:
         self.stop.set()
         self.thread.join()
-        self.refresh()
+        if not self.live:  # the last state, if it was not printed yet
+            self.refresh()
         self._clear()
 
-    def note(self, text: str) -> None:
-        """Print a permanent line (above the live line)."""
+    def note(self, text: str, finished: str | None = None) -> None:
+        """Print a permanent line (above the live line); ``finished``: the label of a
+        model that is done, shown so from now on."""
         with self.lock:
+            self._update()  # without a terminal: its last stage, if not printed yet
+            for model in self.models:
+                if model.label == finished:
+                    model.stage = 'done'
+            self.stages = [m.stage for m in self.models]
             self._clear()
             print(text, file=self.stream, flush=True)
 
     def refresh(self) -> None:
+        with self.lock:
+            self._update()
+
+    def _update(self) -> None:
         for model in self.models:
             model.poll()
         line = '  ' + ' | '.join(m.describe() for m in self.models)
         stages = [m.stage for m in self.models]
-        with self.lock:
-            if self.live:
-                if line != self.shown:
-                    pad = max(0, self.width - len(line))
-                    self.stream.write('\r' + line + ' ' * pad)
-                    self.stream.flush()
-                    self.shown, self.width = line, len(line)
-            elif stages != self.stages or time.time() - self.last_plain >= self.plain_every:
-                print(line, file=self.stream, flush=True)
-                self.stages, self.last_plain = stages, time.time()
+        if self.live:
+            if line != self.shown:
+                pad = max(0, self.width - len(line))
+                self.stream.write('\r' + line + ' ' * pad)
+                self.stream.flush()
+                self.shown, self.width = line, len(line)
+        elif stages != self.stages or time.time() - self.last_plain >= self.plain_every:
+            print(line, file=self.stream, flush=True)
+            self.stages, self.last_plain = stages, time.time()
 
     def _clear(self) -> None:
         if self.live and self.width:
@@ -415,7 +433,8 @@ def main(argv: list[str] | None = None) -> dict:
         if jobs == 1:
             for name in args.models:
                 outcomes[name] = run_model(name, str(out), args, threads)
-                display.note(f'  {MODELS[name][1]} done ({time.time() - t0:.0f} s)')
+                display.note(f'  {MODELS[name][1]} done ({time.time() - t0:.0f} s)',
+                             finished=MODELS[name][1])
         else:
             import multiprocessing as mp
             from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -423,7 +442,8 @@ def main(argv: list[str] | None = None) -> dict:
                 futures = {pool.submit(run_model, n, str(out), args, threads): n for n in args.models}
                 for fut in as_completed(futures):
                     outcomes[futures[fut]] = fut.result()
-                    display.note(f'  {MODELS[futures[fut]][1]} done ({time.time() - t0:.0f} s)')
+                    label = MODELS[futures[fut]][1]
+                    display.note(f'  {label} done ({time.time() - t0:.0f} s)', finished=label)
     results = {n: outcomes[n]['results'] for n in args.models}
     checkpoints = {n: outcomes[n]['checkpoint'] for n in args.models}
     for n in args.models:

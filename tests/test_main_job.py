@@ -109,10 +109,14 @@ def test_progress_display_without_a_terminal_prints_stage_changes(tmp_path: Path
     display.refresh()  # nothing changed: nothing printed
     log.write_text(f'{job.STAGE} train 3 iterations\nIter(train) [1/3]  eta: 0:00:02\n')
     display.refresh()
-    display.note('  ResNet-18 done (5 s)')
+    with open(log, 'a') as f:
+        f.write(f'{job.STAGE} sweep 2 pairs\npair 1/2: clean\n')
+    display.note('  ResNet-18 done (5 s)', finished='ResNet-18')  # the stage it reached first
+    display.refresh()  # 'done' is not printed again
     assert stream.getvalue().splitlines() == [
         '  ResNet-18: starting', '  ResNet-18: train (3 iterations) 1/3, eta 0:00:02',
-        '  ResNet-18 done (5 s)']
+        '  ResNet-18: sweep (2 pairs) pair 1/2 clean', '  ResNet-18 done (5 s)']
+    assert display.models[0].describe() == 'ResNet-18: done'
 
 
 def test_progress_display_on_a_terminal_rewrites_one_line(tmp_path: Path) -> None:
