@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 import os
 import pickle
+import re
 import sys
 from typing import Callable, TypeVar
 
@@ -49,10 +50,36 @@ class ToolExit(SystemExit):
         return f'error: {self.message}'
 
 
+_NOT_IN_REGISTRY = re.compile(r'^(?P<name>[\w.]+) is not in the (?P<scope>\w+)::(?P<registry>\w+) '
+                              r'registry')
+
+
+def registry_hint(message: str) -> str:
+    """For mmengine's ``"X is not in the <scope>::<registry> registry"``: the registered
+    names closest to ``X`` (over every scope), e.g. ``ResNetPOW`` for ``ResNetPWO``."""
+    match = _NOT_IN_REGISTRY.match(message)
+    if not match or 'mmengine.registry' not in sys.modules:
+        return ''
+    import difflib
+
+    import mmengine.registry as registries
+    roots = [r for r in vars(registries).values()
+             if isinstance(r, registries.Registry) and r.name == match['registry']]
+    names, todo = set(), list(roots)
+    while todo:
+        reg = todo.pop()
+        names.update(reg.module_dict)
+        todo.extend(reg.children.values())
+    wanted = match['name'].split('.')[-1]
+    close = difflib.get_close_matches(wanted, sorted(names), n=5, cutoff=0.6)
+    return f' (did you mean {" or ".join(map(repr, close))}?)' if close else ''
+
+
 def user_error_message(err: BaseException) -> str:
-    """The text of ``err`` without the quotes ``KeyError`` adds to its message."""
+    """The text of ``err`` without the quotes ``KeyError`` adds to its message, with the
+    closest registered names for an unknown registry type."""
     if isinstance(err, KeyError) and err.args and isinstance(err.args[0], str):
-        return err.args[0]
+        return err.args[0] + registry_hint(err.args[0])
     return str(err)
 
 

@@ -18,6 +18,8 @@ from fq_det.apis import (add_bn_adapt_args, add_config_args, apply_bn_adapt_args
                          check_checkpoint_matches, load_config, report_user_errors)
 from fq_det.classification.robustness import (format_classification_table,
                                               run_classification_robustness)
+from fq_det.datasets.distortions import check_severity
+from fq_det.evaluation.robustness import resolve_distortions
 from fq_det.evaluation.sweep_store import check_writable
 
 
@@ -44,6 +46,10 @@ def main(argv: list[str] | None = None) -> int:
     add_config_args(parser, data_root_help='data folder of the test set (see train.py --data-root)')
     args = parser.parse_args(argv)
 
+    # bad distortions or severities fail before anything is loaded
+    resolve_distortions(args.distortions or 'all')
+    for severity in args.severities or ():
+        check_severity(severity)
     cfg = load_config(args.config, args.cfg_options, args.data_root)
     apply_bn_adapt_args(cfg, args)
     name = osp.splitext(osp.basename(args.config))[0]
