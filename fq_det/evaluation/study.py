@@ -265,13 +265,6 @@ def _rel(path: str) -> str:
     return str(p.relative_to(repo)) if p.is_relative_to(repo) else str(p)
 
 
-def _config_digest(path: str) -> str:
-    """sha256 of the parsed config (comments and formatting do not count)."""
-    from mmengine.config import Config
-    text = json.dumps(Config.fromfile(path).to_dict(), sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
 def _file_digest(path: str) -> str:
     h = hashlib.sha256()
     with open(path, 'rb') as f:
@@ -413,7 +406,7 @@ def _trained(study: Study, variant: str, seed: int, overwrite: bool) -> tuple:
             t = time.time()
             stage = run_dir / 'pretrain'
             key = json.loads(json.dumps(dict(
-                data=data_key, config=_rel(v.pretrain), config_digest=_config_digest(v.pretrain),
+                data=data_key, config=_rel(v.pretrain), config_digest=_file_digest(v.pretrain),
                 cfg_options=v.pretrain_cfg_options, seed=seed,
                 epochs=study.pretrain.get('epochs'))))
             pretrained = _stage_done(stage, key, overwrite)
@@ -435,7 +428,7 @@ def _trained(study: Study, variant: str, seed: int, overwrite: bool) -> tuple:
         t = time.time()
         stage = run_dir / 'train'
         key = json.loads(json.dumps(dict(
-            data=data_key, config=_rel(v.config), config_digest=_config_digest(v.config),
+            data=data_key, config=_rel(v.config), config_digest=_file_digest(v.config),
             cfg_options=v.cfg_options, seed=seed, schedule=study.train,
             backbone=pretrained['backbone_digest'] if pretrained else None)))
         cfg = _config(v.config, v.cfg_options, data_root, stage, seed,
