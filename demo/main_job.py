@@ -46,7 +46,7 @@ for _message in QUIET_WARNINGS:
 
 import fq_det  # noqa: E402,F401  (registers the plugin, makes checkpoints loadable)
 from fq_det.apis import check_output_dir, report_user_errors  # noqa: E402
-from fq_det.apis.schedules import scale_epoch_schedule, scale_iter_schedule  # noqa: E402
+from fq_det.engine.schedules import scale_epoch_schedule, scale_iter_schedule  # noqa: E402
 from fq_det.datasets.data_check import set_data_root  # noqa: E402
 from fq_det.datasets.distortions import DISTORTIONS, SEVERITIES  # noqa: E402
 from fq_det.datasets.synthetic_voc import make_synthetic_voc  # noqa: E402

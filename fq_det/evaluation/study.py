@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
-from fq_det.apis.schedules import scale_epoch_schedule, scale_iter_schedule
+from fq_det.engine.schedules import scale_epoch_schedule, scale_iter_schedule
 
 TASKS = ('detection', 'classification')
 STUDY_KEYS = ('task', 'data', 'variants', 'reference', 'seeds', 'distortions', 'severities',
