@@ -1,7 +1,8 @@
 # Classification study (the supplement's Table 3 is a classification table): object-crop
 # classification on the synthetic VOC set, ResNet-18 (1/4 width, the detectors' backbone)
 # plain and with each quantizer in stages 2-4, five seeds, every distortion at severities
-# 1/3/5 on ~2800 test crops.  python tools/robustness_study.py run configs/studies/crops_quantizers.py --jobs 2
+# 1/3/5 on ~2800 test crops.
+#   python tools/robustness_study.py run configs/studies/crops_quantizers.py --jobs 2
 _plain = 'configs/classification/synthvoc/resnet18_synthvoc-crops.py'
 _stages = (False, True, True, True)
 _hooks = [dict(type='mmdet.AlphaRegularizationHook')]
@@ -39,6 +40,10 @@ study = dict(
                    cfg_options=_quant('mmdet.ResNetHPOW',
                                       dict(num_splits=1, reduction=4, alpha_reg=_l1)),
                    label='+HPOW-1'),
+        pow1_s1=dict(config=_plain,  # stage 1 too, where the supplement's Fig. 2 quantizes most
+                     cfg_options=_quant('mmdet.ResNetPOW', dict(num_splits=1, alpha_reg=_l1),
+                                        **{'model.backbone.stage_with_quant': (True, ) * 4}),
+                     label='+POW-1, all 4 stages'),
         pow1_alpha=dict(
             config='configs/classification/synthvoc/resnet18-pow1-l1-alpha_synthvoc-crops.py',
             label='+POW-1, alpha recipe'),
