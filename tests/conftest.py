@@ -70,6 +70,25 @@ class TinyDetector(NamedTuple):
         return model
 
 
+@pytest.fixture(autouse=True)
+def fresh_mmengine_loggers():
+    """Forget the loggers and visualizers a test created, as mmengine's RunnerTestCase does.
+
+    mmengine keeps them by name, and a Runner names its logger after the config file and
+    the current second: a second run of the same config within that second would get the
+    earlier test's logger, whose handler writes to that test's (closed) capture stream.
+    """
+    yield
+    from mmengine.logging import MMLogger
+    from mmengine.visualization import Visualizer
+    for logger in MMLogger._instance_dict.values():
+        for handler in list(logger.handlers):
+            handler.close()
+            logger.removeHandler(handler)
+    MMLogger._instance_dict.clear()
+    Visualizer._instance_dict.clear()
+
+
 @pytest.fixture(scope='session')
 def repo_root() -> Path:
     return REPO_ROOT
