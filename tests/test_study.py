@@ -79,13 +79,17 @@ def test_plan_run_report_and_missing_run(finished_study) -> None:
 
 
 @pytest.mark.slow
-def test_exported_results_resume_elsewhere(finished_study, tmp_path) -> None:
+def test_exported_results_resume_elsewhere(finished_study, tmp_path, repo_root) -> None:
     """The exported small files are enough: in a new folder, finished runs are not redone."""
     from fq_det.evaluation.study import export_results
     cfg, study = finished_study
     report_study(study)
     copied = export_results(study, tmp_path / 'copy')
     assert not any(p.suffix == '.pth' for p in copied)
+    texts = [p.read_text() for p in copied if p.suffix in ('.json', '.md')]
+    assert any('work_dirs/studies/' in t for t in texts)  # the checkpoint, the sweep folder
+    for text in texts:  # nothing names the machine's folders: only paths inside a clone
+        assert str(study.work_dir) not in text and str(repo_root) not in text
     elsewhere = load_study(str(cfg), str(tmp_path / 'copy'))
     report = report_study(elsewhere)
     assert report['finished'] == 4
@@ -204,3 +208,58 @@ def test_tool_reports_bad_study_config_in_one_line(tmp_path, capsys) -> None:
     good = _write_study(tmp_path / 'good.py')
     assert tool.main(['plan', str(good), '--work-dir', str(tmp_path / 'w')]) == 0
     assert capsys.readouterr().out.count('--only') == 6
+
+
+WORKER_SCRIPT = '''
+import multiprocessing as mp, os, time
+from concurrent.futures import ProcessPoolExecutor
+from fq_det.evaluation.study import die_with_parent
+if __name__ == '__main__':
+    pool = ProcessPoolExecutor(1, mp_context=mp.get_context('spawn'),
+                               initializer=die_with_parent, initargs=(os.getpid(),))
+    worker = pool.submit(os.getpid).result()
+    pool.submit(time.sleep, 120)  # the worker is busy, as with a training run
+    time.sleep(1)
+    print(worker, flush=True)
+    time.sleep(120)
+'''
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie that nobody reaped is not)."""
+    try:
+        status = Path(f'/proc/{pid}/status').read_text()
+    except FileNotFoundError:
+        return False
+    return '\nState:\tZ' not in status
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path('/proc/self/status').is_file(), reason='needs Linux /proc')
+def test_study_workers_die_with_a_killed_parent(tmp_path, repo_root) -> None:
+    """SIGKILL the process that runs the study: its worker processes stop too, instead of
+    running on and writing into the study folder."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    script = tmp_path / 'parent.py'
+    script.write_text(WORKER_SCRIPT)
+    env = dict(os.environ, PYTHONPATH=str(repo_root))
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True,
+                              env=env)
+    worker = None
+    try:
+        worker = int(parent.stdout.readline())
+        assert _alive(worker)
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(10)
+        deadline = time.time() + 20
+        while _alive(worker) and time.time() < deadline:
+            time.sleep(0.1)
+        assert not _alive(worker)
+    finally:
+        parent.kill()
+        if worker is not None and _alive(worker):
+            os.kill(worker, signal.SIGKILL)

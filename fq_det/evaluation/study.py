@@ -83,6 +83,8 @@ class Study:
     pretrain: dict = field(default_factory=dict)
     bootstrap: dict = field(default_factory=dict)
     seen_distortions: tuple[str, ...] = ()
+    #: where the study's runs go without ``--work-dir``: ``work_dirs/studies/<runs or name>``
+    default_work_dir: str = ''
 
     @property
     def report_dir(self) -> Path:
@@ -249,20 +251,24 @@ def load_study(config: str | Mapping, work_dir: str | None = None,
     if not isinstance(bootstrap['replicates'], int) or bootstrap['replicates'] < 0:
         raise StudyError(f'{where}: bootstrap.replicates must be an int >= 0 (0: no bootstrap)')
     name = raw.get('name') or (Path(config_file).stem if config_file else 'study')
-    work = work_dir or osp.join('work_dirs', 'studies', raw.get('runs') or name)
+    default_work_dir = osp.join('work_dirs', 'studies', raw.get('runs') or name)
+    work = work_dir or default_work_dir
     return Study(task=task, data=data, variants=variants, reference=reference,
                  seeds=tuple(seeds), distortions=distortions, severities=severities,
                  work_dir=osp.abspath(work), config_file=config_file, name=name,
                  train=dict(raw.get('train') or {}), pretrain=dict(raw.get('pretrain') or {}),
-                 bootstrap=bootstrap, seen_distortions=seen)
+                 bootstrap=bootstrap, seen_distortions=seen,
+                 default_work_dir=default_work_dir)
 
 
 # ------------------------------------------------------------------------- helpers
+_REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
 def _rel(path: str) -> str:
     """``path`` relative to the repository when inside it (keys stay valid in another clone)."""
-    repo = Path(__file__).resolve().parents[2]
     p = Path(path).resolve()
-    return str(p.relative_to(repo)) if p.is_relative_to(repo) else str(p)
+    return str(p.relative_to(_REPO_ROOT)) if p.is_relative_to(_REPO_ROOT) else str(p)
 
 
 def _file_digest(path: str) -> str:
@@ -553,7 +559,9 @@ def run_study(study: Study, jobs: int = 1, only: Sequence[tuple[str, int]] | Non
     jobs = min(jobs, len(todo))
     threads = threads or max(1, (os.cpu_count() or 1) // jobs)
     bar = ProgressBar(len(todo), file=sys.stdout)
-    with ProcessPoolExecutor(jobs, mp_context=mp.get_context('spawn')) as pool:
+    pool = ProcessPoolExecutor(jobs, mp_context=mp.get_context('spawn'),
+                               initializer=die_with_parent, initargs=(os.getpid(),))
+    try:
         futures = [pool.submit(_run_logged, study.config_file, study.work_dir, v, s, threads,
                                overwrite) for v, s in todo]
         for fut in as_completed(futures):
@@ -564,7 +572,29 @@ def run_study(study: Study, jobs: int = 1, only: Sequence[tuple[str, int]] | Non
             sys.stdout.flush()
             if error:
                 failures.append(f'{variant} seed {seed}: {error}')
+    except BaseException:
+        # Ctrl-C or an error here: stop the runs now (each resumes from its last checkpoint
+        # or sweep pair) instead of waiting for them to finish.
+        pool.shutdown(wait=False, cancel_futures=True)
+        for child in mp.active_children():
+            child.terminate()
+        raise
+    pool.shutdown()
     return failures
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Worker initializer: the kernel sends this process SIGTERM when its parent dies
+    (Linux ``prctl(PR_SET_PDEATHSIG)``), so a killed study leaves no run behind writing
+    into its folder; elsewhere a no-op."""
+    if not sys.platform.startswith('linux'):
+        return
+    import ctypes
+    import signal
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, int(signal.SIGTERM), 0, 0, 0)
+    if os.getppid() != parent_pid:  # the parent died before the request took effect
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _check_writable(folder: Path) -> None:
@@ -595,28 +625,39 @@ def export_results(study: Study, dest: str | Path) -> list[Path]:
 
     What is copied is what :func:`report_study` reads and what tells :func:`run_study`
     that a run is finished, so a copy in another clone's study folder resumes from there.
+    Absolute paths in the copied text files are written relative to where they point:
+    ``configs/...`` for files in the repository, the study's default folder
+    (``work_dirs/studies/<runs>/...``) for its work folder, so the copies name nothing
+    outside a clone.
     """
     import shutil
     dest, src = Path(dest), Path(study.work_dir)
-    copied = []
+    home = study.default_work_dir or osp.join('work_dirs', 'studies', src.name)
+    prefixes = {str(src.resolve()): home, str(_REPO_ROOT) + os.sep: ''}
+    files = []
     for variant, seed in study.runs():
         run_dir = study.run_dir(variant, seed)
-        if not (run_dir / 'run.json').is_file():
-            continue
-        for rel in EXPORTED:
-            f = run_dir / rel
-            if f.is_file():
-                target = dest / f.relative_to(src)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(f, target)
-                copied.append(target)
+        if (run_dir / 'run.json').is_file():
+            files += [run_dir / rel for rel in EXPORTED if (run_dir / rel).is_file()]
     if study.report_dir.is_dir():
-        for f in study.report_dir.iterdir():
-            target = dest / f.relative_to(src)
-            target.parent.mkdir(parents=True, exist_ok=True)
+        files += [f for f in study.report_dir.iterdir() if f.is_file()]
+    copied = []
+    for f in files:
+        target = dest / f.relative_to(src)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if f.suffix in ('.json', '.md'):
+            target.write_text(portable_paths(f.read_text(), prefixes))
+        else:
             shutil.copy2(f, target)
-            copied.append(target)
+        copied.append(target)
     return copied
+
+
+def portable_paths(text: str, prefixes: Mapping[str, str]) -> str:
+    """``text`` with every absolute path prefix in ``prefixes`` replaced by its value."""
+    for prefix in sorted(prefixes, key=len, reverse=True):
+        text = text.replace(prefix, prefixes[prefix])
+    return text
 
 
 def report_study(study: Study, out_dir: str | None = None) -> dict:
