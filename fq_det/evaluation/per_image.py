@@ -12,8 +12,9 @@ one ``.npz`` per evaluation (atomically) and return ``{}``:
 No object arrays: per-image arrays are concatenated, with ``<name>_offsets`` (N + 1)
 giving image ``i``'s rows ``offsets[i]:offsets[i + 1]``; :func:`load_per_image` reads a
 file with ``allow_pickle=False``. :func:`voc_map_of_subset` recomputes the VOC mAP of a
-subset of images with mmdet's ``eval_map``, exactly as ``VOCMetric`` computes it for all
-images; :func:`topk_accuracy_of_subset` does the same for top-k accuracy.
+subset of images (the bootstrap's route, :mod:`fq_det.evaluation.statistics`), equal to
+``VOCMetric``'s on all images; :func:`topk_accuracy_of_subset` does the same for top-k
+accuracy.
 """
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ from mmengine.evaluator import BaseMetric
 from mmdet.registry import METRICS
 
 __all__ = ['PerImageDetRecords', 'PerImageClsRecords', 'load_per_image', 'image_slices',
-           'voc_map_of_subset', 'topk_accuracy_of_subset', 'topk_correct']
+           'detection_records_of', 'voc_map_of_subset', 'topk_accuracy_of_subset', 'topk_correct']
 
 
 def _np(x) -> np.ndarray:
@@ -174,45 +175,50 @@ def image_slices(records: dict, name: str) -> list[np.ndarray]:
     return [records[name][offsets[i]:offsets[i + 1]] for i in range(len(offsets) - 1)]
 
 
+def detection_records_of(records: dict, iou_thr: float = 0.5):
+    """The per-image detection ``records`` as VOC matching sees them
+    (:class:`fq_det.evaluation.statistics.DetectionRecords`: TP/FP flag per detection,
+    ground-truth count per image and class, mmdet's ``tpfp_default`` rule)."""
+    from fq_det.evaluation.statistics import detection_records
+    names = ('pred_bboxes', 'pred_scores', 'pred_labels', 'gt_bboxes', 'gt_labels', 'gt_ignore')
+    images = [dict(zip(('bboxes', 'scores', 'labels', 'gt_bboxes', 'gt_labels', 'gt_ignore'),
+                       parts)) for parts in zip(*(image_slices(records, n) for n in names))]
+    return detection_records(images, num_classes=len(records['classes']), iou_thr=iou_thr)
+
+
+def _subset_weights(image_indices: Sequence[int] | np.ndarray, num_images: int) -> np.ndarray:
+    """``(1, num_images)``: how often each image is in ``image_indices``."""
+    idx = np.asarray(image_indices, dtype=np.int64).reshape(-1)
+    if not idx.size:
+        raise ValueError('image_indices is empty')
+    if idx.min() < 0 or idx.max() >= num_images:
+        raise ValueError(f'image_indices must lie in [0, {num_images}), got {idx.min()}..'
+                         f'{idx.max()}')
+    return np.bincount(idx, minlength=num_images)[None].astype(np.float64)
+
+
 def voc_map_of_subset(records: dict, image_indices: Sequence[int] | np.ndarray,
                       iou_thr: float = 0.5) -> float:
     """VOC mAP of the images ``image_indices`` (repeats allowed, e.g. a bootstrap sample).
 
-    Computed as ``VOCMetric`` computes it (``mmdet.evaluation.eval_map`` with the same
-    ``eval_mode``, data set name and ``use_legacy_coordinate=True``), so with all images
-    and ``iou_thr=0.5`` it equals the sweep's ``pascal_voc/mAP``.
+    The images enter as weights (how often each is drawn) into
+    :func:`fq_det.evaluation.statistics.voc_ap50`, the route of every bootstrap, with the
+    records' ``eval_mode``; with all images and ``iou_thr=0.5`` it equals ``VOCMetric``'s
+    ``pascal_voc/mAP`` (tested against it, on subsets too).
     """
-    from mmdet.evaluation.functional import eval_map
-    classes = [str(c) for c in records['classes']]
-    dataset_type = str(records['dataset_type'])
-    dataset = 'voc' if dataset_type in ('VOC2007', 'VOC2012') else classes
-    boxes, scores, labels = (image_slices(records, n) for n in
-                             ('pred_bboxes', 'pred_scores', 'pred_labels'))
-    gt_boxes, gt_labels, gt_ignore = (image_slices(records, n) for n in
-                                      ('gt_bboxes', 'gt_labels', 'gt_ignore'))
-    dets, anns = [], []
-    for i in np.asarray(image_indices, dtype=np.int64).reshape(-1):
-        dets.append([np.hstack([boxes[i][labels[i] == c], scores[i][labels[i] == c, None]])
-                     for c in range(len(classes))])
-        ign = gt_ignore[i]
-        anns.append(dict(bboxes=gt_boxes[i][~ign], labels=gt_labels[i][~ign],
-                         bboxes_ignore=gt_boxes[i][ign], labels_ignore=gt_labels[i][ign]))
-    if not dets:
-        raise ValueError('image_indices is empty')
-    mean_ap, _ = eval_map(dets, anns, scale_ranges=None, iou_thr=iou_thr, dataset=dataset,
-                          logger='silent', eval_mode=str(records['eval_mode']),
-                          use_legacy_coordinate=True, nproc=1)
-    return float(mean_ap)
+    from fq_det.evaluation.statistics import voc_ap50
+    weights = _subset_weights(image_indices, len(records['img_ids']))
+    mode = str(records['eval_mode'])
+    return float(voc_ap50(detection_records_of(records, iou_thr), weights, mode=mode)[0])
 
 
 def topk_accuracy_of_subset(records: dict, image_indices: Sequence[int] | np.ndarray,
                             k: int = 1) -> float:
     """Top-k accuracy (%) of the images ``image_indices``, as mmpretrain's ``Accuracy``
-    computes it."""
-    correct = topk_correct(records, k)[np.asarray(image_indices, dtype=np.int64).reshape(-1)]
-    if not len(correct):
-        raise ValueError('image_indices is empty')
-    return float(correct.mean() * 100)
+    computes it (:func:`fq_det.evaluation.statistics.top1` of the top-k flags)."""
+    from fq_det.evaluation.statistics import top1
+    weights = _subset_weights(image_indices, len(records['img_ids']))
+    return float(top1(topk_correct(records, k), weights)[0])
 
 
 def topk_correct(records: dict, k: int = 1) -> np.ndarray:

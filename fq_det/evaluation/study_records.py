@@ -16,25 +16,11 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 
 from fq_det.evaluation import statistics as st
-from fq_det.evaluation.per_image import load_per_image, topk_correct
+from fq_det.evaluation.per_image import detection_records_of, load_per_image, topk_correct
 from fq_det.evaluation.robustness import per_image_file
 
 __all__ = ['load_sweep_records', 'save_compact_records', 'load_compact_records',
            'bootstrap_differences', 'sweep_bootstrap']
-
-
-def _split(flat: np.ndarray, offsets: np.ndarray) -> list[np.ndarray]:
-    return [flat[offsets[i]:offsets[i + 1]] for i in range(len(offsets) - 1)]
-
-
-def _detection_record(raw: dict) -> st.DetectionRecords:
-    po, go = raw['pred_offsets'], raw['gt_offsets']
-    images = [dict(bboxes=b, scores=s, labels=lab, gt_bboxes=gb, gt_labels=gl, gt_ignore=gi)
-              for b, s, lab, gb, gl, gi in zip(
-                  _split(raw['pred_bboxes'], po), _split(raw['pred_scores'], po),
-                  _split(raw['pred_labels'], po), _split(raw['gt_bboxes'], go),
-                  _split(raw['gt_labels'], go), _split(raw['gt_ignore'], go))]
-    return st.detection_records(images, num_classes=len(raw['classes']))
 
 
 def load_sweep_records(sweep_dir: str | Path, task: str, distortions: Sequence[str],
@@ -57,7 +43,7 @@ def load_sweep_records(sweep_dir: str | Path, task: str, distortions: Sequence[s
             raise ValueError(f'{sweep_dir}: {key} was evaluated on other images than clean')
     mode = str(raws[None].get('eval_mode', '11points'))
     if task == 'detection':
-        records = {k: _detection_record(r) for k, r in raws.items()}
+        records = {k: detection_records_of(r) for k, r in raws.items()}
     else:
         records = {k: topk_correct(r, 1) for k, r in raws.items()}
     distorted = {}
