@@ -2,23 +2,27 @@
 
     python demo/main_job.py --out-dir outputs/demo          (what `make demo` runs)
 
-Steps, each written under ``--out-dir``:
+The job is a one-seed robustness study (fq_det.evaluation.study) of two variants, with the
+studies' stages, resume keys and result files. Steps, each written under ``--out-dir``:
   1. ``data/VOC2007/``: the synthetic VOC set (fq_det.datasets.synthetic_voc).
-  2. ``work_dirs/pretrain_{plain,pow}/backbone.pth``: each detector's backbone pretrained by
-     classifying the set's object crops (fq_det.classification, configs/classification/synthvoc/),
+  2. ``runs/{plain,pow}/seed_<seed>/pretrain/backbone.pth``: each detector's backbone
+     pretrained by classifying the set's object crops (configs/classification/synthvoc/),
      the stand-in for the ImageNet weights real VOC training starts from (none can be
      downloaded here); ``--no-pretrain`` trains the detectors from scratch instead.
-     ``work_dirs/{plain,pow}/``: a small Faster R-CNN, ResNet-18 (1/4 width) plain and
-     +POW-1 (configs/synthvoc/), initialised from that backbone, trained for ``--iters``.
-  3. ``robustness/{plain,pow}/results.{json,md}``: VOC mAP50 clean and under every distortion
-     and severity (fq_det.evaluation.run_robustness_sweep).
+     ``runs/{plain,pow}/seed_<seed>/train/``: a small Faster R-CNN, ResNet-18 (1/4 width)
+     plain and +POW-1 (configs/synthvoc/), initialised from that backbone.
+  3. ``runs/{plain,pow}/seed_<seed>/sweep/results.{json,md}``: VOC mAP50 clean and under
+     every distortion and severity (fq_det.evaluation.run_robustness_sweep), per-image
+     records for the bootstrap; ``run.json``: the finished run (timings, exponents).
   4. ``robustness.png`` (+ .csv): severity curves of both models (plot_robustness);
      ``grid_{plain,pow}.png``: detections on test images under distortions (draw_detection_grid).
   5. ``summary.md`` / ``summary.json``: the side-by-side table printed at the end.
 
-Re-running reuses a finished training (its final checkpoint) and finished sweep pairs.
-The console shows one line per step and a live progress line per model; everything the
-models, the data generator and the figures print goes to ``logs/``.
+Re-running reuses every finished stage and sweep pair made with the same settings; a stage
+made with other settings (another ``--iters``, ``--seed``, data size, ...) is refused unless
+``--retrain`` is given, which redoes it. The console shows one line per step and a live
+progress line per model; everything the models, the data generator and the figures print
+goes to ``logs/``.
 """
 from __future__ import annotations
 
@@ -26,7 +30,6 @@ import argparse
 import contextlib
 import json
 import os
-import os.path as osp
 import re
 import sys
 import threading
@@ -46,10 +49,8 @@ for _message in QUIET_WARNINGS:
 
 import fq_det  # noqa: E402,F401  (registers the plugin, makes checkpoints loadable)
 from fq_det.apis import check_output_dir, report_user_errors  # noqa: E402
-from fq_det.engine.schedules import scale_epoch_schedule, scale_iter_schedule  # noqa: E402
-from fq_det.datasets.data_check import set_data_root  # noqa: E402
 from fq_det.datasets.distortions import DISTORTIONS, SEVERITIES  # noqa: E402
-from fq_det.datasets.synthetic_voc import make_synthetic_voc  # noqa: E402
+from fq_det.evaluation.study import STAGE, die_with_parent, prepare_data  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -62,7 +63,6 @@ PRETRAIN = {  # name -> classification config with the same backbone as MODELS[n
     'pow': 'configs/classification/synthvoc/resnet18-pow1-l1_synthvoc-crops.py',
 }
 GRID_SEVERITY = 3
-STAGE = '[main-job stage]'  # written to a model's log when it starts a stage
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -84,7 +84,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument('--models', nargs='+', default=list(MODELS), choices=list(MODELS))
     p.add_argument('--grid-images', type=int, default=3, help='test images in each detection grid')
     p.add_argument('--seed', type=int, default=0, help='data, training and distortion seed')
-    p.add_argument('--retrain', action='store_true', help='train even if a final checkpoint exists')
+    p.add_argument('--retrain', action='store_true',
+                   help='redo the stages that were made with other settings (else refused)')
     p.add_argument('--jobs', type=int, default=2,
                    help='models trained and swept at the same time (one process each)')
     p.add_argument('--bootstrap', type=int, default=1000, metavar='N',
@@ -92,81 +93,35 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def load_cfg(config: str, data_root: Path, work_dir: Path, iters: int | None, seed: int,
-             backbone: str | None = None):
-    """Detector config for the job; ``backbone``: a pretrained backbone checkpoint to start from."""
-    from mmengine.config import Config
-    cfg = Config.fromfile(str(REPO_ROOT / config))
-    set_data_root(cfg, str(data_root))
-    cfg.work_dir = str(work_dir)
-    cfg.randomness = dict(seed=seed)
-    if iters:
-        scale_iter_schedule(cfg, iters)
-    if backbone:
-        cfg.model.backbone.init_cfg = dict(type='Pretrained', checkpoint=str(backbone))
-    cfg.default_hooks.visualization = dict(type='DetVisualizationHook', draw=False)
-    cfg.visualizer.name = f'visualizer_{work_dir.name}'  # one per model when run in one process
-    return cfg
-
-
-def pretrain_backbone(name: str, data_root: Path, work_root: Path, epochs: int | None, seed: int,
-                      retrain: bool) -> dict:
-    """Classify the object crops with the detector's backbone; export it for ``Pretrained``."""
-    from mmengine.config import Config
-    from mmengine.runner import Runner
-
-    from fq_det.classification import export_backbone
-    work_dir = work_root / f'pretrain_{name}'
-    backbone = work_dir / 'backbone.pth'
-    result_file = work_dir / 'pretrain.json'
-    if backbone.is_file() and result_file.is_file() and not retrain:
-        print(f'{STAGE} pretrain', flush=True)
-        print(f'reusing {backbone}')
-        return json.loads(result_file.read_text())
-    cfg = Config.fromfile(str(REPO_ROOT / PRETRAIN[name]))
-    set_data_root(cfg, str(data_root))
-    if epochs is not None:
-        scale_epoch_schedule(cfg, epochs)
-    cfg.work_dir = str(work_dir)
-    cfg.randomness = dict(seed=seed)
-    cfg.experiment_name = f'pretrain_{name}'
-    cfg.visualizer.name = f'visualizer_pretrain_{name}'
-    print(f'{STAGE} pretrain {_count(cfg.train_cfg.max_epochs, "epoch")}', flush=True)
-    runner = Runner.from_cfg(cfg)
-    runner.train()  # validates on the test split's crops after the last epoch
-    top1 = runner.message_hub.get_scalar('val/accuracy/top1').current()
-    checkpoint = work_dir / f'epoch_{cfg.train_cfg.max_epochs}.pth'
-    exported = export_backbone(checkpoint, backbone)
-    result = dict(backbone=str(backbone), top1=float(top1),
-                  epochs=cfg.train_cfg.max_epochs, num_train_crops=len(runner.train_dataloader.dataset),
-                  num_params=exported['num_params'])
-    result_file.write_text(json.dumps(result, indent=2))
-    return result
-
-
-def train(cfg, retrain: bool) -> str:
-    """Train (or reuse a finished run); return the final checkpoint path."""
-    from mmengine.runner import Runner
-    final = osp.join(cfg.work_dir, f'iter_{cfg.train_cfg.max_iters}.pth')
-    print(f'{STAGE} train {_count(cfg.train_cfg.max_iters, "iteration")}', flush=True)
-    if osp.isfile(final) and not retrain:
-        print(f'reusing {final}')
-        return final
-    # The clean evaluation is the sweep's first pair: no validation during training.
-    cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
-    Runner.from_cfg(cfg).train()
-    return final
+def job_study(args: argparse.Namespace, out: Path):
+    """The job as a one-seed study (fq_det.evaluation.study): its stages, resume keys and
+    result files are the studies' own."""
+    from fq_det.evaluation.study import load_study
+    variants = {n: dict(config=str(REPO_ROOT / MODELS[n][0]), label=MODELS[n][1],
+                        **({} if args.no_pretrain else {'pretrain': str(REPO_ROOT / PRETRAIN[n])}))
+                for n in args.models}
+    return load_study(dict(
+        name='main_job', task='detection', variants=variants,
+        reference='plain' if 'plain' in variants else args.models[0],
+        data=dict(type='synthvoc', num_train=args.num_train, num_test=args.num_test,
+                  image_size=tuple(args.size), seed=args.seed),
+        seeds=[args.seed], distortions=args.distortions, severities=args.severities,
+        train=dict(iters=args.iters) if args.iters else {},
+        pretrain=dict(epochs=args.pretrain_epochs) if args.pretrain_epochs else {},
+        bootstrap=dict(replicates=args.bootstrap)), work_dir=str(out), check_configs=False)
 
 
 def run_model(name: str, out: str, args: argparse.Namespace, threads: int) -> dict:
-    """Pretrain, train and sweep one model; stdout/stderr go to ``out/logs/<name>.log``."""
+    """Pretrain, train and sweep one model (the study's ``run_one``); its stdout/stderr go
+    to ``out/logs/<name>.log``."""
     import torch
+
+    from fq_det.evaluation.study import run_one
     saved_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
-    log = model_log(out, name)
     try:
-        with output_to(log):
-            return _train_and_sweep(name, out, args, log)
+        with output_to(model_log(out, name)):
+            return run_one(job_study(args, Path(out)), name, args.seed, overwrite=args.retrain)
     finally:  # restored for callers that run the job in their own process (tests)
         torch.set_num_threads(saved_threads)
 
@@ -189,36 +144,10 @@ def output_to(log: Path) -> Iterator[None]:
             sys.stdout, sys.stderr = saved
 
 
-def _train_and_sweep(name: str, out: str, args: argparse.Namespace, log: Path) -> dict:
-    from fq_det.evaluation import run_robustness_sweep
-    t = time.time()
-    pretrained = None
-    if not args.no_pretrain:
-        pretrained = pretrain_backbone(name, Path(out) / 'data', Path(out) / 'work_dirs',
-                                       args.pretrain_epochs, args.seed, args.retrain)
-    t_pretrain = time.time() - t
-    cfg = load_cfg(MODELS[name][0], Path(out) / 'data', Path(out) / 'work_dirs' / name, args.iters,
-                   args.seed, backbone=pretrained['backbone'] if pretrained else None)
-    t = time.time()
-    checkpoint = train(cfg, args.retrain)
-    t_train = time.time() - t
-    pairs = 1 + len(args.distortions) * len(args.severities)
-    print(f'{STAGE} sweep {_count(pairs, "pair")}', flush=True)
-    results = run_robustness_sweep(cfg, checkpoint, str(Path(out) / 'robustness' / name),
-                                   distortions=args.distortions, severities=args.severities,
-                                   seed=args.seed, save_per_image=True)
-    return dict(checkpoint=checkpoint, results=results, pretrained=pretrained, pretrain_s=t_pretrain,
-                train_s=t_train, sweep_s=time.time() - t - t_train, log=str(log))
-
-
 # ------------------------------------------------------------------ console progress
 _LOOP_PROGRESS = re.compile(r'(Iter|Epoch)\((train|val|test)\)\s*(?:\[(\d+)\])?\s*\[\s*(\d+)/(\d+)\]')
 _ETA = re.compile(r'eta: ((?:\d+ days?, )?\d+:\d\d:\d\d)')
 _PAIR = re.compile(r'^pair (\d+)/(\d+): (.+)$')
-
-
-def _count(n: int, noun: str) -> str:
-    return f'{n} {noun}' + ('' if n == 1 else 's')
 
 
 def _clock(seconds: float) -> str:
@@ -411,12 +340,9 @@ def main(argv: list[str] | None = None) -> dict:
 
     print(f'[1/4] synthetic VOC: {args.num_train} trainval + {args.num_test} test images '
           f'{args.size[0]}x{args.size[1]}, seed {args.seed}', flush=True)
-    data_root = out / 'data'
-    if not (data_root / 'VOC2007' / 'ImageSets' / 'Main' / 'test.txt').is_file():
-        with output_to(out / 'logs' / 'data.log'):
-            make_synthetic_voc(data_root, args.num_train, args.num_test, seed=args.seed,
-                               image_size=tuple(args.size),
-                               workers=max(1, min(4, os.cpu_count() or 1)))
+    study = job_study(args, out)
+    with output_to(out / 'logs' / 'data.log'):
+        data_root = prepare_data(study)
     timings['data_s'] = time.time() - t0
 
     jobs = max(1, min(args.jobs, len(args.models)))
@@ -427,32 +353,31 @@ def main(argv: list[str] | None = None) -> dict:
           f'{threads} thread(s) each:', flush=True)
     for name in args.models:
         print(f'  {MODELS[name][1]:<16} {MODELS[name][0]}  log: {model_log(out, name)}', flush=True)
-    outcomes = {}
+    runs = {}
     logs = {MODELS[n][1]: model_log(out, n) for n in args.models}
     with ProgressDisplay(logs, sys.stdout) as display:
         if jobs == 1:
             for name in args.models:
-                outcomes[name] = run_model(name, str(out), args, threads)
+                runs[name] = run_model(name, str(out), args, threads)
                 display.note(f'  {MODELS[name][1]} done ({time.time() - t0:.0f} s)',
                              finished=MODELS[name][1])
         else:
             import multiprocessing as mp
             from concurrent.futures import ProcessPoolExecutor, as_completed
-            with ProcessPoolExecutor(jobs, mp_context=mp.get_context('spawn')) as pool:
+            with ProcessPoolExecutor(jobs, mp_context=mp.get_context('spawn'),
+                                     initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
                 futures = {pool.submit(run_model, n, str(out), args, threads): n for n in args.models}
                 for fut in as_completed(futures):
-                    outcomes[futures[fut]] = fut.result()
+                    runs[futures[fut]] = fut.result()
                     label = MODELS[futures[fut]][1]
                     display.note(f'  {label} done ({time.time() - t0:.0f} s)', finished=label)
-    results = {n: outcomes[n]['results'] for n in args.models}
-    checkpoints = {n: outcomes[n]['checkpoint'] for n in args.models}
+    sweeps = {n: Path(runs[n]['sweep']) for n in args.models}
+    results = {n: json.loads((sweeps[n] / 'results.json').read_text()) for n in args.models}
+    checkpoints = {n: runs[n]['checkpoint'] for n in args.models}
     for n in args.models:
-        if outcomes[n]['pretrained']:
-            timings[f'pretrain_{n}_s'] = outcomes[n]['pretrain_s']
-        timings[f'train_{n}_s'] = outcomes[n]['train_s']
-        timings[f'sweep_{n}_s'] = outcomes[n]['sweep_s']
-    cfgs = {n: load_cfg(MODELS[n][0], data_root, out / 'work_dirs' / n, args.iters, args.seed)
-            for n in args.models}
+        timings.update({f'{stage[:-2]}_{n}_s': seconds
+                        for stage, seconds in runs[n]['timings_s'].items()})
+    cfgs = {n: str(REPO_ROOT / MODELS[n][0]) for n in args.models}
 
     print(f'[4/4] figures (log: {out / "logs" / "figures.log"})', flush=True)
     t = time.time()
@@ -465,22 +390,24 @@ def main(argv: list[str] | None = None) -> dict:
     bootstrap = None
     if args.bootstrap and set(args.models) == {'plain', 'pow'}:
         from fq_det.evaluation.study_records import sweep_bootstrap
-        bootstrap = sweep_bootstrap({n: out / 'robustness' / n for n in ('plain', 'pow')},
-                                    'plain', 'detection', args.distortions, args.severities,
-                                    seed=args.seed, replicates=args.bootstrap)['pow']
+        bootstrap = sweep_bootstrap(sweeps, 'plain', 'detection', args.distortions,
+                                    args.severities, seed=args.seed,
+                                    replicates=args.bootstrap)['pow']
     table = side_by_side(results, labels, bootstrap)
     written = {'data': str(data_root / 'VOC2007'),
                **{f'checkpoint_{n}': c for n, c in checkpoints.items()},
-               **{f'results_{n}': str(out / 'robustness' / n / 'results.json') for n in args.models},
+               **{f'results_{n}': str(sweeps[n] / 'results.json') for n in args.models},
                **figures, 'summary': str(out / 'summary.md')}
-    pretrained = {n: outcomes[n]['pretrained'] for n in args.models if outcomes[n]['pretrained']}
+    pretrained = {n: {k: runs[n]['pretrain'][k] for k in ('backbone', 'top1', 'epochs')}
+                  for n in args.models if runs[n]['pretrain']}
     summary = dict(args=vars(args), timings_s={k: round(v, 1) for k, v in timings.items()},
                    summary={n: r['summary'] for n, r in results.items()}, pretrained=pretrained,
+                   alpha={n: runs[n]['alpha'][-1] for n in args.models if runs[n]['alpha']},
                    bootstrap_pow_minus_plain=bootstrap,
                    written=written)
     if pretrained:
         table += '\nBackbone pretraining (object-crop classification, test crops): ' + ', '.join(
-            f'{MODELS[n][1]} top-1 {p["top1"]:.1f} % ({p["epochs"]} epochs, {p["num_train_crops"]} crops)'
+            f'{MODELS[n][1]} top-1 {p["top1"]:.1f} %' + (f' ({p["epochs"]} epochs)' if p['epochs'] else '')
             for n, p in pretrained.items()) + '\n'
     (out / 'summary.json').write_text(json.dumps(summary, indent=2))
     (out / 'summary.md').write_text(

@@ -22,7 +22,7 @@ def test_main_job_pretrains_trains_sweeps_and_reuses(tmp_path: Path, capsys) -> 
 
     # backbone pretraining on object crops, exported and loaded by the detector
     pre = summary['pretrained']['pow']
-    assert Path(pre['backbone']).is_file() and pre['num_train_crops'] > 0
+    assert Path(pre['backbone']).is_file()
     assert 0.0 <= pre['top1'] <= 100.0 and pre['epochs'] == 1
     log = (out / 'logs' / 'pow.log').read_text()
     assert f'load model from: {pre["backbone"]}' in log
@@ -47,6 +47,17 @@ def test_main_job_pretrains_trains_sweeps_and_reuses(tmp_path: Path, capsys) -> 
     log = (out / 'logs' / 'pow.log').read_text()
     assert f'reusing {pre["backbone"]}' in log and 'reusing ' + summary['written']['checkpoint_pow'] in log
     assert again['summary']['pow']['P'] == result['P']
+
+    # other settings are not silently mixed with the finished run: refused, or redone
+    with pytest.raises(SystemExit) as exit_info:
+        job.main(['--out-dir', str(out), *TOY, '--iters', '4'])
+    assert exit_info.value.code == 2
+    assert 'changed: schedule' in capsys.readouterr().err
+    redone = job.main(['--out-dir', str(out), *TOY, '--iters', '4', '--retrain'])
+    assert redone['written']['checkpoint_pow'].endswith('iter_4.pth')
+    assert not Path(summary['written']['checkpoint_pow']).exists()  # the old run was cleared
+    assert json.loads(Path(redone['written']['results_pow']).read_text())['summary'] == \
+        redone['summary']['pow']
 
 
 def test_pretraining_configs_build_exactly_the_detectors_backbones() -> None:

@@ -263,3 +263,20 @@ def test_study_workers_die_with_a_killed_parent(tmp_path, repo_root) -> None:
         parent.kill()
         if worker is not None and _alive(worker):
             os.kill(worker, signal.SIGKILL)
+
+
+def test_an_unfinished_stage_of_other_settings_is_not_resumed(tmp_path) -> None:
+    """A stage interrupted under one key is refused under another; --overwrite empties it
+    first, so no checkpoint of other settings is resumed."""
+    from fq_det.evaluation.study import _begin_stage
+    stage = tmp_path / 'train'
+    _begin_stage(stage, dict(seed=0, config='a.py'), overwrite=False)
+    (stage / 'iter_100.pth').write_bytes(b'checkpoint of seed 0')
+    _begin_stage(stage, dict(seed=0, config='a.py'), overwrite=False)  # same key: resume
+    assert (stage / 'iter_100.pth').is_file()
+    with pytest.raises(StudyError, match=r'unfinished run of other settings \(changed: seed\)'):
+        _begin_stage(stage, dict(seed=1, config='a.py'), overwrite=False)
+    assert (stage / 'iter_100.pth').is_file()
+    _begin_stage(stage, dict(seed=1, config='a.py'), overwrite=True)
+    assert not (stage / 'iter_100.pth').exists()
+    assert json.loads((stage / 'started.json').read_text())['key']['seed'] == 1

@@ -29,7 +29,7 @@ study = dict(
                         label='recipe, POW in all 4 stages'),
     ),
     reference='pow1',
-    seeds=[0, 1, 2],
+    seeds=[0, 1, 2, 3, 4],
     distortions=['motion_blur', 'jpeg', 'salt_pepper', 'ngrn', 'targeted_occlusion'],
     severities=[3],
     train=dict(epochs=6),

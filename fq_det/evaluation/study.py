@@ -38,9 +38,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
-from fq_det.engine.schedules import scale_epoch_schedule, scale_iter_schedule
+from fq_det.engine.runs import (final_checkpoint, last_val_top1, loss_curve, pretrain_backbone,
+                                run_config, train_to_final)
 
 TASKS = ('detection', 'classification')
+#: Starts the line a run prints when it begins a stage (``[stage] train 1200 iterations``);
+#: a finished stage is followed by ``reusing <its result file>``.
+STAGE = '[stage]'
 STUDY_KEYS = ('task', 'data', 'variants', 'reference', 'seeds', 'distortions', 'severities',
               'train', 'pretrain', 'bootstrap', 'seen_distortions', 'name', 'runs')
 VARIANT_KEYS = ('config', 'cfg_options', 'pretrain', 'pretrain_cfg_options', 'label',
@@ -342,56 +346,28 @@ def prepare_data(study: Study) -> Path:
     return root
 
 
-def _config(path: str, options: dict, data_root: Path, work_dir: Path, seed: int,
-            name: str):
-    from mmengine.config import Config
-
-    from fq_det.datasets.data_check import set_data_root
-    cfg = Config.fromfile(path)
-    cfg.merge_from_dict(copy.deepcopy(options))
-    set_data_root(cfg, str(data_root))
-    cfg.work_dir = str(work_dir)
-    cfg.randomness = dict(seed=seed)
-    cfg.experiment_name = name
-    if 'visualizer' in cfg:
-        cfg.visualizer.name = f'visualizer_{name}'
-    return cfg
+def _count(n: int, noun: str) -> str:
+    return f'{n} {noun}' + ('' if n == 1 else 's')
 
 
-def _train(cfg, final: Path) -> None:
-    """Train with mmengine's Runner, resuming from the work dir's last checkpoint."""
-    from mmengine.runner import Runner
-    if final.is_file():
-        return
-    cfg.resume = True  # mmengine: the latest checkpoint in work_dir, if there is one
-    Runner.from_cfg(cfg).train()
-    if not final.is_file():
-        raise RuntimeError(f'training finished without writing {final}')
+def _begin_stage(stage_dir: Path, key: dict, overwrite: bool) -> None:
+    """Mark ``stage_dir`` as started with ``key`` before it trains.
 
-
-def _loss_curve(work_dir: Path) -> list[list[float]]:
-    """``[[step, loss], ...]`` from mmengine's ``vis_data/scalars.json`` (all resumed parts)."""
-    points = {}
-    for f in sorted(work_dir.glob('*/vis_data/scalars.json')):
-        for line in f.read_text().splitlines():
-            try:
-                rec = json.loads(line)
-            except ValueError:
-                continue
-            if 'loss' in rec:
-                points[int(rec.get('step', rec.get('iter', len(points))))] = float(rec['loss'])
-    return [[k, points[k]] for k in sorted(points)]
-
-
-def _val_top1(work_dir: Path) -> float | None:
-    top1 = None
-    for f in sorted(work_dir.glob('*/vis_data/scalars.json')):
-        for line in f.read_text().splitlines():
-            with contextlib.suppress(ValueError):
-                rec = json.loads(line)
-                if 'accuracy/top1' in rec:
-                    top1 = float(rec['accuracy/top1'])
-    return top1
+    An interrupted stage resumes from its checkpoints only if it was started with the same
+    key; otherwise it is refused, or with ``overwrite`` emptied first, so no checkpoint of
+    other settings is resumed or reused.
+    """
+    import shutil
+    previous = (_read_json(stage_dir / 'done.json') or _read_json(stage_dir / 'started.json')
+                or {}).get('key')
+    if previous is not None and previous != key:
+        if not overwrite:
+            changed = sorted(k for k in set(key) | set(previous) if key.get(k) != previous.get(k))
+            raise StudyError(f'{stage_dir} holds an unfinished run of other settings (changed: '
+                             f'{", ".join(changed)}); pass --overwrite to redo it, or use '
+                             'another --work-dir')
+        shutil.rmtree(stage_dir)
+    _write_json(stage_dir / 'started.json', dict(key=key))
 
 
 # ---------------------------------------------------------------------- one run
@@ -415,20 +391,21 @@ def _trained(study: Study, variant: str, seed: int, overwrite: bool) -> tuple:
                 data=data_key, config=_rel(v.pretrain), config_digest=_file_digest(v.pretrain),
                 cfg_options=v.pretrain_cfg_options, seed=seed,
                 epochs=study.pretrain.get('epochs'))))
+            cfg = run_config(v.pretrain, data_root, stage, seed,
+                             cfg_options=v.pretrain_cfg_options, epochs=key['epochs'],
+                             name=f'{study.name}_{variant}_{seed}_pretrain')
+            print(f'{STAGE} pretrain {_count(cfg.train_cfg.max_epochs, "epoch")}', flush=True)
             pretrained = _stage_done(stage, key, overwrite)
             if pretrained is None:
-                from fq_det.classification import export_backbone
-                cfg = _config(v.pretrain, v.pretrain_cfg_options, data_root, stage, seed,
-                              f'{study.name}_{variant}_{seed}_pretrain')
-                if key['epochs']:
-                    scale_epoch_schedule(cfg, key['epochs'])
-                final = stage / f'epoch_{cfg.train_cfg.max_epochs}.pth'
-                _train(cfg, final)
-                export_backbone(final, stage / 'backbone.pth')
-                pretrained = dict(key=key,
-                                  backbone_digest=_file_digest(str(stage / 'backbone.pth')),
-                                  top1=_val_top1(stage), curve=_loss_curve(stage))
+                _begin_stage(stage, key, overwrite)
+                result = pretrain_backbone(cfg)
+                pretrained = dict(key=key, backbone_digest=_file_digest(result['backbone']),
+                                  top1=result['top1'], epochs=result['epochs'],
+                                  curve=result['curve'])
                 _write_json(stage / 'done.json', pretrained)
+            else:
+                print(f'reusing {stage / "backbone.pth"}', flush=True)
+            pretrained = dict(pretrained, backbone=str(stage / 'backbone.pth'))
             timings['pretrain_s'] = time.time() - t
 
         t = time.time()
@@ -437,29 +414,26 @@ def _trained(study: Study, variant: str, seed: int, overwrite: bool) -> tuple:
             data=data_key, config=_rel(v.config), config_digest=_file_digest(v.config),
             cfg_options=v.cfg_options, seed=seed, schedule=study.train,
             backbone=pretrained['backbone_digest'] if pretrained else None)))
-        cfg = _config(v.config, v.cfg_options, data_root, stage, seed,
-                      f'{study.name}_{variant}_{seed}')
-        if pretrained:
-            backbone = run_dir / 'pretrain' / 'backbone.pth'
-            cfg.model.backbone.init_cfg = dict(type='Pretrained', checkpoint=str(backbone))
-        if study.task == 'detection':
-            if study.train.get('iters'):
-                scale_iter_schedule(cfg, int(study.train['iters']))
-            final = stage / f'iter_{cfg.train_cfg.max_iters}.pth'
-            # The sweep's clean pair is the evaluation: no validation while training.
-            cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
-            if 'visualization' in cfg.default_hooks:
-                cfg.default_hooks.visualization = dict(type='DetVisualizationHook', draw=False)
-        else:
-            if study.train.get('epochs'):
-                scale_epoch_schedule(cfg, int(study.train['epochs']))
-            final = stage / f'epoch_{cfg.train_cfg.max_epochs}.pth'
+        detection = study.task == 'detection'
+        cfg = run_config(v.config, data_root, stage, seed, cfg_options=v.cfg_options,
+                         name=f'{study.name}_{variant}_{seed}',
+                         iters=study.train.get('iters') if detection else None,
+                         epochs=None if detection else study.train.get('epochs'),
+                         backbone=run_dir / 'pretrain' / 'backbone.pth' if pretrained else None,
+                         validate=not detection)
+        final = final_checkpoint(cfg)
+        length = (_count(cfg.train_cfg.max_iters, 'iteration') if 'max_iters' in cfg.train_cfg
+                  else _count(cfg.train_cfg.max_epochs, 'epoch'))
+        print(f'{STAGE} train {length}', flush=True)
         trained = _stage_done(stage, key, overwrite)
         if trained is None:
-            _train(cfg, final)
+            _begin_stage(stage, key, overwrite)
+            train_to_final(cfg)
             trained = dict(key=key, checkpoint_digest=_file_digest(str(final)),
-                           curve=_loss_curve(stage), top1=_val_top1(stage))
+                           curve=loss_curve(stage), top1=last_val_top1(stage))
             _write_json(stage / 'done.json', trained)
+        else:
+            print(f'reusing {final}', flush=True)
         timings['train_s'] = time.time() - t
     return cfg, str(final), pretrained, trained, timings
 
@@ -486,6 +460,8 @@ def run_one(study: Study, variant: str, seed: int, overwrite: bool = False) -> d
         from fq_det.engine.bn_adapt import add_bn_adapt_hook
         add_bn_adapt_hook(cfg, **v.bn_adapt)
     t = time.time()
+    pairs = 1 + len(study.distortions) * len(study.severities)
+    print(f'{STAGE} sweep {_count(pairs, "pair")}', flush=True)
     results = sweep(study, cfg, checkpoint, run_dir / 'sweep', seed, overwrite)
     timings['sweep_s'] = time.time() - t
     save_compact_records(load_sweep_records(run_dir / 'sweep', study.task, study.distortions,
@@ -493,8 +469,9 @@ def run_one(study: Study, variant: str, seed: int, overwrite: bool = False) -> d
                          study.task, run_dir / RECORDS_FILE)
     record = dict(variant=variant, seed=seed, trained_as=v.train_as or variant,
                   bn_adapt=v.bn_adapt, train_key=trained['key'], timings_s=timings,
-                  pretrain=({k: pretrained[k] for k in ('top1', 'curve')} if pretrained else None),
-                  curve=trained['curve'], val_top1=trained.get('top1'),
+                  pretrain=({k: pretrained.get(k) for k in ('backbone', 'top1', 'epochs', 'curve')}
+                            if pretrained else None),
+                  checkpoint=checkpoint, curve=trained['curve'], val_top1=trained.get('top1'),
                   alpha=alpha_report(cfg, checkpoint), metric_key=results['metric_key'],
                   sweep=str(run_dir / 'sweep'))
     _write_json(run_dir / 'run.json', record)

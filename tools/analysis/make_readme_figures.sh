@@ -4,23 +4,25 @@
 #
 #   bash tools/analysis/make_readme_figures.sh [DEMO_DIR]        (default: outputs/demo)
 #
-# Needs DEMO_DIR/data/VOC2007, DEMO_DIR/work_dirs/{plain,pow}/iter_*.pth and
-# DEMO_DIR/robustness/{plain,pow}/results.json. PNGs are kept small (< 300 KB).
+# Needs DEMO_DIR/data/VOC2007 and the job's runs, DEMO_DIR/runs/{plain,pow}/seed_<SEED>/
+# (train/iter_*.pth, sweep/results.json; SEED=0 unless set). PNGs are kept small (< 300 KB).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY=${PY:-.venv/bin/python}
 DEMO=${1:-outputs/demo}
 OUT=${OUT:-docs/figures}  # override to render elsewhere
 VOC=$DEMO/data/VOC2007
+RUNS=$DEMO/runs
+SEED=${SEED:-0}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 
 latest() {  # the checkpoint with the highest iteration number in a work dir
     ls "$1"/iter_*.pth 2>/dev/null | sed 's/.*iter_\([0-9]*\)\.pth/\1 &/' | sort -n | tail -1 | cut -d' ' -f2
 }
-CK_PLAIN=$(latest "$DEMO/work_dirs/plain")
-CK_POW=$(latest "$DEMO/work_dirs/pow")
+CK_PLAIN=$(latest "$RUNS/plain/seed_$SEED/train")
+CK_POW=$(latest "$RUNS/pow/seed_$SEED/train")
 for f in "$VOC/ImageSets/Main/test.txt" "$CK_PLAIN" "$CK_POW" \
-         "$DEMO/robustness/plain/results.json" "$DEMO/robustness/pow/results.json"; do
+         "$RUNS/plain/seed_$SEED/sweep/results.json" "$RUNS/pow/seed_$SEED/sweep/results.json"; do
     [ -n "$f" ] && [ -f "$f" ] || { echo "missing main-job output under $DEMO (run 'make demo' first): ${f:-checkpoint}" >&2; exit 1; }
 done
 mkdir -p "$OUT"
@@ -49,7 +51,7 @@ $PY tools/analysis/alpha_histograms.py "$CK_POW" --out-dir "$TMP/alpha"
 cp "$TMP/alpha/alpha_histograms.png" "$TMP/alpha/alpha_summary.csv" "$OUT/"
 
 echo "== 4/4 robustness curves (supplement Fig. 3)"
-$PY tools/analysis/plot_robustness.py "$DEMO/robustness/plain/results.json" "$DEMO/robustness/pow/results.json" \
+$PY tools/analysis/plot_robustness.py "$RUNS/plain/seed_$SEED/sweep/results.json" "$RUNS/pow/seed_$SEED/sweep/results.json" \
     --labels ResNet-18 ResNet-18+POW-1 --out "$OUT/robustness.png"
 
 echo "== README size budget: PNGs over 280 KB are re-encoded with a 256-colour palette"
