@@ -1,5 +1,5 @@
 # Detection study: the main job's small Faster R-CNN (ResNet-18 at 1/4 width, backbone
-# pretrained on the set's object crops) plain and with each quantizer, three seeds, 300 test
+# pretrained on the set's object crops) plain and with each quantizer, five seeds, 300 test
 # images, every distortion at severities 1/3/5.
 #   python tools/robustness_study.py run configs/studies/detection_quantizers.py --jobs 2
 _det = 'configs/synthvoc/'
@@ -37,7 +37,7 @@ study = dict(
                    label='+HPOW-1'),
     ),
     reference='plain',
-    seeds=[0, 1, 2],
+    seeds=[0, 1, 2, 3, 4],
     distortions='all',
     severities=[1, 3, 5],
     bootstrap=dict(replicates=1000, confidence=0.95),
