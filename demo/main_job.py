@@ -19,8 +19,9 @@ studies' stages, resume keys and result files. Steps, each written under ``--out
   5. ``summary.md`` / ``summary.json``: the side-by-side table printed at the end.
 
 Re-running reuses every finished stage and sweep pair made with the same settings; a stage
-made with other settings (another ``--iters``, ``--seed``, data size, ...) is refused unless
-``--retrain`` is given, which redoes it. The console shows one line per step and a live
+made with other settings (another ``--iters``, ``--pretrain-epochs``, ``--no-pretrain``) is
+refused with what changed, and ``--overwrite`` redoes it; another data set (``--seed``,
+``--num-train``, ``--num-test``, ``--size``) needs another ``--out-dir``. The console shows one line per step and a live
 progress line per model; everything the models, the data generator and the figures print
 goes to ``logs/``.
 """
@@ -50,7 +51,8 @@ for _message in QUIET_WARNINGS:
 import fq_det  # noqa: E402,F401  (registers the plugin, makes checkpoints loadable)
 from fq_det.apis import check_output_dir, report_user_errors  # noqa: E402
 from fq_det.datasets.distortions import DISTORTIONS, SEVERITIES  # noqa: E402
-from fq_det.evaluation.study import STAGE, die_with_parent, prepare_data  # noqa: E402
+from fq_det.engine.processes import worker_pool  # noqa: E402
+from fq_det.evaluation.study import STAGE, Study, load_study, prepare_data  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -84,7 +86,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument('--models', nargs='+', default=list(MODELS), choices=list(MODELS))
     p.add_argument('--grid-images', type=int, default=3, help='test images in each detection grid')
     p.add_argument('--seed', type=int, default=0, help='data, training and distortion seed')
-    p.add_argument('--retrain', action='store_true',
+    p.add_argument('--overwrite', action='store_true',
                    help='redo the stages that were made with other settings (else refused)')
     p.add_argument('--jobs', type=int, default=2,
                    help='models trained and swept at the same time (one process each)')
@@ -93,10 +95,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def job_study(args: argparse.Namespace, out: Path):
+def job_study(args: argparse.Namespace, out: Path) -> Study:
     """The job as a one-seed study (fq_det.evaluation.study): its stages, resume keys and
     result files are the studies' own."""
-    from fq_det.evaluation.study import load_study
     variants = {n: dict(config=str(REPO_ROOT / MODELS[n][0]), label=MODELS[n][1],
                         **({} if args.no_pretrain else {'pretrain': str(REPO_ROOT / PRETRAIN[n])}))
                 for n in args.models}
@@ -121,7 +122,7 @@ def run_model(name: str, out: str, args: argparse.Namespace, threads: int) -> di
     torch.set_num_threads(threads)
     try:
         with output_to(model_log(out, name)):
-            return run_one(job_study(args, Path(out)), name, args.seed, overwrite=args.retrain)
+            return run_one(job_study(args, Path(out)), name, args.seed, overwrite=args.overwrite)
     finally:  # restored for callers that run the job in their own process (tests)
         torch.set_num_threads(saved_threads)
 
@@ -157,7 +158,8 @@ def _clock(seconds: float) -> str:
 
 class ModelProgress:
     """What one model's process is doing, read from the lines its log gained since the last
-    look: the stage markers this job writes, mmengine's ``Iter(train) [i/n] ... eta:``
+    look: the study's stage markers (``[stage] train 1200 iterations``, ``reusing ...``),
+    mmengine's ``Iter(train) [i/n] ... eta:``
     lines, and the sweep's ``pair i/n`` lines (ETA from the pairs' pace)."""
 
     def __init__(self, label: str, log: Path) -> None:
@@ -332,6 +334,7 @@ def side_by_side(results: dict[str, dict], labels: dict[str, str],
 @report_user_errors
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
+    args.models = [m for m in MODELS if m in args.models]  # plain first: columns read POW - plain
     check_output_dir(args.out_dir, '--out-dir folder')
     out = Path(args.out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -362,10 +365,8 @@ def main(argv: list[str] | None = None) -> dict:
                 display.note(f'  {MODELS[name][1]} done ({time.time() - t0:.0f} s)',
                              finished=MODELS[name][1])
         else:
-            import multiprocessing as mp
-            from concurrent.futures import ProcessPoolExecutor, as_completed
-            with ProcessPoolExecutor(jobs, mp_context=mp.get_context('spawn'),
-                                     initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
+            from concurrent.futures import as_completed
+            with worker_pool(jobs) as pool:
                 futures = {pool.submit(run_model, n, str(out), args, threads): n for n in args.models}
                 for fut in as_completed(futures):
                     runs[futures[fut]] = fut.result()
@@ -407,7 +408,8 @@ def main(argv: list[str] | None = None) -> dict:
                    written=written)
     if pretrained:
         table += '\nBackbone pretraining (object-crop classification, test crops): ' + ', '.join(
-            f'{MODELS[n][1]} top-1 {p["top1"]:.1f} %' + (f' ({p["epochs"]} epochs)' if p['epochs'] else '')
+            f'{MODELS[n][1]} top-1 ' + (f'{p["top1"]:.1f} %' if p['top1'] is not None else 'n/a')
+            + (f' ({p["epochs"]} epochs)' if p['epochs'] else '')
             for n, p in pretrained.items()) + '\n'
     (out / 'summary.json').write_text(json.dumps(summary, indent=2))
     (out / 'summary.md').write_text(

@@ -72,14 +72,15 @@ class TinyDetector(NamedTuple):
 
 @pytest.fixture(autouse=True)
 def fresh_mmengine_loggers():
-    """Forget the loggers and visualizers a test created, as mmengine's RunnerTestCase does.
+    """Forget the loggers, visualizers and message hubs a test created, as mmengine's
+    RunnerTestCase does (the default scope is left to each test).
 
     mmengine keeps them by name, and a Runner names its logger after the config file and
     the current second: a second run of the same config within that second would get the
     earlier test's logger, whose handler writes to that test's (closed) capture stream.
     """
     yield
-    from mmengine.logging import MMLogger
+    from mmengine.logging import MessageHub, MMLogger
     from mmengine.visualization import Visualizer
     for logger in MMLogger._instance_dict.values():
         for handler in list(logger.handlers):
@@ -87,6 +88,7 @@ def fresh_mmengine_loggers():
             logger.removeHandler(handler)
     MMLogger._instance_dict.clear()
     Visualizer._instance_dict.clear()
+    MessageHub._instance_dict.clear()
 
 
 @pytest.fixture(scope='session')

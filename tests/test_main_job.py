@@ -53,7 +53,7 @@ def test_main_job_pretrains_trains_sweeps_and_reuses(tmp_path: Path, capsys) -> 
         job.main(['--out-dir', str(out), *TOY, '--iters', '4'])
     assert exit_info.value.code == 2
     assert 'changed: schedule' in capsys.readouterr().err
-    redone = job.main(['--out-dir', str(out), *TOY, '--iters', '4', '--retrain'])
+    redone = job.main(['--out-dir', str(out), *TOY, '--iters', '4', '--overwrite'])
     assert redone['written']['checkpoint_pow'].endswith('iter_4.pth')
     assert not Path(summary['written']['checkpoint_pow']).exists()  # the old run was cleared
     assert json.loads(Path(redone['written']['results_pow']).read_text())['summary'] == \

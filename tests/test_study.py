@@ -210,61 +210,6 @@ def test_tool_reports_bad_study_config_in_one_line(tmp_path, capsys) -> None:
     assert capsys.readouterr().out.count('--only') == 6
 
 
-WORKER_SCRIPT = '''
-import multiprocessing as mp, os, time
-from concurrent.futures import ProcessPoolExecutor
-from fq_det.evaluation.study import die_with_parent
-if __name__ == '__main__':
-    pool = ProcessPoolExecutor(1, mp_context=mp.get_context('spawn'),
-                               initializer=die_with_parent, initargs=(os.getpid(),))
-    worker = pool.submit(os.getpid).result()
-    pool.submit(time.sleep, 120)  # the worker is busy, as with a training run
-    time.sleep(1)
-    print(worker, flush=True)
-    time.sleep(120)
-'''
-
-
-def _alive(pid: int) -> bool:
-    """Running (a zombie that nobody reaped is not)."""
-    try:
-        status = Path(f'/proc/{pid}/status').read_text()
-    except FileNotFoundError:
-        return False
-    return '\nState:\tZ' not in status
-
-
-@pytest.mark.slow
-@pytest.mark.skipif(not Path('/proc/self/status').is_file(), reason='needs Linux /proc')
-def test_study_workers_die_with_a_killed_parent(tmp_path, repo_root) -> None:
-    """SIGKILL the process that runs the study: its worker processes stop too, instead of
-    running on and writing into the study folder."""
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
-    script = tmp_path / 'parent.py'
-    script.write_text(WORKER_SCRIPT)
-    env = dict(os.environ, PYTHONPATH=str(repo_root))
-    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True,
-                              env=env)
-    worker = None
-    try:
-        worker = int(parent.stdout.readline())
-        assert _alive(worker)
-        parent.send_signal(signal.SIGKILL)
-        parent.wait(10)
-        deadline = time.time() + 20
-        while _alive(worker) and time.time() < deadline:
-            time.sleep(0.1)
-        assert not _alive(worker)
-    finally:
-        parent.kill()
-        if worker is not None and _alive(worker):
-            os.kill(worker, signal.SIGKILL)
-
-
 def test_an_unfinished_stage_of_other_settings_is_not_resumed(tmp_path) -> None:
     """A stage interrupted under one key is refused under another; --overwrite empties it
     first, so no checkpoint of other settings is resumed."""
@@ -280,3 +225,10 @@ def test_an_unfinished_stage_of_other_settings_is_not_resumed(tmp_path) -> None:
     _begin_stage(stage, dict(seed=1, config='a.py'), overwrite=True)
     assert not (stage / 'iter_100.pth').exists()
     assert json.loads((stage / 'started.json').read_text())['key']['seed'] == 1
+
+
+def test_portable_paths_rewrite_whole_folders_only() -> None:
+    from fq_det.evaluation.study import portable_paths
+    text = '"/data/x/runs/a.pth", "/data/x_old/runs/b.pth", "/repo/configs/c.py"'
+    assert portable_paths(text, {'/data/x/': 'work_dirs/studies/x/', '/repo/': ''}) == \
+        '"work_dirs/studies/x/runs/a.pth", "/data/x_old/runs/b.pth", "configs/c.py"'

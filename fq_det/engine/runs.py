@@ -8,7 +8,10 @@ import contextlib
 import copy
 import json
 from pathlib import Path
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
+
+if TYPE_CHECKING:
+    from mmengine.config import Config
 
 __all__ = ['run_config', 'final_checkpoint', 'train_to_final', 'pretrain_backbone',
            'loss_curve', 'last_val_top1']
@@ -17,7 +20,7 @@ __all__ = ['run_config', 'final_checkpoint', 'train_to_final', 'pretrain_backbon
 def run_config(config: str | Path, data_root: str | Path, work_dir: str | Path, seed: int, *,
                cfg_options: Mapping | None = None, name: str | None = None,
                iters: int | None = None, epochs: int | None = None,
-               backbone: str | Path | None = None, validate: bool = True):
+               backbone: str | Path | None = None, validate: bool = True) -> Config:
     """``config`` read and set up for one run.
 
     ``cfg_options`` merged as ``--cfg-options`` would be; the data under ``data_root``;
@@ -56,7 +59,7 @@ def run_config(config: str | Path, data_root: str | Path, work_dir: str | Path, 
     return cfg
 
 
-def final_checkpoint(cfg) -> Path:
+def final_checkpoint(cfg: Config) -> Path:
     """Where mmengine writes the last checkpoint: ``iter_<max_iters>.pth`` or
     ``epoch_<max_epochs>.pth`` in the work folder."""
     if 'max_iters' in cfg.train_cfg:
@@ -64,7 +67,7 @@ def final_checkpoint(cfg) -> Path:
     return Path(cfg.work_dir) / f'epoch_{cfg.train_cfg.max_epochs}.pth'
 
 
-def train_to_final(cfg) -> Path:
+def train_to_final(cfg: Config) -> Path:
     """Train with mmengine's Runner until the final checkpoint exists; return it.
 
     A finished folder is not trained again; an interrupted one resumes from its latest
@@ -81,7 +84,7 @@ def train_to_final(cfg) -> Path:
     return final
 
 
-def pretrain_backbone(cfg) -> dict:
+def pretrain_backbone(cfg: Config) -> dict:
     """Train the crop classifier ``cfg`` (:func:`train_to_final`) and export its backbone to
     ``<work_dir>/backbone.pth``; returns ``backbone``, ``top1`` (the last validation),
     ``epochs`` and the loss ``curve``."""

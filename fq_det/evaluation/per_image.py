@@ -29,6 +29,8 @@ from mmengine.evaluator import BaseMetric
 
 from mmdet.registry import METRICS
 
+from fq_det.evaluation.statistics import DetectionRecords, detection_records, top1, voc_ap50
+
 __all__ = ['PerImageDetRecords', 'PerImageClsRecords', 'load_per_image', 'image_slices',
            'detection_records_of', 'voc_map_of_subset', 'topk_accuracy_of_subset', 'topk_correct']
 
@@ -175,11 +177,10 @@ def image_slices(records: dict, name: str) -> list[np.ndarray]:
     return [records[name][offsets[i]:offsets[i + 1]] for i in range(len(offsets) - 1)]
 
 
-def detection_records_of(records: dict, iou_thr: float = 0.5):
+def detection_records_of(records: dict, iou_thr: float = 0.5) -> DetectionRecords:
     """The per-image detection ``records`` as VOC matching sees them
     (:class:`fq_det.evaluation.statistics.DetectionRecords`: TP/FP flag per detection,
     ground-truth count per image and class, mmdet's ``tpfp_default`` rule)."""
-    from fq_det.evaluation.statistics import detection_records
     names = ('pred_bboxes', 'pred_scores', 'pred_labels', 'gt_bboxes', 'gt_labels', 'gt_ignore')
     images = [dict(zip(('bboxes', 'scores', 'labels', 'gt_bboxes', 'gt_labels', 'gt_ignore'),
                        parts)) for parts in zip(*(image_slices(records, n) for n in names))]
@@ -206,7 +207,6 @@ def voc_map_of_subset(records: dict, image_indices: Sequence[int] | np.ndarray,
     records' ``eval_mode``; with all images and ``iou_thr=0.5`` it equals ``VOCMetric``'s
     ``pascal_voc/mAP`` (tested against it, on subsets too).
     """
-    from fq_det.evaluation.statistics import voc_ap50
     weights = _subset_weights(image_indices, len(records['img_ids']))
     mode = str(records['eval_mode'])
     return float(voc_ap50(detection_records_of(records, iou_thr), weights, mode=mode)[0])
@@ -216,7 +216,6 @@ def topk_accuracy_of_subset(records: dict, image_indices: Sequence[int] | np.nda
                             k: int = 1) -> float:
     """Top-k accuracy (%) of the images ``image_indices``, as mmpretrain's ``Accuracy``
     computes it (:func:`fq_det.evaluation.statistics.top1` of the top-k flags)."""
-    from fq_det.evaluation.statistics import top1
     weights = _subset_weights(image_indices, len(records['img_ids']))
     return float(top1(topk_correct(records, k), weights)[0])
 

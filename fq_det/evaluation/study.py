@@ -28,7 +28,6 @@ import copy
 import fcntl
 import hashlib
 import json
-import math
 import os
 import os.path as osp
 import sys
@@ -52,7 +51,7 @@ VARIANT_KEYS = ('config', 'cfg_options', 'pretrain', 'pretrain_cfg_options', 'la
 DATA_KEYS = ('type', 'root', 'num_train', 'num_test', 'image_size', 'seed')
 
 __all__ = ['StudyError', 'Study', 'Variant', 'load_study', 'plan_study', 'run_study', 'run_one',
-           'report_study', 'export_results', 'TASKS']
+           'report_study', 'export_results', 'portable_paths', 'prepare_data', 'STAGE', 'TASKS']
 
 
 class StudyError(ValueError):
@@ -323,7 +322,7 @@ def _stage_done(stage_dir: Path, key: dict, overwrite: bool) -> dict | None:
     changed = sorted(k for k in set(key) | set(done.get('key', {}))
                      if key.get(k) != done.get('key', {}).get(k))
     raise StudyError(f'{stage_dir} was made with other settings (changed: {", ".join(changed)}); '
-                     'pass --overwrite to redo it, or use another --work-dir')
+                     'pass --overwrite to redo it, or use another work folder')
 
 
 def prepare_data(study: Study) -> Path:
@@ -337,7 +336,7 @@ def prepare_data(study: Study) -> Path:
         marker = _read_json(root / 'done.json')
         if marker is not None and marker.get('spec') != json.loads(json.dumps(spec)):
             raise StudyError(f'{root} holds another synthetic set ({marker.get("spec")}, the study '
-                             f'asks for {spec}); use another --work-dir')
+                             f'asks for {spec}); use another work folder')
         if marker is None:
             make_synthetic_voc(root, spec['num_train'], spec['num_test'], seed=spec['seed'],
                                image_size=spec['image_size'],
@@ -365,14 +364,15 @@ def _begin_stage(stage_dir: Path, key: dict, overwrite: bool) -> None:
             changed = sorted(k for k in set(key) | set(previous) if key.get(k) != previous.get(k))
             raise StudyError(f'{stage_dir} holds an unfinished run of other settings (changed: '
                              f'{", ".join(changed)}); pass --overwrite to redo it, or use '
-                             'another --work-dir')
+                             'another work folder')
         shutil.rmtree(stage_dir)
     _write_json(stage_dir / 'started.json', dict(key=key))
 
 
 # ---------------------------------------------------------------------- one run
 def _trained(study: Study, variant: str, seed: int, overwrite: bool) -> tuple:
-    """Pretrain (if asked) and train ``variant``; ``(cfg, checkpoint, pretrained, timings)``.
+    """Pretrain (if asked) and train ``variant``;
+    ``(cfg, checkpoint, pretrained, trained, timings)`` (the stages' ``done.json`` records).
 
     Under a lock on the run folder, so variants that reuse this training (``train_as``)
     wait for it instead of training it a second time.
@@ -508,10 +508,11 @@ def run_study(study: Study, jobs: int = 1, only: Sequence[tuple[str, int]] | Non
 
     Each run uses ``threads`` torch threads (default: the cores divided by ``jobs``).
     """
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures import as_completed
 
     from mmengine.utils import ProgressBar
+
+    from fq_det.engine.processes import worker_pool
 
     if not study.config_file:
         raise StudyError('run_study needs a study loaded from a config file (worker processes '
@@ -536,9 +537,7 @@ def run_study(study: Study, jobs: int = 1, only: Sequence[tuple[str, int]] | Non
     jobs = min(jobs, len(todo))
     threads = threads or max(1, (os.cpu_count() or 1) // jobs)
     bar = ProgressBar(len(todo), file=sys.stdout)
-    pool = ProcessPoolExecutor(jobs, mp_context=mp.get_context('spawn'),
-                               initializer=die_with_parent, initargs=(os.getpid(),))
-    try:
+    with worker_pool(jobs) as pool:
         futures = [pool.submit(_run_logged, study.config_file, study.work_dir, v, s, threads,
                                overwrite) for v, s in todo]
         for fut in as_completed(futures):
@@ -549,29 +548,7 @@ def run_study(study: Study, jobs: int = 1, only: Sequence[tuple[str, int]] | Non
             sys.stdout.flush()
             if error:
                 failures.append(f'{variant} seed {seed}: {error}')
-    except BaseException:
-        # Ctrl-C or an error here: stop the runs now (each resumes from its last checkpoint
-        # or sweep pair) instead of waiting for them to finish.
-        pool.shutdown(wait=False, cancel_futures=True)
-        for child in mp.active_children():
-            child.terminate()
-        raise
-    pool.shutdown()
     return failures
-
-
-def die_with_parent(parent_pid: int) -> None:
-    """Worker initializer: the kernel sends this process SIGTERM when its parent dies
-    (Linux ``prctl(PR_SET_PDEATHSIG)``), so a killed study leaves no run behind writing
-    into its folder; elsewhere a no-op."""
-    if not sys.platform.startswith('linux'):
-        return
-    import ctypes
-    import signal
-    pr_set_pdeathsig = 1
-    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, int(signal.SIGTERM), 0, 0, 0)
-    if os.getppid() != parent_pid:  # the parent died before the request took effect
-        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _check_writable(folder: Path) -> None:
@@ -609,8 +586,9 @@ def export_results(study: Study, dest: str | Path) -> list[Path]:
     """
     import shutil
     dest, src = Path(dest), Path(study.work_dir)
-    home = study.default_work_dir or osp.join('work_dirs', 'studies', src.name)
-    prefixes = {str(src.resolve()): home, str(_REPO_ROOT) + os.sep: ''}
+    home = (study.default_work_dir or osp.join('work_dirs', 'studies', src.name)) + os.sep
+    prefixes = {str(src) + os.sep: home, str(src.resolve()) + os.sep: home,
+                str(_REPO_ROOT) + os.sep: ''}
     files = []
     for variant, seed in study.runs():
         run_dir = study.run_dir(variant, seed)

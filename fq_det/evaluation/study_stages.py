@@ -14,14 +14,29 @@ HPOW_IMAGES = 32  # test images whose predicted exponents describe an HPOW model
 
 def sweep(study, cfg, checkpoint: str, out_dir: Path, seed: int, overwrite: bool = False) -> dict:
     """The task's robustness sweep of ``checkpoint`` with the study's distortions and seed,
-    keeping per-image records for the image bootstrap."""
+    keeping per-image records for the image bootstrap. A sweep of the same settings resumes;
+    one of other settings is refused, or with ``overwrite`` started afresh."""
+    from fq_det.evaluation.sweep_store import StaleResultsError
     kwargs = dict(distortions=study.distortions, severities=study.severities,
-                  overwrite=overwrite, save_per_image=True)
+                  save_per_image=True)
     if study.task == 'detection':
         from fq_det.evaluation.robustness import run_robustness_sweep
-        return run_robustness_sweep(cfg, checkpoint, str(out_dir), seed=seed, **kwargs)
-    from fq_det.classification.robustness import run_classification_robustness
-    return run_classification_robustness(cfg, checkpoint, out_dir, seeds=(seed, ), **kwargs)
+
+        def run(fresh: bool) -> dict:
+            return run_robustness_sweep(cfg, checkpoint, str(out_dir), seed=seed,
+                                        overwrite=fresh, **kwargs)
+    else:
+        from fq_det.classification.robustness import run_classification_robustness
+
+        def run(fresh: bool) -> dict:
+            return run_classification_robustness(cfg, checkpoint, out_dir, seeds=(seed, ),
+                                                 overwrite=fresh, **kwargs)
+    try:
+        return run(False)
+    except StaleResultsError:
+        if not overwrite:
+            raise
+        return run(True)
 
 
 def _layer_stats(name: str, values: np.ndarray) -> dict:
