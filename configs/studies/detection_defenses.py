@@ -33,7 +33,7 @@ study = dict(
                       label='+POW-1, noise-trained'),
     ),
     reference='plain',
-    seeds=[0, 1, 2],
+    seeds=[0, 1, 2, 3, 4],
     distortions='all',
     severities=[1, 3, 5],
     seen_distortions=['salt_pepper', 'ngrn', 'gaussian_noise'],
