@@ -1,4 +1,5 @@
-"""Training- and test-loop pieces (mmengine hooks) of fq-det."""
+"""Training- and test-loop pieces of fq-det: mmengine hooks, schedule length, one training
+run (runs.py) and the worker processes that run several (processes.py)."""
 from .bn_adapt import BNAdaptHook, adapt_bn, restore_bn
 from .hooks import AlphaRegularizationHook
 
