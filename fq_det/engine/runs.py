@@ -25,10 +25,10 @@ def run_config(config: str | Path, data_root: str | Path, work_dir: str | Path, 
 
     ``cfg_options`` merged as ``--cfg-options`` would be; the data under ``data_root``;
     ``work_dir`` and ``randomness.seed``; ``name`` for the experiment (default: the work
-    folder's name);
-    ``iters`` / ``epochs`` rescale the schedule (:mod:`fq_det.engine.schedules`);
-    ``backbone``: a backbone checkpoint to start from; ``validate=False`` trains without
-    validation (the robustness sweep's clean pair is then the evaluation).
+    folder's name); ``iters`` / ``epochs`` rescale the schedule
+    (:mod:`fq_det.engine.schedules`); ``backbone``: a backbone checkpoint to start from;
+    ``validate=False`` trains without validation (the robustness sweep's clean pair is then
+    the evaluation).
     """
     from mmengine.config import Config
 
