@@ -21,9 +21,9 @@ studies' stages, resume keys and result files. Steps, each written under ``--out
 Re-running reuses every finished stage and sweep pair made with the same settings; a stage
 made with other settings (another ``--iters``, ``--pretrain-epochs``, ``--no-pretrain``) is
 refused with what changed, and ``--overwrite`` redoes it; another data set (``--seed``,
-``--num-train``, ``--num-test``, ``--size``) needs another ``--out-dir``. The console shows one line per step and a live
-progress line per model; everything the models, the data generator and the figures print
-goes to ``logs/``.
+``--num-train``, ``--num-test``, ``--size``) needs another ``--out-dir``. The console shows
+one line per step and a live progress line per model; everything the models, the data
+generator and the figures print goes to ``logs/``.
 """
 from __future__ import annotations
 

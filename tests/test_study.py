@@ -118,6 +118,20 @@ def test_resume_after_an_interrupted_run(finished_study) -> None:
 
 
 @pytest.mark.slow
+def test_overwrite_redoes_nothing_that_did_not_change(finished_study) -> None:
+    """--overwrite redoes the stages and sweeps made with other settings, not finished work
+    of the same settings: no training, no sweep pair evaluated again."""
+    cfg, study = finished_study
+    run_dir = study.run_dir('plain', 0)
+    watched = [run_dir / 'train' / 'epoch_1.pth',
+               *sorted((run_dir / 'sweep' / 'per_image').glob('*.npz'))]
+    assert len(watched) == 4  # the checkpoint, clean, jpeg and ngrn
+    before = [f.stat().st_mtime_ns for f in watched]
+    run_one(study, 'plain', 0, overwrite=True)
+    assert [f.stat().st_mtime_ns for f in watched] == before
+
+
+@pytest.mark.slow
 def test_changed_settings_are_refused_not_reused(finished_study, tmp_path) -> None:
     cfg, study = finished_study
     changed = _write_study(tmp_path / 'toy_study.py', train=dict(epochs=2))

@@ -17,26 +17,20 @@ def sweep(study, cfg, checkpoint: str, out_dir: Path, seed: int, overwrite: bool
     keeping per-image records for the image bootstrap. A sweep of the same settings resumes;
     one of other settings is refused, or with ``overwrite`` started afresh."""
     from fq_det.evaluation.sweep_store import StaleResultsError
-    kwargs = dict(distortions=study.distortions, severities=study.severities,
-                  save_per_image=True)
     if study.task == 'detection':
-        from fq_det.evaluation.robustness import run_robustness_sweep
-
-        def run(fresh: bool) -> dict:
-            return run_robustness_sweep(cfg, checkpoint, str(out_dir), seed=seed,
-                                        overwrite=fresh, **kwargs)
+        from fq_det.evaluation.robustness import run_robustness_sweep as run
+        args, kwargs = (cfg, checkpoint, str(out_dir)), dict(seed=seed)
     else:
-        from fq_det.classification.robustness import run_classification_robustness
-
-        def run(fresh: bool) -> dict:
-            return run_classification_robustness(cfg, checkpoint, out_dir, seeds=(seed, ),
-                                                 overwrite=fresh, **kwargs)
+        from fq_det.classification.robustness import run_classification_robustness as run
+        args, kwargs = (cfg, checkpoint, out_dir), dict(seeds=(seed, ))
+    kwargs.update(distortions=study.distortions, severities=study.severities,
+                  save_per_image=True)
     try:
-        return run(False)
+        return run(*args, overwrite=False, **kwargs)
     except StaleResultsError:
         if not overwrite:
             raise
-        return run(True)
+        return run(*args, overwrite=True, **kwargs)
 
 
 def _layer_stats(name: str, values: np.ndarray) -> dict:
