@@ -50,3 +50,28 @@ def test_usage_message() -> None:
     assert proc.returncode == 2 and 'usage:' in proc.stderr
     proc = subprocess.run(['bash', str(REPO_ROOT / 'tools/dist_test.sh'), 'a', 'b'], capture_output=True, text=True)
     assert proc.returncode == 2 and 'usage:' in proc.stderr
+
+
+def _gloo_threads() -> list[str]:
+    names = [(task / 'comm').read_text().strip() for task in Path('/proc/self/task').iterdir()]
+    return [name for name in names if 'gloo' in name]
+
+
+@pytest.mark.skipif(not Path('/proc/self/task').is_dir(), reason='needs Linux /proc')
+def test_end_process_group_stops_gloo_threads(tmp_path: Path) -> None:
+    """The tools end with ``end_process_group``: gloo's threads must stop while Python still
+    runs, even though a Runner's reference cycle holds the group (else a finished rank can
+    abort at interpreter exit with 'terminate called without an active exception')."""
+    import torch.distributed as dist
+
+    from fq_det.apis import end_process_group
+
+    end_process_group()  # no group: nothing to do
+    dist.init_process_group('gloo', init_method=f'file://{tmp_path / "store"}', rank=0, world_size=1)
+    holder: list = [dist.group.WORLD]
+    holder.append(holder)  # a cycle, as Runner -> DDP model -> group
+    del holder
+    assert _gloo_threads()
+    end_process_group()
+    assert not dist.is_initialized()
+    assert not _gloo_threads()

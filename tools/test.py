@@ -13,7 +13,7 @@ import fq_det  # noqa: F401  (first: registers the plugin, quiets the stack's im
 from mmengine.config import ConfigDict
 from fq_det.apis import (add_config_args, add_launcher_args, build_runner,
                          check_checkpoint_matches, check_output_dir, check_output_file,
-                         config_from_args, report_user_errors)
+                         config_from_args, end_process_group, report_user_errors)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -85,3 +85,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 if __name__ == '__main__':
     main()
+    end_process_group()  # only after success: a failed rank exits without waiting

@@ -19,7 +19,7 @@ import os.path as osp
 import fq_det  # noqa: F401  (registers the plugin and makes checkpoints loadable)
 from fq_det.apis import (add_bn_adapt_args, add_config_args, add_launcher_args,
                          apply_bn_adapt_args, check_checkpoint_matches, config_from_args,
-                         report_user_errors)
+                         end_process_group, report_user_errors)
 from fq_det.datasets.distortions import DISTORTIONS, SEVERITIES, check_severity
 from fq_det.evaluation.robustness import resolve_distortions, run_robustness_sweep
 from fq_det.evaluation.sweep_store import check_writable
@@ -75,3 +75,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 if __name__ == '__main__':
     main()
+    end_process_group()  # only after success: a failed rank exits without waiting

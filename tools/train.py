@@ -12,7 +12,7 @@ import argparse
 
 import fq_det  # noqa: F401  (registers the plugin and makes checkpoints loadable)
 from fq_det.apis import (add_config_args, add_launcher_args, build_runner, config_from_args,
-                         enable_amp, report_user_errors, set_resume, set_seed)
+                         enable_amp, end_process_group, report_user_errors, set_resume, set_seed)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -51,3 +51,4 @@ def main(argv: list[str] | None = None):
 
 if __name__ == '__main__':
     main()
+    end_process_group()  # only after success: a failed rank exits without waiting

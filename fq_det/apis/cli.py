@@ -91,6 +91,25 @@ def init_cpu_process_group(backend: str) -> None:
         dist.init_process_group(backend=backend)
 
 
+def end_process_group() -> None:
+    """Leave the process group that ``--launcher`` joined, once a job has finished.
+
+    Call it after the tool's ``main`` returned, when nothing references the Runner any
+    more. ``destroy_process_group`` drops the group, and collecting the Runner's reference
+    cycles (its DDP model holds the group) stops gloo's threads while the interpreter is
+    still alive. Otherwise they are torn down during interpreter shutdown, where a rank can
+    abort ("terminate called without an active exception", exit status -6) after all its
+    work succeeded. A no-op without a group. Not for a rank that raised: it must not wait
+    on the others.
+    """
+    import gc
+
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+        gc.collect()
+
+
 def setup_launcher(cfg: Config, launcher: str, local_rank: int = 0) -> None:
     """Set ``cfg.launcher``; without GPUs, run distributed jobs over gloo on the CPU."""
     import torch
