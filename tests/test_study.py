@@ -68,6 +68,7 @@ def test_plan_run_report_and_missing_run(finished_study) -> None:
     # every raw number per seed is in study.json
     saved = json.loads((study.report_dir / 'study.json').read_text())
     assert set(saved['per_condition']) == {'plain/0', 'plain/1', 'pow1/0', 'plain_bn/0'}
+    assert saved['variants']['plain']['config'] == CROPS  # relative: valid in any clone
     # within seed 0, the image bootstrap of each difference to the reference
     boot = saved['aggregate']['variants']['pow1']['rows']['mPC']['bootstrap_per_seed']['0']
     assert boot['n'] == 50 and boot['low'] <= boot['high']
@@ -138,6 +139,37 @@ def test_changed_settings_are_refused_not_reused(finished_study, tmp_path) -> No
     other = load_study(str(changed), study.work_dir)
     with pytest.raises(StudyError, match='changed: schedule'):
         run_one(other, 'plain', 0)
+
+
+@pytest.mark.slow
+def test_finished_runs_of_other_settings_are_refused_and_not_reported(finished_study,
+                                                                     tmp_path) -> None:
+    """A finished run (run.json) is checked against the current settings too: ``run`` refuses
+    it and ``report`` leaves it out, naming what changed, instead of reporting old numbers."""
+    from fq_det.evaluation.study import changed_settings
+    cfg, study = finished_study
+    assert [changed_settings(study, v, s) for v, s in [('plain', 0), ('pow1', 0), ('plain_bn', 0)]] \
+        == [[], [], []]
+    heavier_l1 = dict(POW, **{'model.backbone.quant_cfg': dict(
+        num_splits=1, alpha_reg=dict(type='L1', weight=1e-3))})
+    changed = _write_study(
+        tmp_path / 'toy_study.py',
+        variants=dict(plain=dict(config=str(REPO / CROPS)),
+                      pow1=dict(config=str(REPO / CROPS), cfg_options=heavier_l1),
+                      plain_bn=dict(train_as='plain', bn_adapt=dict(prior_strength=0, num_images=4))))
+    other = load_study(str(changed), study.work_dir)
+    assert changed_settings(other, 'pow1', 0) == ['train cfg_options']
+    assert changed_settings(other, 'plain_bn', 0) == ['bn_adapt']
+    assert changed_settings(other, 'plain', 1) == []
+    with pytest.raises(StudyError, match=r'pow1 seed 0 \(changed: train cfg_options\); '
+                                         r'plain_bn seed 0 \(changed: bn_adapt\)'):
+        run_study(other, jobs=1)
+    report = report_study(other, str(tmp_path / 'report'))
+    assert report['finished'] == 2  # plain seeds 0 and 1
+    assert any(m.startswith('pow1 seed 0: made with other settings (changed: train cfg_options)')
+               for m in report['missing'])
+    saved = json.loads((tmp_path / 'report' / 'study.json').read_text())
+    assert set(saved['per_condition']) == {'plain/0', 'plain/1'}  # no number of the old settings
 
 
 def test_alpha_report_on_known_alphas(tmp_path) -> None:

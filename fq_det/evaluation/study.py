@@ -16,8 +16,9 @@ severities. For every ``(variant, seed)`` a *run* goes through resumable stages,
    training curve).
 
 Each stage writes ``done.json`` with a key of everything that determines it; a stage whose
-key differs from the current settings is refused (``overwrite=True`` starts it afresh), so
-no result is ever reused for another setting. ``seed`` sets the training randomness (data
+key differs from the current settings is refused (``overwrite=True`` starts it afresh), and
+a finished run whose recorded keys differ (:func:`changed_settings`) is refused by
+:func:`run_study` and left out of the report, so no result is reused for another setting. ``seed`` sets the training randomness (data
 order, initialisation) and the distortion draws; the data set itself is the same for
 every run. The report (:func:`report_study`) aggregates whatever has finished.
 """
@@ -51,7 +52,7 @@ VARIANT_KEYS = ('config', 'cfg_options', 'pretrain', 'pretrain_cfg_options', 'la
 DATA_KEYS = ('type', 'root', 'num_train', 'num_test', 'image_size', 'seed')
 
 __all__ = ['StudyError', 'Study', 'Variant', 'load_study', 'plan_study', 'run_study', 'run_one',
-           'report_study', 'export_results', 'portable_paths', 'prepare_data', 'STAGE', 'TASKS']
+           'changed_settings', 'repo_relative', 'report_study', 'export_results', 'portable_paths', 'prepare_data', 'STAGE', 'TASKS']
 
 
 class StudyError(ValueError):
@@ -268,8 +269,11 @@ def load_study(config: str | Mapping, work_dir: str | None = None,
 _REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-def _rel(path: str) -> str:
-    """``path`` relative to the repository when inside it (keys stay valid in another clone)."""
+def repo_relative(path: str | None) -> str | None:
+    """``path`` relative to the repository when inside it (keys and reports stay valid in
+    another clone); None stays None."""
+    if path is None:
+        return None
     p = Path(path).resolve()
     return str(p.relative_to(_REPO_ROOT)) if p.is_relative_to(_REPO_ROOT) else str(p)
 
@@ -319,8 +323,7 @@ def _stage_done(stage_dir: Path, key: dict, overwrite: bool) -> dict | None:
         return done
     if overwrite:
         return None
-    changed = sorted(k for k in set(key) | set(done.get('key', {}))
-                     if key.get(k) != done.get('key', {}).get(k))
+    changed = _changed_keys(key, done.get('key', {}))
     raise StudyError(f'{stage_dir} was made with other settings (changed: {", ".join(changed)}); '
                      'pass --overwrite to redo it, or use another work folder')
 
@@ -369,6 +372,64 @@ def _begin_stage(stage_dir: Path, key: dict, overwrite: bool) -> None:
     _write_json(stage_dir / 'started.json', dict(key=key))
 
 
+# ------------------------------------------------------------------ stage keys
+def _changed_keys(current: Mapping, recorded: Mapping) -> list[str]:
+    return sorted(k for k in set(current) | set(recorded) if current.get(k) != recorded.get(k))
+
+
+def _as_json(obj: Any) -> Any:
+    """``obj`` as it reads back from a JSON file (tuples become lists), for comparisons."""
+    return json.loads(json.dumps(obj))
+
+
+def _pretrain_key(study: Study, v: Variant, seed: int) -> dict:
+    """What determines ``v``'s backbone pretraining for ``seed``."""
+    return _as_json(dict(data=dict(study.data), config=repo_relative(v.pretrain),
+                         config_digest=_file_digest(v.pretrain), cfg_options=v.pretrain_cfg_options,
+                         seed=seed, epochs=study.pretrain.get('epochs')))
+
+
+def _train_key(study: Study, v: Variant, seed: int, backbone_digest: str | None) -> dict:
+    """What determines ``v``'s training for ``seed`` (``data``: a folder's absolute root or a
+    synthetic set's recipe; ``backbone``: the pretrained backbone's digest)."""
+    return _as_json(dict(data=dict(study.data), config=repo_relative(v.config),
+                         config_digest=_file_digest(v.config), cfg_options=v.cfg_options,
+                         seed=seed, schedule=study.train, backbone=backbone_digest))
+
+
+def changed_settings(study: Study, variant: str, seed: int) -> list[str]:
+    """What differs between the finished run ``(variant, seed)`` (its ``run.json``) and the
+    study's current settings, e.g. ``['train cfg_options']``; empty when it matches.
+
+    A finished run has no checkpoint to re-check (an exported one has none at all), so
+    this compares the keys its stages recorded (``pretrain/`` and ``train/done.json`` of
+    the run that trained the model) with those of the current settings.
+    """
+    v = study.variants[variant]
+    trained_as = v.train_as or variant
+    record = _read_json(study.run_dir(variant, seed) / 'run.json') or {}
+    changed = []
+    if record.get('trained_as', record.get('variant')) != trained_as:  # older records: no train_as
+        changed.append('train_as')
+    if record.get('bn_adapt') != _as_json(v.bn_adapt):
+        changed.append('bn_adapt')
+    trainer = study.variants[trained_as]
+    train_done = _read_json(study.run_dir(trained_as, seed) / 'train' / 'done.json') or {}
+    recorded = train_done.get('key') or record.get('train_key') or {}
+    backbone = None
+    if trainer.pretrain:
+        done = _read_json(study.run_dir(trained_as, seed) / 'pretrain' / 'done.json')
+        if done is None:
+            changed.append('pretrain (no done.json)')
+        else:
+            changed += [f'pretrain {k}' for k in
+                        _changed_keys(_pretrain_key(study, trainer, seed), done.get('key', {}))]
+            backbone = done.get('backbone_digest')
+    changed += [f'train {k}' for k in
+                _changed_keys(_train_key(study, trainer, seed, backbone), recorded)]
+    return changed
+
+
 # ---------------------------------------------------------------------- one run
 def _trained(study: Study, variant: str, seed: int, overwrite: bool) -> tuple:
     """Pretrain (if asked) and train ``variant``;
@@ -381,16 +442,12 @@ def _trained(study: Study, variant: str, seed: int, overwrite: bool) -> tuple:
     run_dir = study.run_dir(variant, seed)
     data_root = prepare_data(study)
     timings = {}
-    data_key = dict(study.data)  # a folder's absolute root; a synthetic set's recipe
     with _locked(run_dir / '.train.lock'):
         pretrained = None
         if v.pretrain:
             t = time.time()
             stage = run_dir / 'pretrain'
-            key = json.loads(json.dumps(dict(
-                data=data_key, config=_rel(v.pretrain), config_digest=_file_digest(v.pretrain),
-                cfg_options=v.pretrain_cfg_options, seed=seed,
-                epochs=study.pretrain.get('epochs'))))
+            key = _pretrain_key(study, v, seed)
             cfg = run_config(v.pretrain, data_root, stage, seed,
                              cfg_options=v.pretrain_cfg_options, epochs=key['epochs'],
                              name=f'{study.name}_{variant}_{seed}_pretrain')
@@ -410,10 +467,7 @@ def _trained(study: Study, variant: str, seed: int, overwrite: bool) -> tuple:
 
         t = time.time()
         stage = run_dir / 'train'
-        key = json.loads(json.dumps(dict(
-            data=data_key, config=_rel(v.config), config_digest=_file_digest(v.config),
-            cfg_options=v.cfg_options, seed=seed, schedule=study.train,
-            backbone=pretrained['backbone_digest'] if pretrained else None)))
+        key = _train_key(study, v, seed, pretrained['backbone_digest'] if pretrained else None)
         detection = study.task == 'detection'
         cfg = run_config(v.config, data_root, stage, seed, cfg_options=v.cfg_options,
                          name=f'{study.name}_{variant}_{seed}',
@@ -526,7 +580,14 @@ def run_study(study: Study, jobs: int = 1, only: Sequence[tuple[str, int]] | Non
                              f'{", ".join(study.variants)}; seeds {list(study.seeds)})')
     _check_writable(Path(study.work_dir))
     prepare_data(study)
-    todo = [r for r in runs if overwrite or not (study.run_dir(*r) / 'run.json').is_file()]
+    finished = {r for r in runs if (study.run_dir(*r) / 'run.json').is_file()}
+    stale = {r: changed_settings(study, *r) for r in runs if r in finished}
+    stale = {r: changed for r, changed in stale.items() if changed}
+    if stale and not overwrite:
+        listed = '; '.join(f'{v} seed {s} (changed: {", ".join(c)})' for (v, s), c in stale.items())
+        raise StudyError(f'finished runs in {study.work_dir} made with other settings: {listed}. '
+                         'Pass --overwrite to redo them, or use another work folder')
+    todo = [r for r in runs if overwrite or r not in finished]
     todo.sort(key=lambda r: study.variants[r[0]].train_as is not None)  # trainers first
     print(f'study {study.name}: {len(runs) - len(todo)}/{len(runs)} runs finished, '
           f'{len(todo)} to run, {min(jobs, max(1, len(todo)))} at a time; logs in '

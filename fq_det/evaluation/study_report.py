@@ -22,6 +22,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from fq_det.evaluation import statistics as st
+from fq_det.evaluation.study import changed_settings, repo_relative
 
 LOWER_IS_BETTER = ('mCE', 'relative mCE')
 RECORDS_FILE = 'records.npz'  # per run: the compact per-image records of its sweep
@@ -73,6 +74,11 @@ def _load_runs(study) -> tuple[dict, list[str], str | None]:
         rec_file, res_file = run_dir / 'run.json', run_dir / 'sweep' / 'results.json'
         if not (rec_file.is_file() and res_file.is_file()):
             missing.append(f'{variant} seed {seed}: not finished ({run_dir})')
+            continue
+        changed = changed_settings(study, variant, seed)
+        if changed:
+            missing.append(f'{variant} seed {seed}: made with other settings (changed: '
+                           f'{", ".join(changed)}); `run --overwrite` redoes it')
             continue
         record = json.loads(rec_file.read_text())
         results = json.loads(res_file.read_text())
@@ -396,11 +402,13 @@ def build_report(study, out_dir: Path) -> dict:
                    for k in timing_keys}
                for v in study.variants if any((v, s) in runs for s in study.seeds)}
     report = dict(
-        study=study.name, config=study.config_file, task=study.task, metric_key=metric_key,
+        study=study.name, config=repo_relative(study.config_file), task=study.task,
+        metric_key=metric_key,
         data=study.data, seeds=list(study.seeds), distortions=list(study.distortions),
         severities=list(study.severities), reference=study.reference,
         seen_distortions=list(study.seen_distortions),
-        variants={v: dict(config=x.config, cfg_options=x.cfg_options, pretrain=x.pretrain,
+        variants={v: dict(config=repo_relative(x.config), cfg_options=x.cfg_options,
+                          pretrain=repo_relative(x.pretrain),
                           label=x.label) for v, x in study.variants.items()},
         total=len(study.runs()), finished=len(runs), missing=missing,
         per_condition={f'{v}/{s}': dict(clean=r['clean'],
