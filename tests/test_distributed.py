@@ -67,11 +67,16 @@ def test_end_process_group_stops_gloo_threads(tmp_path: Path) -> None:
     from fq_det.apis import end_process_group
 
     end_process_group()  # no group: nothing to do
-    dist.init_process_group('gloo', init_method=f'file://{tmp_path / "store"}', rank=0, world_size=1)
-    holder: list = [dist.group.WORLD]
-    holder.append(holder)  # a cycle, as Runner -> DDP model -> group
-    del holder
-    assert _gloo_threads()
-    end_process_group()
-    assert not dist.is_initialized()
-    assert not _gloo_threads()
+    dist.init_process_group('gloo', init_method=f'file://{tmp_path / "store"}', rank=0,
+                            world_size=1)
+    try:
+        holder: list = [dist.group.WORLD]
+        holder.append(holder)  # a cycle, as Runner -> DDP model -> group
+        del holder
+        assert _gloo_threads()
+        end_process_group()
+        assert not dist.is_initialized()
+        assert not _gloo_threads()
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()

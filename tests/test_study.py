@@ -148,21 +148,23 @@ def test_finished_runs_of_other_settings_are_refused_and_not_reported(finished_s
     it and ``report`` leaves it out, naming what changed, instead of reporting old numbers."""
     from fq_det.evaluation.study import changed_settings
     cfg, study = finished_study
-    assert [changed_settings(study, v, s) for v, s in [('plain', 0), ('pow1', 0), ('plain_bn', 0)]] \
-        == [[], [], []]
+    finished = [('plain', 0), ('pow1', 0), ('plain_bn', 0)]
+    assert [changed_settings(study, v, s) for v, s in finished] == [[], [], []]
     heavier_l1 = dict(POW, **{'model.backbone.quant_cfg': dict(
         num_splits=1, alpha_reg=dict(type='L1', weight=1e-3))})
     changed = _write_study(
         tmp_path / 'toy_study.py',
         variants=dict(plain=dict(config=str(REPO / CROPS)),
                       pow1=dict(config=str(REPO / CROPS), cfg_options=heavier_l1),
-                      plain_bn=dict(train_as='plain', bn_adapt=dict(prior_strength=0, num_images=4))))
+                      plain_bn=dict(train_as='plain',
+                                    bn_adapt=dict(prior_strength=0, num_images=4))))
     other = load_study(str(changed), study.work_dir)
     assert changed_settings(other, 'pow1', 0) == ['train cfg_options']
     assert changed_settings(other, 'plain_bn', 0) == ['bn_adapt']
     assert changed_settings(other, 'plain', 1) == []
     with pytest.raises(StudyError, match=r'pow1 seed 0 \(changed: train cfg_options\); '
-                                         r'plain_bn seed 0 \(changed: bn_adapt\)'):
+                                         r'plain_bn seed 0 \(changed: bn_adapt\)\. Redo them '
+                                         r'with --overwrite --only pow1:0 plain_bn:0'):
         run_study(other, jobs=1)
     report = report_study(other, str(tmp_path / 'report'))
     assert report['finished'] == 2  # plain seeds 0 and 1
@@ -170,6 +172,52 @@ def test_finished_runs_of_other_settings_are_refused_and_not_reported(finished_s
                for m in report['missing'])
     saved = json.loads((tmp_path / 'report' / 'study.json').read_text())
     assert set(saved['per_condition']) == {'plain/0', 'plain/1'}  # no number of the old settings
+
+
+@pytest.mark.slow
+def test_a_run_that_evaluated_a_since_retrained_model_is_stale(finished_study, tmp_path) -> None:
+    """plain_bn evaluated plain's model; once plain is retrained with other settings,
+    plain_bn's numbers belong to the old model and must not pass as current."""
+    import shutil
+
+    from fq_det.evaluation.study import changed_settings
+    cfg, study = finished_study
+    work = tmp_path / 'work'
+    for variant in ('plain', 'plain_bn'):
+        shutil.copytree(study.run_dir(variant, 0), work / 'runs' / variant / 'seed_0',
+                        ignore=shutil.ignore_patterns('*.pth'))
+    retrained = {'optim_wrapper.optimizer.lr': 1e-4}
+    changed = _write_study(tmp_path / 'toy_study.py', variants=dict(
+        plain=dict(config=str(REPO / CROPS), cfg_options=retrained),
+        plain_bn=dict(train_as='plain', bn_adapt=dict(prior_strength=0, num_images=8))),
+        seeds=[0])
+    other = load_study(str(changed), str(work))
+    # as `run --overwrite --only plain:0` leaves them: plain's records carry the new key
+    for name in ('train/done.json', 'run.json'):
+        path = other.run_dir('plain', 0) / name
+        record = json.loads(path.read_text())
+        key = record['key'] if 'key' in record else record['train_key']
+        key['cfg_options'] = retrained
+        path.write_text(json.dumps(record))
+    assert changed_settings(other, 'plain', 0) == []
+    assert changed_settings(other, 'plain_bn', 0) == ['train cfg_options']
+
+
+@pytest.mark.parametrize('study_config', sorted((REPO / 'configs/studies').glob('*.py')),
+                         ids=lambda p: p.stem)
+def test_committed_results_match_the_configs_in_the_repo(study_config: Path) -> None:
+    """Every finished run under results/studies/ was made with the configs as they are now
+    (a config edit, even of a comment, needs its runs redone and exported again)."""
+    from fq_det.evaluation.study import changed_settings
+    study = load_study(str(study_config))
+    folder = REPO / 'results' / 'studies' / Path(study.default_work_dir).name
+    if not folder.is_dir():
+        pytest.skip(f'no committed results for {study_config.name}')
+    study = load_study(str(study_config), str(folder))
+    finished = [r for r in study.runs() if (study.run_dir(*r) / 'run.json').is_file()]
+    assert finished
+    stale = {f'{v}:{s}': changed_settings(study, v, s) for v, s in finished}
+    assert {r: c for r, c in stale.items() if c} == {}
 
 
 def test_alpha_report_on_known_alphas(tmp_path) -> None:

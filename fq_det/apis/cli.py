@@ -19,6 +19,7 @@ file or flag; the tools' :func:`~fq_det.apis.errors.report_user_errors` prints t
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import os.path as osp
 from typing import Sequence
@@ -92,18 +93,12 @@ def init_cpu_process_group(backend: str) -> None:
 
 
 def end_process_group() -> None:
-    """Leave the process group that ``--launcher`` joined, once a job has finished.
+    """Leave the process group that ``--launcher`` joined, after the tool's ``main`` returned.
 
-    Call it after the tool's ``main`` returned, when nothing references the Runner any
-    more. ``destroy_process_group`` drops the group, and collecting the Runner's reference
-    cycles (its DDP model holds the group) stops gloo's threads while the interpreter is
-    still alive. Otherwise they are torn down during interpreter shutdown, where a rank can
-    abort ("terminate called without an active exception", exit status -6) after all its
-    work succeeded. A no-op without a group. Not for a rank that raised: it must not wait
-    on the others.
+    Destroying the group and collecting the Runner's cycles (its DDP model holds the group)
+    stops gloo's threads while Python still runs; left to interpreter shutdown, a finished
+    rank can abort ("terminate called without an active exception"). Only after success.
     """
-    import gc
-
     import torch.distributed as dist
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()

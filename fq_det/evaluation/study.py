@@ -18,9 +18,9 @@ severities. For every ``(variant, seed)`` a *run* goes through resumable stages,
 Each stage writes ``done.json`` with a key of everything that determines it; a stage whose
 key differs from the current settings is refused (``overwrite=True`` starts it afresh), and
 a finished run whose recorded keys differ (:func:`changed_settings`) is refused by
-:func:`run_study` and left out of the report, so no result is reused for another setting. ``seed`` sets the training randomness (data
-order, initialisation) and the distortion draws; the data set itself is the same for
-every run. The report (:func:`report_study`) aggregates whatever has finished.
+:func:`run_study` and left out of the report, so no result is reused for another setting.
+``seed`` sets the training randomness (data order, initialisation) and the distortion
+draws; the data set itself is the same for every run. The report (:func:`report_study`) aggregates whatever has finished.
 """
 from __future__ import annotations
 
@@ -52,7 +52,8 @@ VARIANT_KEYS = ('config', 'cfg_options', 'pretrain', 'pretrain_cfg_options', 'la
 DATA_KEYS = ('type', 'root', 'num_train', 'num_test', 'image_size', 'seed')
 
 __all__ = ['StudyError', 'Study', 'Variant', 'load_study', 'plan_study', 'run_study', 'run_one',
-           'changed_settings', 'repo_relative', 'report_study', 'export_results', 'portable_paths', 'prepare_data', 'STAGE', 'TASKS']
+           'changed_settings', 'repo_relative', 'report_study', 'export_results',
+           'portable_paths', 'prepare_data', 'STAGE', 'TASKS']
 
 
 class StudyError(ValueError):
@@ -271,9 +272,9 @@ _REPO_ROOT = Path(__file__).resolve().parents[2]
 
 def repo_relative(path: str | None) -> str | None:
     """``path`` relative to the repository when inside it (keys and reports stay valid in
-    another clone); None stays None."""
-    if path is None:
-        return None
+    another clone); None and '' stay as they are."""
+    if not path:
+        return path
     p = Path(path).resolve()
     return str(p.relative_to(_REPO_ROOT)) if p.is_relative_to(_REPO_ROOT) else str(p)
 
@@ -364,7 +365,7 @@ def _begin_stage(stage_dir: Path, key: dict, overwrite: bool) -> None:
                 or {}).get('key')
     if previous is not None and previous != key:
         if not overwrite:
-            changed = sorted(k for k in set(key) | set(previous) if key.get(k) != previous.get(k))
+            changed = _changed_keys(key, previous)
             raise StudyError(f'{stage_dir} holds an unfinished run of other settings (changed: '
                              f'{", ".join(changed)}); pass --overwrite to redo it, or use '
                              'another work folder')
@@ -382,17 +383,27 @@ def _as_json(obj: Any) -> Any:
     return json.loads(json.dumps(obj))
 
 
+def _data_key(study: Study) -> dict:
+    """A synthetic set's recipe, or a folder's root (relative when inside the repository, so
+    exported keys stay valid in another clone)."""
+    data = dict(study.data)
+    if 'root' in data:
+        data['root'] = repo_relative(data['root'])
+    return data
+
+
 def _pretrain_key(study: Study, v: Variant, seed: int) -> dict:
     """What determines ``v``'s backbone pretraining for ``seed``."""
-    return _as_json(dict(data=dict(study.data), config=repo_relative(v.pretrain),
-                         config_digest=_file_digest(v.pretrain), cfg_options=v.pretrain_cfg_options,
-                         seed=seed, epochs=study.pretrain.get('epochs')))
+    return _as_json(dict(data=_data_key(study), config=repo_relative(v.pretrain),
+                         config_digest=_file_digest(v.pretrain),
+                         cfg_options=v.pretrain_cfg_options, seed=seed,
+                         epochs=study.pretrain.get('epochs')))
 
 
 def _train_key(study: Study, v: Variant, seed: int, backbone_digest: str | None) -> dict:
-    """What determines ``v``'s training for ``seed`` (``data``: a folder's absolute root or a
-    synthetic set's recipe; ``backbone``: the pretrained backbone's digest)."""
-    return _as_json(dict(data=dict(study.data), config=repo_relative(v.config),
+    """What determines ``v``'s training for ``seed`` (``backbone``: the pretrained backbone's
+    digest)."""
+    return _as_json(dict(data=_data_key(study), config=repo_relative(v.config),
                          config_digest=_file_digest(v.config), cfg_options=v.cfg_options,
                          seed=seed, schedule=study.train, backbone=backbone_digest))
 
@@ -402,20 +413,21 @@ def changed_settings(study: Study, variant: str, seed: int) -> list[str]:
     study's current settings, e.g. ``['train cfg_options']``; empty when it matches.
 
     A finished run has no checkpoint to re-check (an exported one has none at all), so
-    this compares the keys its stages recorded (``pretrain/`` and ``train/done.json`` of
-    the run that trained the model) with those of the current settings.
+    this compares the training key in its ``run.json`` and the trainer's
+    ``pretrain/done.json`` with the keys of the current settings.
     """
     v = study.variants[variant]
     trained_as = v.train_as or variant
     record = _read_json(study.run_dir(variant, seed) / 'run.json') or {}
     changed = []
-    if record.get('trained_as', record.get('variant')) != trained_as:  # older records: no train_as
+    if record.get('trained_as', record.get('variant')) != trained_as:  # older: no train_as
         changed.append('train_as')
     if record.get('bn_adapt') != _as_json(v.bn_adapt):
         changed.append('bn_adapt')
     trainer = study.variants[trained_as]
-    train_done = _read_json(study.run_dir(trained_as, seed) / 'train' / 'done.json') or {}
-    recorded = train_done.get('key') or record.get('train_key') or {}
+    # the key of the model this run evaluated (older records call it 'key'), not the
+    # trainer's current one: a trainer retrained since then leaves this run stale
+    recorded = record.get('train_key') or record.get('key') or {}
     backbone = None
     if trainer.pretrain:
         done = _read_json(study.run_dir(trained_as, seed) / 'pretrain' / 'done.json')
@@ -585,8 +597,9 @@ def run_study(study: Study, jobs: int = 1, only: Sequence[tuple[str, int]] | Non
     stale = {r: changed for r, changed in stale.items() if changed}
     if stale and not overwrite:
         listed = '; '.join(f'{v} seed {s} (changed: {", ".join(c)})' for (v, s), c in stale.items())
+        only = ' '.join(f'{v}:{s}' for v, s in stale)
         raise StudyError(f'finished runs in {study.work_dir} made with other settings: {listed}. '
-                         'Pass --overwrite to redo them, or use another work folder')
+                         f'Redo them with --overwrite --only {only}, or use another work folder')
     todo = [r for r in runs if overwrite or r not in finished]
     todo.sort(key=lambda r: study.variants[r[0]].train_as is not None)  # trainers first
     print(f'study {study.name}: {len(runs) - len(todo)}/{len(runs)} runs finished, '
