@@ -20,7 +20,8 @@ key differs from the current settings is refused (``overwrite=True`` starts it a
 a finished run whose recorded keys differ (:func:`changed_settings`) is refused by
 :func:`run_study` and left out of the report, so no result is reused for another setting.
 ``seed`` sets the training randomness (data order, initialisation) and the distortion
-draws; the data set itself is the same for every run. The report (:func:`report_study`) aggregates whatever has finished.
+draws; the data set itself is the same for every run. The report (:func:`report_study`)
+aggregates whatever has finished.
 """
 from __future__ import annotations
 
