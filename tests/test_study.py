@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from fq_det.evaluation.study import StudyError, load_study, plan_study, report_study, run_one, run_study
+from fq_det.evaluation.study import (StudyError, changed_settings, load_study, plan_study,
+                                    report_study, run_one, run_study)
 from helpers import REPO
 
 CROPS = 'configs/classification/synthvoc/resnet18_synthvoc-crops.py'
@@ -146,7 +147,6 @@ def test_finished_runs_of_other_settings_are_refused_and_not_reported(finished_s
                                                                      tmp_path) -> None:
     """A finished run (run.json) is checked against the current settings too: ``run`` refuses
     it and ``report`` leaves it out, naming what changed, instead of reporting old numbers."""
-    from fq_det.evaluation.study import changed_settings
     cfg, study = finished_study
     finished = [('plain', 0), ('pow1', 0), ('plain_bn', 0)]
     assert [changed_settings(study, v, s) for v, s in finished] == [[], [], []]
@@ -180,7 +180,6 @@ def test_a_run_that_evaluated_a_since_retrained_model_is_stale(finished_study, t
     plain_bn's numbers belong to the old model and must not pass as current."""
     import shutil
 
-    from fq_det.evaluation.study import changed_settings
     cfg, study = finished_study
     work = tmp_path / 'work'
     for variant in ('plain', 'plain_bn'):
@@ -208,7 +207,6 @@ def test_a_run_that_evaluated_a_since_retrained_model_is_stale(finished_study, t
 def test_committed_results_match_the_configs_in_the_repo(study_config: Path) -> None:
     """Every finished run under results/studies/ was made with the configs as they are now
     (a config edit, even of a comment, needs its runs redone and exported again)."""
-    from fq_det.evaluation.study import changed_settings
     study = load_study(str(study_config))
     folder = REPO / 'results' / 'studies' / Path(study.default_work_dir).name
     if not folder.is_dir():

@@ -594,9 +594,9 @@ def run_study(study: Study, jobs: int = 1, only: Sequence[tuple[str, int]] | Non
     _check_writable(Path(study.work_dir))
     prepare_data(study)
     finished = {r for r in runs if (study.run_dir(*r) / 'run.json').is_file()}
-    stale = {r: changed_settings(study, *r) for r in runs if r in finished}
+    stale = {} if overwrite else {r: changed_settings(study, *r) for r in runs if r in finished}
     stale = {r: changed for r, changed in stale.items() if changed}
-    if stale and not overwrite:
+    if stale:
         listed = '; '.join(f'{v} seed {s} (changed: {", ".join(c)})' for (v, s), c in stale.items())
         only = ' '.join(f'{v}:{s}' for v, s in stale)
         raise StudyError(f'finished runs in {study.work_dir} made with other settings: {listed}. '
