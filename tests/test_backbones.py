@@ -11,7 +11,7 @@ from mmengine.registry import init_default_scope
 from fq_det.models import (HPOW, POW, SF, QuantBasicBlock, QuantBottleneck, ResNetHPOW, ResNetPOW,
                            ResNetSF)
 
-QUANT_KEY_PARTS = ('.alpha', '.width', '.reduce_', '.expand_')
+QUANT_KEY_PARTS = ('.alpha', '.width', '.reduce_', '.expand_', '._extra_state')
 
 
 def _randomize_norms(model: torch.nn.Module, seed: int = 0) -> None:

@@ -1,11 +1,15 @@
 """Statistics of the learned POW exponents (the supplement's Figure 2).
 
-POW layers keep their per-channel exponent offsets in a parameter named ``alpha``
-(``p = 1 + alpha``), so a checkpoint's state-dict keys ending in ``.alpha`` are
-the POW layers. Per layer this module reports the channel count, mean, std,
-the fraction of near-identity channels ``|alpha| < zero_tol`` (L1 regularisation
-drives most of them there) and the fraction ``alpha > 0`` (``p > 1``: values below
-the segment width are pushed down, values above it amplified).
+POW layers keep their per-channel exponent parameters in a parameter named ``alpha``
+(``p = 1 + alpha`` or ``p = alpha``, the layer's reading, recorded next to it as
+``<layer>._extra_state``), so a checkpoint's state-dict keys ending in ``.alpha`` are
+the POW layers. :func:`summarize_alphas` reports per layer the channel count, mean, std,
+the fraction of near-identity channels ``|alpha| < zero_tol`` and the fraction
+``alpha > 0``; :func:`extract_exponents` gives the exponents ``p`` themselves and
+:func:`exponent_stats` what they do: mean ``p``, the share of channels with
+``p < QUANTIZING_BELOW`` (values in a segment pulled toward its upper level) and with
+``p > AMPLIFYING_ABOVE`` (values below the segment width pushed down, above it amplified),
+and a histogram over ``EXPONENT_BINS``.
 """
 from __future__ import annotations
 
@@ -18,6 +22,11 @@ import numpy as np
 import torch
 
 ALPHA_SUFFIX = '.alpha'
+#: a channel with ``p`` below this counts as quantizing, above ``AMPLIFYING_ABOVE`` as amplifying
+QUANTIZING_BELOW = 0.5
+AMPLIFYING_ABOVE = 1.5
+#: histogram bins of ``p`` (the last bin also counts every ``p`` above its edge)
+EXPONENT_BINS = tuple(float(x) for x in np.round(np.linspace(0.0, 3.0, 31), 6))
 SUMMARY_FIELDS = ('layer', 'count', 'mean', 'std', 'min', 'max', 'frac_near_zero', 'frac_positive')
 
 
@@ -54,6 +63,30 @@ def extract_alphas(checkpoint: str | Path | Mapping) -> 'OrderedDict[str, np.nda
                          f'({len(state)} keys). Only POW models (ResNetPOW, quant type POW) learn '
                          'alpha; SF has none and HPOW predicts it per image.')
     return alphas
+
+
+def extract_exponents(checkpoint: str | Path | Mapping) -> 'OrderedDict[str, np.ndarray]':
+    """``{layer name: exponents p (float64, flattened)}``: each layer's ``alpha`` through its
+    recorded reading and clamp (a layer without the record: ``p = 1 + clamp(alpha, [-0.5,
+    4])``, the only reading such checkpoints were written with)."""
+    from fq_det.models.quantizers.exponents import READINGS, reading_of_state
+    state = _state_dict_of(checkpoint)
+    out = OrderedDict()
+    for layer, alpha in extract_alphas(state).items():
+        reading, (lo, hi) = reading_of_state(state, layer) or (
+            READINGS['offset'], READINGS['offset'].default_range)
+        out[layer] = np.clip(alpha, lo, hi) + reading.offset
+    return out
+
+
+def exponent_stats(p: np.ndarray) -> dict:
+    """Mean and std of ``p``, the shares quantizing / amplifying, the histogram counts."""
+    p = np.asarray(p, dtype=np.float64).ravel()
+    counts, _ = np.histogram(np.clip(p, EXPONENT_BINS[0], EXPONENT_BINS[-1]), bins=EXPONENT_BINS)
+    return dict(p_mean=float(p.mean()), p_std=float(p.std()),
+                frac_quantizing=float((p < QUANTIZING_BELOW).mean()),
+                frac_amplifying=float((p > AMPLIFYING_ABOVE).mean()),
+                p_hist=[int(c) for c in counts])
 
 
 def summarize_alphas(alphas: Mapping[str, np.ndarray], zero_tol: float = 0.05) -> list[dict]:

@@ -70,8 +70,12 @@ def checkpoint_state_dict(checkpoint: Mapping) -> dict:
 
 
 def compare_state_dicts(model_state: Mapping, ckpt_state: Mapping) -> dict[str, list[str]]:
-    """Keys the checkpoint lacks, keys the model lacks, and keys whose shapes differ."""
-    missing = [k for k in model_state if k not in ckpt_state]
+    """Keys the checkpoint lacks, keys the model lacks, and keys whose shapes differ.
+
+    A quantizer's exponent-reading record (``<layer>._extra_state``) may be absent: older
+    checkpoints have none, and a record that disagrees is refused when the weights load."""
+    missing = [k for k in model_state if k not in ckpt_state
+               and not k.endswith('._extra_state')]
     unexpected = [k for k in ckpt_state if k not in model_state]
     shape = [f'{k} {tuple(ckpt_state[k].shape)} vs {tuple(model_state[k].shape)}'
              for k in model_state if k in ckpt_state

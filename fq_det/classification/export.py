@@ -48,5 +48,6 @@ def export_backbone(checkpoint: str | Path, out: str | Path) -> dict:
     return {
         'out': str(out),
         'num_tensors': len(state),
-        'num_params': int(sum(v.numel() for v in state.values() if v.is_floating_point()))
+        'num_params': int(sum(v.numel() for k, v in state.items()
+                              if v.is_floating_point() and not k.endswith('_extra_state')))
     }

@@ -161,20 +161,38 @@ def _aggregate(study, per_run: dict, bootstrap: dict) -> dict:
     return dict(rows=rows, variants=variants)
 
 
+_EXPONENT_KEYS = ('mean', 'std', 'mean_abs', 'frac_moved', 'p_mean', 'p_std', 'frac_quantizing',
+                  'frac_amplifying')
+
+
+def _exponent_row(row: Mapping) -> dict:
+    """A run's layer row with ``p_mean`` / ``p_std`` (records made before they were recorded
+    hold only ``alpha = p - 1``: the offset reading, ``p = 1 + alpha``)."""
+    row = dict(row)
+    row.setdefault('p_mean', 1 + row['mean'])
+    row.setdefault('p_std', row['std'])
+    return row
+
+
 def _alpha_summary(study, runs: dict) -> dict:
-    """Per variant with exponents: per layer, the seed means of mean, std, |alpha| > 0.1."""
+    """Per variant with exponents: per layer, the seed means of the exponent statistics
+    (``nan`` where a record lacks one) and the histogram of ``p`` summed over seeds."""
     out = {}
     for v in study.variants:
         reports = [runs[(v, s)]['record'].get('alpha') for s in study.seeds if (v, s) in runs]
-        reports = [r for r in reports if r]
+        reports = [[_exponent_row(r) for r in rep] for rep in reports if rep]
         if not reports:
             continue
-        layers = [row['layer'] for row in reports[0]]
-        out[v] = [dict(layer=name, **{k: float(np.mean([[row for row in rep
-                                                          if row['layer'] == name][0][k]
-                                                         for rep in reports]))
-                                      for k in ('mean', 'std', 'mean_abs', 'frac_moved')},
-                       seeds=len(reports)) for name in layers]
+        layers = []
+        for name in [row['layer'] for row in reports[0]]:
+            rows = [[row for row in rep if row['layer'] == name][0] for rep in reports]
+            entry = dict(layer=name, **{k: float(np.mean([r.get(k, math.nan) for r in rows]))
+                                        for k in _EXPONENT_KEYS}, seeds=len(reports))
+            hists = [r['p_hist'] for r in rows if 'p_hist' in r]
+            if hists:
+                entry['p_hist'] = [int(c) for c in np.sum(hists, axis=0)]
+            layers.append(entry)
+        out[v] = layers
     return out
 
 
@@ -315,14 +333,19 @@ def format_markdown(study, report: dict) -> str:
                              (f' ± {std:.1f}' if math.isfinite(std) else ''))
             lines.append(f'| {label} | ' + ' | '.join(cells) + ' |')
     if report['alpha']:
-        lines += ['', '## Learned exponents (per layer, means over seeds)', '',
-                  f'mean, std, mean |alpha| and the fraction of channels with |alpha| > '
-                  f'{0.1}; HPOW: the exponents predicted on test images.', '']
+        from fq_det.analysis.alpha_stats import AMPLIFYING_ABOVE, QUANTIZING_BELOW
+        lines += ['', '## Learned exponents p (per layer, means over seeds)', '',
+                  f'mean and std of p, mean |p - 1| (the distance from the identity), the share '
+                  f'of channels with p < {QUANTIZING_BELOW:g} (quantizing) and with p > '
+                  f'{AMPLIFYING_ABOVE:g} (amplifying); HPOW: the exponents predicted on test '
+                  'images. Histograms: study_exponents.png.', '']
         for v, layers in report['alpha'].items():
             lines += [f'### {study.variants[v].label}', '',
-                      '| layer | mean | std | mean abs | abs > 0.1 |', '|---|---:|---:|---:|---:|']
-            lines += [f'| {r["layer"]} | {r["mean"]:+.4f} | {r["std"]:.4f} | {r["mean_abs"]:.4f} '
-                      f'| {100 * r["frac_moved"]:.1f} % |' for r in layers]
+                      f'| layer | mean p | std p | mean abs(p - 1) | p < {QUANTIZING_BELOW:g} | '
+                      f'p > {AMPLIFYING_ABOVE:g} |', '|---|---:|---:|---:|---:|---:|']
+            lines += [f'| {r["layer"]} | {r["p_mean"]:.4f} | {r["p_std"]:.4f} | '
+                      f'{r["mean_abs"]:.4f} | {_share(r["frac_quantizing"])} | '
+                      f'{_share(r["frac_amplifying"])} |' for r in layers]
             lines.append('')
     if report['timings']:
         lines += ['', '## Time per run (mean over finished seeds, s)', '',
@@ -333,6 +356,10 @@ def format_markdown(study, report: dict) -> str:
                          ' | '.join(f'{t.get(k, math.nan):.0f}' for k in report['timing_keys'])
                          + ' |')
     return '\n'.join(lines) + '\n'
+
+
+def _share(x: float) -> str:
+    return f'{100 * x:.1f} %' if math.isfinite(x) else '-'
 
 
 def _data_text(study) -> str:
@@ -427,7 +454,46 @@ def build_report(study, out_dir: Path) -> dict:
     plot_study(study, report, out_dir / 'study.png')
     if report['curves']:
         plot_curves(study, report, out_dir / 'study_curves.png')
+    if any('p_hist' in r for layers in report['alpha'].values() for r in layers):
+        plot_exponents(study, report, out_dir / 'study_exponents.png')
     return report
+
+
+def plot_exponents(study, report: dict, out_file: Path) -> Path:
+    """The supplement's Fig. 2 per variant: the histogram of the learned exponents ``p`` of
+    each stage (its layers pooled, all seeds), as the share of channels per bin."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    from fq_det.analysis.alpha_stats import EXPONENT_BINS
+    shown = {v: layers for v, layers in report['alpha'].items()
+             if any('p_hist' in r for r in layers)}
+    cols = min(3, len(shown))
+    rows = math.ceil(len(shown) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 2.6 * rows), squeeze=False)
+    edges = np.asarray(EXPONENT_BINS)
+    for ax, (v, layers) in zip(axes.flat, shown.items()):
+        stages: dict = {}
+        for r in layers:
+            if 'p_hist' in r and r['layer'] != 'ALL':
+                stage = next((part for part in r['layer'].split('.') if part.startswith('layer')),
+                             r['layer'])
+                stages[stage] = stages.get(stage, 0) + np.asarray(r['p_hist'], dtype=float)
+        for stage, counts in stages.items():
+            ax.stairs(counts / max(counts.sum(), 1), edges, label=stage)
+        ax.axvline(1.0, color='grey', lw=0.6, ls=':')
+        ax.set_title(study.variants[v].label, fontsize=9)
+        ax.set_xlabel('p (last bin: p >= 3)', fontsize=8)
+        ax.tick_params(labelsize=8)
+        ax.legend(fontsize=7)
+    for ax in list(axes.flat)[len(shown):]:
+        ax.axis('off')
+    fig.suptitle(f'{study.name}: learned exponents p per stage (share of channels)', fontsize=10)
+    fig.tight_layout(rect=(0, 0, 1, 0.94))
+    fig.savefig(out_file, dpi=110)
+    plt.close(fig)
+    return out_file
 
 
 def plot_curves(study, report: dict, out_file: Path) -> Path:

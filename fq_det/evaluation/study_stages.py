@@ -34,36 +34,43 @@ def sweep(study, cfg, checkpoint: str, out_dir: Path, seed: int, overwrite: bool
 
 
 def _layer_stats(name: str, values: np.ndarray) -> dict:
-    a = np.asarray(values, dtype=np.float64).ravel()
+    """``values``: the exponents ``p``; ``alpha = p - 1`` as measured from the identity."""
+    from fq_det.analysis.alpha_stats import exponent_stats
+    p = np.asarray(values, dtype=np.float64).ravel()
+    a = p - 1
     return dict(layer=name, count=int(a.size), mean=float(a.mean()), std=float(a.std()),
                 mean_abs=float(np.abs(a).mean()),
-                frac_moved=float((np.abs(a) > ALPHA_THRESHOLD).mean()))
+                frac_moved=float((np.abs(a) > ALPHA_THRESHOLD).mean()), **exponent_stats(p))
 
 
 def alpha_report(cfg, checkpoint: str, num_images: int = HPOW_IMAGES) -> list[dict] | None:
-    """Per quantizer layer: mean, std, mean |alpha| and the fraction of |alpha| > 0.1.
+    """Per quantizer layer: of ``alpha = p - 1`` (the distance of the exponent from the
+    identity) mean, std, mean |alpha| and the fraction of |alpha| > 0.1; of ``p`` the
+    :func:`~fq_det.analysis.alpha_stats.exponent_stats` (mean, std, shares quantizing and
+    amplifying, histogram).
 
-    POW: the learned per-channel ``alpha`` of the checkpoint. HPOW: the exponents its branch
-    predicts on the first ``num_images`` test images (every image x channel). ``None`` for
-    models without exponents (plain, SF). The last row, ``ALL``, pools every layer.
+    POW (and SF-POW): the learned per-channel exponents of the checkpoint. HPOW: the
+    exponents its branch predicts on the first ``num_images`` test images (every image x
+    channel). ``None`` for models without exponents (plain, SF). The last row, ``ALL``,
+    pools every layer.
     """
-    from fq_det.analysis.alpha_stats import extract_alphas
+    from fq_det.analysis.alpha_stats import extract_exponents
     from fq_det.models.quantizers import HPOW
 
     backbone_type = str(cfg.model.get('backbone', {}).get('type', ''))
     if 'HPOW' in backbone_type:
-        alphas = _hpow_alphas(cfg, checkpoint, num_images, HPOW)
+        exponents = _hpow_exponents(cfg, checkpoint, num_images, HPOW)
     elif 'POW' in backbone_type:
-        alphas = extract_alphas(checkpoint)
+        exponents = extract_exponents(checkpoint)
     else:
         return None
-    rows = [_layer_stats(name, a) for name, a in alphas.items()]
-    rows.append(_layer_stats('ALL', np.concatenate([np.ravel(a) for a in alphas.values()])))
+    rows = [_layer_stats(name, p) for name, p in exponents.items()]
+    rows.append(_layer_stats('ALL', np.concatenate([np.ravel(p) for p in exponents.values()])))
     return rows
 
 
-def _hpow_alphas(cfg, checkpoint: str, num_images: int, hpow_type) -> dict[str, np.ndarray]:
-    """Exponents an HPOW model predicts on the first ``num_images`` test images."""
+def _hpow_exponents(cfg, checkpoint: str, num_images: int, hpow_type) -> dict[str, np.ndarray]:
+    """Exponents ``p`` an HPOW model predicts on the first ``num_images`` test images."""
     from mmengine.registry import MODELS, init_default_scope
     from mmengine.runner import Runner, load_checkpoint
 
@@ -81,7 +88,8 @@ def _hpow_alphas(cfg, checkpoint: str, num_images: int, hpow_type) -> dict[str, 
         for batch in loader:
             model.test_step(batch)
             for name, m in layers.items():
-                collected[name].append(m.last_alpha.reshape(m.last_alpha.shape[0], -1).numpy())
+                p = m.last_alpha + m.reading.offset
+                collected[name].append(p.reshape(p.shape[0], -1).double().numpy())
             seen += len(batch['inputs'])
             if seen >= num_images:
                 break

@@ -1,4 +1,4 @@
-"""Histograms of the learned POW exponents per layer (supplement Fig. 2) and a summary table.
+"""Histograms of the learned POW exponents p per layer (supplement Fig. 2) and a table of alpha.
 
     python tools/analysis/alpha_histograms.py CHECKPOINT [--out-dir DIR] [--zero-tol 0.05]
 
@@ -10,7 +10,8 @@ import argparse
 from pathlib import Path
 
 import fq_det  # noqa: F401  (registers everything; makes mmengine checkpoints loadable)
-from fq_det.analysis import extract_alphas, format_summary_table, summarize_alphas, write_summary_csv
+from fq_det.analysis import (extract_alphas, extract_exponents, format_summary_table,
+                             summarize_alphas, write_summary_csv)
 from fq_det.visualization import plot_histogram_panels
 
 
@@ -30,9 +31,10 @@ def main(argv=None) -> dict:
     alphas = extract_alphas(args.checkpoint)
     rows = summarize_alphas(alphas, zero_tol=args.zero_tol)
     csv_path = write_summary_csv(rows, out_dir / 'alpha_summary.csv')
+    exponents = extract_exponents(args.checkpoint)  # through each layer's recorded reading
     fig = plot_histogram_panels(
-        {f'{name} (n={a.size})': a for name, a in alphas.items()}, out_dir / 'alpha_histograms.png',
-        ncols=args.ncols, bins=args.bins, xlabel='alpha (p = 1 + alpha)',
+        {f'{name} (n={p.size})': p for name, p in exponents.items()}, out_dir / 'alpha_histograms.png',
+        ncols=args.ncols, bins=args.bins, xlabel='exponent p',
         suptitle=f'Learned POW exponents: {Path(args.checkpoint).name}')
     print(format_summary_table(rows).replace('tol', str(args.zero_tol)))
     print(f'\nwrote {fig}\nwrote {csv_path}')

@@ -17,17 +17,19 @@ from mmdet.models.backbones.resnet import BasicBlock, Bottleneck, ResNet
 from mmdet.registry import MODELS
 from torch import Tensor
 
-from ..quantizers.builder import QUANTIZERS, build_quant_activation, unknown_name_message
+from ..quantizers.builder import (QUANTIZERS, build_quant_activation, check_position,
+                                  unknown_name_message)
 
 
 class QuantBasicBlock(BasicBlock):
     """``BasicBlock`` whose two ReLUs are ``act1`` (after bn1) and ``act2`` (after the add)."""
 
-    def __init__(self, *args, quant_cfg: Optional[dict] = None, **kwargs) -> None:
+    def __init__(self, *args, quant_cfg: Optional[dict] = None,
+                 quant_position: str = 'after_relu', **kwargs) -> None:
         super().__init__(*args, **kwargs)
         del self.relu
-        self.act1 = build_quant_activation(quant_cfg, self.conv1.out_channels)
-        self.act2 = build_quant_activation(quant_cfg, self.conv2.out_channels)
+        self.act1 = build_quant_activation(quant_cfg, self.conv1.out_channels, quant_position)
+        self.act2 = build_quant_activation(quant_cfg, self.conv2.out_channels, quant_position)
 
     def forward(self, x: Tensor) -> Tensor:
 
@@ -49,12 +51,13 @@ class QuantBottleneck(Bottleneck):
     """``Bottleneck`` whose three ReLUs are ``act1``, ``act2`` and ``act3`` (after the add);
     block ``plugins`` (after_conv1/2/3) still work."""
 
-    def __init__(self, *args, quant_cfg: Optional[dict] = None, **kwargs) -> None:
+    def __init__(self, *args, quant_cfg: Optional[dict] = None,
+                 quant_position: str = 'after_relu', **kwargs) -> None:
         super().__init__(*args, **kwargs)
         del self.relu
-        self.act1 = build_quant_activation(quant_cfg, self.conv1.out_channels)
-        self.act2 = build_quant_activation(quant_cfg, self.conv2.out_channels)
-        self.act3 = build_quant_activation(quant_cfg, self.conv3.out_channels)
+        self.act1 = build_quant_activation(quant_cfg, self.conv1.out_channels, quant_position)
+        self.act2 = build_quant_activation(quant_cfg, self.conv2.out_channels, quant_position)
+        self.act3 = build_quant_activation(quant_cfg, self.conv3.out_channels, quant_position)
 
     def forward(self, x: Tensor) -> Tensor:
 
@@ -87,10 +90,13 @@ class ResNetQuant(ResNet):
     """mmdet ``ResNet`` with quantized activations in the chosen stages.
 
     Args:
-        quant_cfg: the quantizer's arguments; ``type`` ('SF', 'POW', 'HPOW') is required
-            here and fixed by the subclasses ``ResNetSF``/``ResNetPOW``/``ResNetHPOW``.
-            ``channels`` comes from the block.
+        quant_cfg: the quantizer's arguments; ``type`` ('SF', 'POW', 'HPOW', 'SFPOW') is
+            required here and fixed by the subclasses ``ResNetSF``/``ResNetPOW``/
+            ``ResNetHPOW``/``ResNetSFPOW``. ``channels`` comes from the block.
         stage_with_quant: one bool per stage (default: all stages).
+        quant_position: ``'after_relu'`` (the quantizer fused with each ReLU of a quantized
+            block) or ``'replace_relu'`` (in place of each ReLU, sign-preserving ``q(x)``:
+            the block then has no ReLU).
         **kwargs: every argument of ``mmdet.models.backbones.ResNet``.
     """
 
@@ -100,6 +106,7 @@ class ResNetQuant(ResNet):
                  depth: int,
                  quant_cfg: Optional[dict] = None,
                  stage_with_quant: Optional[Sequence[bool]] = None,
+                 quant_position: str = 'after_relu',
                  num_stages: int = 4,
                  **kwargs) -> None:
         name = type(self).__name__
@@ -117,8 +124,13 @@ class ResNetQuant(ResNet):
                 or not all(isinstance(v, bool) for v in stage_with_quant)):
             raise ValueError(f'{name}: stage_with_quant must be a tuple of {num_stages} bools '
                              f'(one per stage, num_stages={num_stages}), got {stage_with_quant!r}')
+        try:
+            check_position(quant_position)
+        except ValueError as err:
+            raise ValueError(f'{name}: {err}') from None
         build_quant_activation(cfg, 8)  # validate the layer arguments before building the net
         self.quant_cfg = cfg
+        self.quant_position = quant_position
         self.stage_with_quant = tuple(stage_with_quant)
         super().__init__(depth, num_stages=num_stages, **kwargs)
 
@@ -131,7 +143,8 @@ class ResNetQuant(ResNet):
                 raise TypeError(
                     f'{type(self).__name__} has no quantized version of block {block.__name__}; '
                     f'supported: {[b.__name__ for b in QUANT_BLOCKS]}')
-            kwargs.update(block=QUANT_BLOCKS[block], quant_cfg=self.quant_cfg)
+            kwargs.update(block=QUANT_BLOCKS[block], quant_cfg=self.quant_cfg,
+                          quant_position=self.quant_position)
         return super().make_res_layer(**kwargs)
 
 
@@ -151,3 +164,9 @@ class ResNetPOW(ResNetQuant):
 class ResNetHPOW(ResNetQuant):
     """ResNet + HPOW (``quant_cfg=dict(num_splits=1, reduction=16, alpha_reg=...)``)."""
     quant_type = 'HPOW'
+
+
+@MODELS.register_module()
+class ResNetSFPOW(ResNetQuant):
+    """ResNet + SF-r then POW-k (``quant_cfg=dict(resolution=10, num_splits=1, ...)``)."""
+    quant_type = 'SFPOW'

@@ -409,3 +409,21 @@ class ReLUMeanFunction(Function):
 def relu_mean(x: Tensor, holder: dict) -> Tensor:
     """``mean(max(x, 0))`` over spatial dims; see :class:`ReLUMeanFunction` for ``holder``."""
     return ReLUMeanFunction.apply(x, holder)
+
+
+def channel_std(x: Tensor, relu: bool = False) -> Tensor:
+    """Per sample and channel standard deviation ``sqrt(mean((z - mean z)**2))`` of
+    ``z = x`` (``max(x, 0)`` with ``relu``) over the spatial dims, ``(N, C)``, as a constant
+    (no gradient), in row blocks (no full-size temporary); zeros for a 2-D input."""
+    cdt = _compute_dtype(x)
+    n, c = x.shape[:2]
+    with torch.no_grad():
+        if x.dim() == 2:
+            return torch.zeros(n, c, dtype=cdt, device=x.device)
+        x2 = _as_rows(x.contiguous())
+        out = torch.empty(x2.shape[0], dtype=cdt, device=x.device)
+        for r0, r1 in _row_blocks(*x2.shape):
+            block = x2[r0:r1].to(cdt)
+            block = block.clamp(min=0) if relu else block
+            out[r0:r1] = torch.var(block, dim=1, correction=0).sqrt_()
+        return out.view(n, c)
