@@ -57,6 +57,11 @@ def test_config_builds_model(path: Path) -> None:
     keys = model.state_dict().keys()
     if quant in ('ResNetPOW',):
         assert any(k.startswith('backbone.') and k.endswith('.alpha') for k in keys)
+    if 'direct' in path.stem:  # the direct reading of the exponent, at the identity p = 1
+        from fq_det.models import POW
+        pows = [m for m in model.modules() if isinstance(m, POW)]
+        assert pows and all(m.reading.name == 'direct' and bool((m.alpha == 1).all())
+                            for m in pows)
     depth = 18 if '_r18' in path.name else 50
     assert cfg.model.backbone.depth == depth
     assert type(model).__name__ == ('RetinaNet' if path.name.startswith('retinanet') else 'FasterRCNN')
