@@ -324,3 +324,43 @@ def test_portable_paths_rewrite_whole_folders_only() -> None:
     text = '"/data/x/runs/a.pth", "/data/x_old/runs/b.pth", "/repo/configs/c.py"'
     assert portable_paths(text, {'/data/x/': 'work_dirs/studies/x/', '/repo/': ''}) == \
         '"work_dirs/studies/x/runs/a.pth", "/data/x_old/runs/b.pth", "configs/c.py"'
+
+
+@pytest.mark.parametrize('override', [
+    dict(variants=dict(plain=dict(config=CROPS), **{'../../../escape_v': dict(config=CROPS)})),
+    dict(variants=dict(plain=dict(config=CROPS), **{'/tmp/abs': dict(config=CROPS)})),
+    dict(variants=dict(plain=dict(config=CROPS), **{'': dict(config=CROPS)})),
+    dict(variants=dict(plain=dict(config=CROPS), **{'.': dict(config=CROPS)})),
+    dict(variants=dict(plain=dict(config=CROPS), **{'..': dict(config=CROPS)})),
+    dict(variants=dict(plain=dict(config=CROPS), **{'a/b': dict(config=CROPS)})),
+    dict(name='../../../x'), dict(name=''), dict(name='a/b'), dict(runs='../elsewhere'),
+], ids=['up', 'absolute', 'empty', 'dot', 'dotdot', 'slash', 'study_up', 'study_empty',
+        'study_slash', 'runs_up'])
+def test_names_that_leave_the_work_folder_are_refused(tmp_path, override) -> None:
+    cfg = _write_study(tmp_path / 'bad.py', **override)
+    with pytest.raises(StudyError, match=r'(variant name|name|runs) must be a plain folder name '
+                                         r'\(\[A-Za-z0-9_\.-\]\+, not \. or \.\.\)'):
+        load_study(str(cfg), str(tmp_path / 'work'))
+    assert not (tmp_path / 'work').exists()
+
+
+def test_paths_outside_the_work_folder_are_refused_before_writing(tmp_path) -> None:
+    """Also for a Study made without load_study: no run folder, report folder or stage reset
+    outside the work folder."""
+    import dataclasses
+
+    from fq_det.evaluation.study import _begin_stage
+    study = load_study(str(_write_study(tmp_path / 'toy.py')), str(tmp_path / 'work'),
+                       check_configs=False)
+    with pytest.raises(StudyError, match='outside the study folder'):
+        study.run_dir('../../escape_v', 0)
+    with pytest.raises(StudyError, match='outside the study folder'):
+        dataclasses.replace(study, name='../../x').report_dir
+    outside = tmp_path / 'outside'
+    (outside / 'keep').mkdir(parents=True)
+    (outside / 'started.json').write_text(json.dumps(dict(key=dict(seed=0))))
+    with pytest.raises(StudyError, match='outside the study folder'):
+        _begin_stage(outside, dict(seed=1), overwrite=True, root=Path(study.work_dir))
+    assert (outside / 'keep').is_dir()  # nothing removed
+    assert json.loads((outside / 'started.json').read_text())['key'] == dict(seed=0)
+    assert study.run_dir('plain', 0) == Path(study.work_dir) / 'runs' / 'plain' / 'seed_0'

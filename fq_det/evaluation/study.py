@@ -32,6 +32,8 @@ import hashlib
 import json
 import os
 import os.path as osp
+import re
+import shlex
 import sys
 import time
 import traceback
@@ -51,10 +53,18 @@ STUDY_KEYS = ('task', 'data', 'variants', 'reference', 'seeds', 'distortions', '
 VARIANT_KEYS = ('config', 'cfg_options', 'pretrain', 'pretrain_cfg_options', 'label',
                 'train_as', 'bn_adapt')
 DATA_KEYS = ('type', 'root', 'num_train', 'num_test', 'image_size', 'seed')
+#: What the ``train`` key may set, per task (what :func:`_trained` passes to the runner),
+#: and the ``pretrain`` and ``bootstrap`` keys.
+TRAIN_KEYS = {'detection': ('iters', ), 'classification': ('epochs', )}
+PRETRAIN_KEYS = ('epochs', )
+BOOTSTRAP_KEYS = ('replicates', 'confidence')
+#: Variant, study (``name``) and run-folder (``runs``) names: plain folder names.
+NAME_RULE = '[A-Za-z0-9_.-]+, not . or ..'
+_NAME = re.compile(r'[A-Za-z0-9_.-]+')
 
 __all__ = ['StudyError', 'Study', 'Variant', 'load_study', 'plan_study', 'run_study', 'run_one',
            'changed_settings', 'repo_relative', 'report_study', 'export_results',
-           'portable_paths', 'prepare_data', 'STAGE', 'TASKS']
+           'portable_paths', 'prepare_data', 'check_name', 'inside_folder', 'STAGE', 'TASKS']
 
 
 class StudyError(ValueError):
@@ -95,10 +105,14 @@ class Study:
     @property
     def report_dir(self) -> Path:
         """``<work_dir>/reports/<name>``: studies that share runs keep their own reports."""
-        return Path(self.work_dir) / 'reports' / self.name
+        return self.inside(Path(self.work_dir) / 'reports' / self.name)
 
     def run_dir(self, variant: str, seed: int) -> Path:
-        return Path(self.work_dir) / 'runs' / variant / f'seed_{seed}'
+        return self.inside(Path(self.work_dir) / 'runs' / variant / f'seed_{seed}')
+
+    def inside(self, path: Path) -> Path:
+        """``path`` if it lies inside the work folder (``..`` resolved); else StudyError."""
+        return inside_folder(path, Path(self.work_dir))
 
     @property
     def data_root(self) -> Path:
@@ -125,6 +139,24 @@ def _unknown(given: Mapping, valid: Sequence[str], where: str) -> None:
     if extra:
         raise StudyError(f'{where}: unknown key(s) {", ".join(map(repr, extra))}; valid keys: '
                          f'{", ".join(valid)}')
+
+
+def inside_folder(path: Path, folder: Path) -> Path:
+    """``path`` if it lies inside ``folder`` once ``..`` and relative parts are resolved
+    (lexically: a symlink the user put inside the folder is followed as asked); else a
+    StudyError, before anything is written or removed there."""
+    if not Path(osp.abspath(path)).is_relative_to(osp.abspath(folder)):
+        raise StudyError(f'{path} is outside the study folder {folder}: a study writes and '
+                         'removes only inside its work folder')
+    return path
+
+
+def check_name(name: Any, key: str) -> str:
+    """``name`` if it is a plain folder name (:data:`NAME_RULE`); else StudyError naming
+    ``key``."""
+    if not isinstance(name, str) or not _NAME.fullmatch(name) or name in ('.', '..'):
+        raise StudyError(f'{key} must be a plain folder name ({NAME_RULE}), got {name!r}')
+    return name
 
 
 def _check_config(path: str, options: dict, where: str) -> None:
@@ -188,6 +220,7 @@ def load_study(config: str | Mapping, work_dir: str | None = None,
         raise StudyError(f'{where}: variants must be a non-empty dict name -> dict(config=...)')
     variants = {}
     for name, spec in variants_raw.items():
+        check_name(name, f'{where}: variant name')
         if not isinstance(spec, dict):
             raise StudyError(f'{where}: variant {name!r} must be a dict, got {spec!r}')
         _unknown(spec, VARIANT_KEYS, f'{where}: variant {name!r}')
@@ -256,6 +289,9 @@ def load_study(config: str | Mapping, work_dir: str | None = None,
     bootstrap = dict(dict(replicates=1000, confidence=0.95), **(raw.get('bootstrap') or {}))
     if not isinstance(bootstrap['replicates'], int) or bootstrap['replicates'] < 0:
         raise StudyError(f'{where}: bootstrap.replicates must be an int >= 0 (0: no bootstrap)')
+    for key in ('name', 'runs'):
+        if key in raw:
+            check_name(raw[key], f'{where}: {key}')
     name = raw.get('name') or (Path(config_file).stem if config_file else 'study')
     default_work_dir = osp.join('work_dirs', 'studies', raw.get('runs') or name)
     work = work_dir or default_work_dir
@@ -354,14 +390,17 @@ def _count(n: int, noun: str) -> str:
     return f'{n} {noun}' + ('' if n == 1 else 's')
 
 
-def _begin_stage(stage_dir: Path, key: dict, overwrite: bool) -> None:
+def _begin_stage(stage_dir: Path, key: dict, overwrite: bool, root: Path | None = None) -> None:
     """Mark ``stage_dir`` as started with ``key`` before it trains.
 
     An interrupted stage resumes from its checkpoints only if it was started with the same
     key; otherwise it is refused, or with ``overwrite`` emptied first, so no checkpoint of
-    other settings is resumed or reused.
+    other settings is resumed or reused. With ``root`` (the study folder), a ``stage_dir``
+    outside it is refused before anything is removed or written.
     """
     import shutil
+    if root is not None:
+        inside_folder(stage_dir, root)
     previous = (_read_json(stage_dir / 'done.json') or _read_json(stage_dir / 'started.json')
                 or {}).get('key')
     if previous is not None and previous != key:
@@ -467,7 +506,7 @@ def _trained(study: Study, variant: str, seed: int, overwrite: bool) -> tuple:
             print(f'{STAGE} pretrain {_count(cfg.train_cfg.max_epochs, "epoch")}', flush=True)
             pretrained = _stage_done(stage, key, overwrite)
             if pretrained is None:
-                _begin_stage(stage, key, overwrite)
+                _begin_stage(stage, key, overwrite, Path(study.work_dir))
                 result = pretrain_backbone(cfg)
                 pretrained = dict(key=key, backbone_digest=_file_digest(result['backbone']),
                                   top1=result['top1'], epochs=result['epochs'],
@@ -494,7 +533,7 @@ def _trained(study: Study, variant: str, seed: int, overwrite: bool) -> tuple:
         print(f'{STAGE} train {length}', flush=True)
         trained = _stage_done(stage, key, overwrite)
         if trained is None:
-            _begin_stage(stage, key, overwrite)
+            _begin_stage(stage, key, overwrite, Path(study.work_dir))
             train_to_final(cfg)
             trained = dict(key=key, checkpoint_digest=_file_digest(str(final)),
                            curve=loss_curve(stage), top1=last_val_top1(stage))
