@@ -364,3 +364,78 @@ def test_paths_outside_the_work_folder_are_refused_before_writing(tmp_path) -> N
     assert (outside / 'keep').is_dir()  # nothing removed
     assert json.loads((outside / 'started.json').read_text())['key'] == dict(seed=0)
     assert study.run_dir('plain', 0) == Path(study.work_dir) / 'runs' / 'plain' / 'seed_0'
+
+
+_SYNTH = dict(type='synthvoc', num_train=8, num_test=3, seed=0)
+
+
+@pytest.mark.parametrize('override, message', [
+    (dict(train=dict(epoch=1)), r"train: unknown key\(s\) 'epoch'; valid keys: epochs"),
+    (dict(train=dict(iters=100)), r"train: unknown key\(s\) 'iters'; valid keys: epochs"),
+    (dict(train=dict(epochs=0)), 'train.epochs must be a positive int, got 0'),
+    (dict(train=dict(epochs=True)), 'train.epochs must be a positive int, got True'),
+    (dict(train=3), r'train must be a dict\(epochs=...\), got 3'),
+    (dict(pretrain=dict(epochs=-1)), 'pretrain.epochs must be a positive int, got -1'),
+    (dict(pretrain=dict(iters=5)), r"pretrain: unknown key\(s\) 'iters'"),
+    (dict(bootstrap=dict(confidence=2)), r'bootstrap.confidence must be a number in \(0, 1\)'),
+    (dict(bootstrap=dict(confidence=0)), r'bootstrap.confidence must be a number in \(0, 1\)'),
+    (dict(bootstrap=dict(replicates=True)), 'bootstrap.replicates must be an int >= 0'),
+    (dict(bootstrap=dict(replicates=-1)), 'bootstrap.replicates must be an int >= 0'),
+    (dict(bootstrap=dict(replicate=10)), r"bootstrap: unknown key\(s\) 'replicate'"),
+    (dict(data=dict(_SYNTH, image_size='big')), "data.image_size must be two positive ints .*'big'"),
+    (dict(data=dict(_SYNTH, image_size=(160, 0))), 'data.image_size must be two positive ints'),
+    (dict(data=dict(_SYNTH, image_size=(160, ))), 'data.image_size must be two positive ints'),
+    (dict(data=[1]), 'data must be dict'),
+    (dict(distortions=[]), 'distortions is empty'),
+    (dict(severities=3), 'severities must be a list of severities 1-5'),
+    (dict(variants=dict(plain=dict(config=CROPS, cfg_options=['a=1']))),
+     r"variant 'plain': cfg_options must be a dict of dotted keys .*\['a=1'\]"),
+    (dict(variants=dict(plain=dict(config=CROPS),
+                        pow1=dict(config=CROPS, cfg_options={'model.backbone.type':
+                                                             'mmdet.ResNetPWO'}))),
+     r"variant 'pow1': cfg_options model.backbone.type: unknown backbone type "
+     r"'mmdet.ResNetPWO' \(did you mean 'ResNetPOW'"),
+])
+def test_bad_study_keys_are_refused_naming_the_key(tmp_path, override, message) -> None:
+    cfg = _write_study(tmp_path / 'bad.py', **override)
+    with pytest.raises(StudyError, match=message):
+        load_study(str(cfg), str(tmp_path / 'work'))
+    assert not (tmp_path / 'work').exists()
+
+
+def test_detection_studies_set_iters_not_epochs(tmp_path) -> None:
+    cfg = _write_study(tmp_path / 'det.py', task='detection', train=dict(epochs=2))
+    with pytest.raises(StudyError, match=r"train: unknown key\(s\) 'epochs'; valid keys: iters"):
+        load_study(str(cfg), str(tmp_path / 'work'), check_configs=False)
+    cfg = _write_study(tmp_path / 'det.py', task='detection', train=dict(iters=20))
+    assert load_study(str(cfg), str(tmp_path / 'work'), check_configs=False).train == \
+        dict(iters=20)
+
+
+@pytest.mark.parametrize('text, message', [
+    ('study = dict(task=\n', r"bad\.py: syntax error in the study config: .* \(line 1\)"),
+    ('study = [1]\n', r'bad\.py: study must be a dict\(task=..., variants=..., ...\), got list'),
+    ('study = dict(task=undefined_name)\n', r'bad\.py: cannot read the study config: NameError'),
+])
+def test_unreadable_study_files_are_named(tmp_path, capsys, text, message) -> None:
+    from helpers import load_script
+    bad = tmp_path / 'bad.py'
+    bad.write_text(text)
+    with pytest.raises(StudyError, match=message):
+        load_study(str(bad))
+    with pytest.raises(SystemExit) as exit_info:
+        load_script('tools/robustness_study.py').main(['plan', str(bad)])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith('error: ') and 'Traceback' not in err and str(bad) in err
+
+
+@pytest.mark.slow
+def test_a_one_seed_variant_is_reported_without_intervals(finished_study, tmp_path) -> None:
+    """One seed is accepted (a quick look); the report says its intervals are missing."""
+    cfg, study = finished_study
+    report_study(study, str(tmp_path / 'report'))
+    md = (tmp_path / 'report' / 'study.md').read_text()
+    assert ('Confidence intervals over seeds need at least 2 seeds; with one finished seed '
+            '(pow1) the values below have no interval and no verdict') in md
+    assert '(1 seed) =' in md

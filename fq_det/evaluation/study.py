@@ -159,6 +159,68 @@ def check_name(name: Any, key: str) -> str:
     return name
 
 
+def _options(spec: Mapping, key: str, where: str) -> dict:
+    """``spec[key]`` (``cfg_options`` or ``pretrain_cfg_options``): a dict of dotted keys."""
+    options = spec.get(key) or {}
+    if not isinstance(options, dict):
+        raise StudyError(f'{where}: {key} must be a dict of dotted keys (e.g. '
+                         f"{{'model.backbone.depth': 18}}), got {options!r}")
+    return dict(options)
+
+
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _schedule(raw: Mapping, key: str, valid: Sequence[str], where: str) -> dict:
+    """The ``train`` / ``pretrain`` dict: only ``valid`` keys, each a positive int."""
+    given = raw.get(key) or {}
+    if not isinstance(given, dict):
+        raise StudyError(f'{where}: {key} must be a dict({"=..., ".join(valid)}=...), '
+                         f'got {given!r}')
+    _unknown(given, valid, f'{where}: {key}')
+    for k, v in given.items():
+        if not _positive_int(v):
+            raise StudyError(f'{where}: {key}.{k} must be a positive int, got {v!r}')
+    return dict(given)
+
+
+def _check_bootstrap(raw: Mapping, where: str) -> dict:
+    given = raw.get('bootstrap') or {}
+    if not isinstance(given, dict):
+        raise StudyError(f'{where}: bootstrap must be dict(replicates=..., confidence=...), '
+                         f'got {given!r}')
+    _unknown(given, BOOTSTRAP_KEYS, f'{where}: bootstrap')
+    boot = dict(dict(replicates=1000, confidence=0.95), **given)
+    reps, conf = boot['replicates'], boot['confidence']
+    if not isinstance(reps, int) or isinstance(reps, bool) or reps < 0:
+        raise StudyError(f'{where}: bootstrap.replicates must be an int >= 0 (0: no bootstrap), '
+                         f'got {reps!r}')
+    if not isinstance(conf, (int, float)) or isinstance(conf, bool) or not 0 < conf < 1:
+        raise StudyError(f'{where}: bootstrap.confidence must be a number in (0, 1), e.g. 0.95, '
+                         f'got {conf!r}')
+    return boot
+
+
+def _check_backbone_type(options: Mapping, cfg, where: str) -> None:
+    """A ``model.backbone.type`` set by ``cfg_options`` must be registered in mmdet's
+    MODELS (types of another scope, ``mmpretrain.X``, are left to that scope)."""
+    if 'model.backbone.type' not in options:
+        return
+    import fq_det  # noqa: F401  (registers the plugin's backbones)
+    from mmdet.registry import MODELS
+
+    from fq_det.models.quantizers.builder import unknown_name_message
+    given = str(options['model.backbone.type'])
+    scope, _, name = given.rpartition('.')
+    if (scope or cfg.get('default_scope', 'mmdet')) != 'mmdet' or MODELS.get(name) is not None:
+        return
+    backbones = sorted(k for k, v in MODELS.module_dict.items() if getattr(v, '__module__', '')
+                       .startswith(('mmdet.models.backbones', 'fq_det.models.backbones')))
+    raise StudyError(f'{where}: cfg_options model.backbone.type: '
+                     + unknown_name_message('backbone type', given, backbones))
+
+
 def _check_config(path: str, options: dict, where: str) -> None:
     from mmengine.config import Config
     if not osp.isfile(path):
@@ -171,24 +233,42 @@ def _check_config(path: str, options: dict, where: str) -> None:
         cfg.merge_from_dict(copy.deepcopy(options))
     except Exception as err:  # noqa: BLE001  (any parse error is the config's problem)
         raise StudyError(f'{where}: cannot load {path} with cfg_options {options}: {err}') from err
+    _check_backbone_type(options, cfg, where)
+
+
+def _read_study_file(path: str) -> Any:
+    """The ``study`` entry of a study config file; its syntax and load errors named."""
+    from mmengine.config import Config
+    try:
+        cfg = Config.fromfile(path)
+    except SyntaxError as err:
+        raise StudyError(f'{path}: syntax error in the study config: {err.msg} (line '
+                         f'{err.lineno})' if err.lineno else f'{path}: {err}') from err
+    except Exception as err:  # noqa: BLE001  (a NameError, an import in the file, ...)
+        raise StudyError(f'{path}: cannot read the study config: {type(err).__name__}: '
+                         f'{err}') from err
+    if 'study' not in cfg:
+        raise StudyError(f'{path} has no `study = dict(...)`')
+    if not isinstance(cfg.study, dict):
+        raise StudyError(f'{path}: study must be a dict(task=..., variants=..., ...), got '
+                         f'{type(cfg.study).__name__}')
+    return cfg.study.to_dict()
 
 
 def load_study(config: str | Mapping, work_dir: str | None = None,
                check_configs: bool = True) -> Study:
     """Read and check a study config (path or dict); every error names the key and the choices."""
-    from mmengine.config import Config
-
     from fq_det.datasets.distortions import check_severity
     from fq_det.evaluation.robustness import resolve_distortions
 
     if isinstance(config, (str, Path)):
         if not osp.isfile(config):
             raise StudyError(f'study config not found: {config}')
-        cfg = Config.fromfile(str(config))
-        if 'study' not in cfg:
-            raise StudyError(f'{config} has no `study = dict(...)`')
-        raw, config_file = cfg.study.to_dict(), osp.abspath(str(config))
+        raw, config_file = _read_study_file(str(config)), osp.abspath(str(config))
     else:
+        if not isinstance(config, Mapping):
+            raise StudyError(f'study must be a dict(task=..., variants=..., ...), got '
+                             f'{type(config).__name__}')
         raw, config_file = copy.deepcopy(dict(config)), ''
     base = Path(config_file).parent if config_file else Path.cwd()
     where = config_file or 'study'
@@ -197,7 +277,11 @@ def load_study(config: str | Mapping, work_dir: str | None = None,
     task = raw.get('task')
     if task not in TASKS:
         raise StudyError(f'{where}: task must be one of {", ".join(TASKS)}, got {task!r}')
-    data = dict(raw.get('data') or {})
+    data = raw.get('data') or {}
+    if not isinstance(data, dict):
+        raise StudyError(f"{where}: data must be dict(type='synthvoc', ...) or "
+                         f"dict(type='folder', root=...), got {data!r}")
+    data = dict(data)
     _unknown(data, DATA_KEYS, f'{where}: data')
     if data.get('type', 'synthvoc' if 'root' not in data else 'folder') == 'synthvoc':
         data.setdefault('type', 'synthvoc')
@@ -206,7 +290,12 @@ def load_study(config: str | Mapping, work_dir: str | None = None,
             if not isinstance(data[k], int) or data[k] < (0 if k == 'seed' else 1):
                 raise StudyError(f'{where}: data.{k} must be an int >= '
                                  f'{0 if k == "seed" else 1}, got {data[k]!r}')
-        data['image_size'] = tuple(int(v) for v in data['image_size'])
+        size = data['image_size']
+        if not isinstance(size, (list, tuple)) or len(size) != 2 or not all(
+                _positive_int(v) for v in size):
+            raise StudyError(f'{where}: data.image_size must be two positive ints (width, '
+                             f'height), e.g. (160, 120), got {size!r}')
+        data['image_size'] = tuple(size)
     elif data.get('type') == 'folder':
         if not osp.isdir(str(data.get('root', ''))):
             raise StudyError(f'{where}: data.root is not a folder: {data.get("root")!r}')
@@ -253,9 +342,10 @@ def load_study(config: str | Mapping, work_dir: str | None = None,
             except (TypeError, ValueError) as err:
                 raise StudyError(f'{where}: variant {name!r}: bn_adapt: {err}') from err
         v = Variant(name=name, config=_repo_path(spec['config'], base),
-                    cfg_options=dict(spec.get('cfg_options') or {}),
+                    cfg_options=_options(spec, 'cfg_options', f'{where}: variant {name!r}'),
                     pretrain=_repo_path(spec['pretrain'], base) if spec.get('pretrain') else None,
-                    pretrain_cfg_options=dict(spec.get('pretrain_cfg_options') or {}),
+                    pretrain_cfg_options=_options(spec, 'pretrain_cfg_options',
+                                                  f'{where}: variant {name!r}'),
                     label=str(spec.get('label') or name), train_as=train_as,
                     bn_adapt=dict(bn_adapt) if bn_adapt is not None else None)
         if check_configs and train_as is None:
@@ -275,20 +365,26 @@ def load_study(config: str | Mapping, work_dir: str | None = None,
         raise StudyError(f'{where}: seeds must be a non-empty list of ints >= 0, got {seeds!r}')
     if len(set(seeds)) != len(seeds):
         raise StudyError(f'{where}: seeds repeat: {seeds}')
+    severities = raw.get('severities', (1, 3, 5))
+    if not isinstance(severities, (list, tuple)):
+        raise StudyError(f'{where}: severities must be a list of severities 1-5, e.g. [1, 3, 5], '
+                         f'got {severities!r}')
     try:
         distortions = resolve_distortions(raw.get('distortions', 'all'))
-        severities = tuple(check_severity(s) for s in raw.get('severities', (1, 3, 5)))
+        severities = tuple(check_severity(s) for s in severities)
         seen = resolve_distortions(raw.get('seen_distortions') or ())
     except (KeyError, ValueError) as err:
         raise StudyError(f'{where}: {err}') from err
+    if not distortions:
+        raise StudyError(f"{where}: distortions is empty; give 'all' or a list of names")
     if not severities:
         raise StudyError(f'{where}: severities is empty')
     if not set(seen) <= set(distortions):
         raise StudyError(f'{where}: seen_distortions {sorted(set(seen) - set(distortions))} are '
                          f'not among the distortions {list(distortions)}')
-    bootstrap = dict(dict(replicates=1000, confidence=0.95), **(raw.get('bootstrap') or {}))
-    if not isinstance(bootstrap['replicates'], int) or bootstrap['replicates'] < 0:
-        raise StudyError(f'{where}: bootstrap.replicates must be an int >= 0 (0: no bootstrap)')
+    bootstrap = _check_bootstrap(raw, where)
+    train = _schedule(raw, 'train', TRAIN_KEYS[task], where)
+    pretrain = _schedule(raw, 'pretrain', PRETRAIN_KEYS, where)
     for key in ('name', 'runs'):
         if key in raw:
             check_name(raw[key], f'{where}: {key}')
@@ -298,7 +394,7 @@ def load_study(config: str | Mapping, work_dir: str | None = None,
     return Study(task=task, data=data, variants=variants, reference=reference,
                  seeds=tuple(seeds), distortions=distortions, severities=severities,
                  work_dir=osp.abspath(work), config_file=config_file, name=name,
-                 train=dict(raw.get('train') or {}), pretrain=dict(raw.get('pretrain') or {}),
+                 train=train, pretrain=pretrain,
                  bootstrap=bootstrap, seen_distortions=seen,
                  default_work_dir=default_work_dir)
 

@@ -278,6 +278,11 @@ def format_markdown(study, report: dict) -> str:
     if report['missing']:
         lines += ['', 'Missing (in no number below):', '']
         lines += [f'- {m}' for m in _group_missing(report['missing'])]
+    few = [study.variants[v].label for v in names if len(agg['variants'][v]['seeds']) == 1]
+    if few:
+        lines += ['', 'Confidence intervals over seeds need at least 2 seeds; with one finished '
+                  f'seed ({", ".join(few)}) the values below have no interval and no verdict '
+                  '(`=`).']
     lines += ['', f'## Per variant: mean ± {conf} % CI half-width over seeds (n)', '',
               '| | ' + ' | '.join(labels) + ' |', '|---|' + '---:|' * len(names)]
     for row in agg['rows']:
