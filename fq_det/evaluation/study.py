@@ -428,12 +428,18 @@ def _write_json(path: Path, obj: Any) -> None:
 
 
 def _read_json(path: Path) -> dict | None:
+    """The JSON object in ``path`` (None if there is no file); StudyError naming the file
+    when it is not valid JSON or not an object."""
     if not path.is_file():
         return None
     try:
-        return json.loads(path.read_text())
-    except ValueError as err:
+        obj = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as err:
         raise StudyError(f'{path} is not valid JSON ({err}); delete it to redo that stage') from err
+    if not isinstance(obj, dict):
+        raise StudyError(f'{path} holds a JSON {type(obj).__name__}, not the object the study '
+                         'wrote; delete it to redo that stage')
+    return obj
 
 
 @contextlib.contextmanager
@@ -705,10 +711,12 @@ def _run_logged(config_file: str, work_dir: str, variant: str, seed: int, thread
 
 
 def run_study(study: Study, jobs: int = 1, only: Sequence[tuple[str, int]] | None = None,
-              overwrite: bool = False, threads: int | None = None) -> list[str]:
+              overwrite: bool = False, threads: int | None = None,
+              report: bool = True) -> list[str]:
     """Run the study's unfinished runs, ``jobs`` processes at a time; return failures.
 
-    Each run uses ``threads`` torch threads (default: the cores divided by ``jobs``).
+    Each run uses ``threads`` torch threads (default: the cores divided by ``jobs``). With
+    ``report`` (the report follows), the report folder is checked to be writable first.
     """
     from concurrent.futures import as_completed
 
@@ -721,12 +729,16 @@ def run_study(study: Study, jobs: int = 1, only: Sequence[tuple[str, int]] | Non
                          're-read it)')
     if jobs < 1:
         raise StudyError(f'--jobs must be >= 1, got {jobs}')
+    if threads is not None and (isinstance(threads, bool) or threads < 1):
+        raise StudyError(f'--threads must be >= 1 (default: cores / jobs), got {threads}')
     runs = list(only) if only else study.runs()
     for v, s in runs:
         if v not in study.variants or s not in study.seeds:
             raise StudyError(f'{v}:{s} is not a run of this study (variants '
                              f'{", ".join(study.variants)}; seeds {list(study.seeds)})')
     _check_writable(Path(study.work_dir))
+    if report:
+        _check_writable(study.report_dir, 'report folder')
     prepare_data(study)
     finished = {r for r in runs if (study.run_dir(*r) / 'run.json').is_file()}
     stale = {} if overwrite else {r: changed_settings(study, *r) for r in runs if r in finished}
@@ -737,6 +749,8 @@ def run_study(study: Study, jobs: int = 1, only: Sequence[tuple[str, int]] | Non
         raise StudyError(f'finished runs in {study.work_dir} made with other settings: {listed}. '
                          f'Redo them with --overwrite --only {only}, or use another work folder')
     todo = [r for r in runs if overwrite or r not in finished]
+    for r in sorted(finished - set(todo)):
+        _rebuild_records(study, *r)
     todo.sort(key=lambda r: study.variants[r[0]].train_as is not None)  # trainers first
     print(f'study {study.name}: {len(runs) - len(todo)}/{len(runs)} runs finished, '
           f'{len(todo)} to run, {min(jobs, max(1, len(todo)))} at a time; logs in '
@@ -761,21 +775,45 @@ def run_study(study: Study, jobs: int = 1, only: Sequence[tuple[str, int]] | Non
     return failures
 
 
-def _check_writable(folder: Path) -> None:
+def _rebuild_records(study: Study, variant: str, seed: int) -> bool:
+    """Write a finished run's missing ``records.npz`` again from ``sweep/per_image/``;
+    False (and a line saying why) when those records are not there either."""
+    from fq_det.evaluation.study_records import load_sweep_records, save_compact_records
+    from fq_det.evaluation.study_report import RECORDS_FILE
+    run_dir = study.run_dir(variant, seed)
+    target = run_dir / RECORDS_FILE
+    if target.is_file():
+        return True
+    try:
+        records = load_sweep_records(run_dir / 'sweep', study.task, study.distortions,
+                                     study.severities, seed)
+    except (FileNotFoundError, ValueError) as err:
+        print(f'{variant} seed {seed}: no {RECORDS_FILE}, and it cannot be rebuilt ({err}); '
+              'the report lists it as missing from the within-run bootstrap', flush=True)
+        return False
+    save_compact_records(records, study.task, target)
+    print(f'{variant} seed {seed}: rebuilt {target} from {run_dir / "sweep" / "per_image"}',
+          flush=True)
+    return True
+
+
+def _check_writable(folder: Path, what: str = 'study folder') -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
         probe = folder / f'.write_test.{os.getpid()}'
         probe.write_text('')
         probe.unlink()
     except OSError as err:
-        raise StudyError(f'cannot write to the study folder {folder}: {err.strerror}') from err
+        raise StudyError(f'cannot write to the {what} {folder}: {err.strerror or err}') from err
 
 
 def plan_study(study: Study, python: str = 'python',
                tool: str = 'tools/robustness_study.py') -> list[str]:
-    """One shell command per run (for any scheduler), each resumable on a shared folder."""
-    cfg = study.config_file or '<study config>'
-    return [f'{python} {tool} run {cfg} --work-dir {study.work_dir} --only {v}:{s}'
+    """One shell command per run (for any scheduler), each resumable on a shared folder;
+    paths and names are quoted for the shell."""
+    q = shlex.quote
+    cfg = q(study.config_file) if study.config_file else '<study config>'
+    return [f'{q(python)} {q(tool)} run {cfg} --work-dir {q(study.work_dir)} --only {q(f"{v}:{s}")}'
             for v, s in study.runs()]
 
 
