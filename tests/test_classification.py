@@ -352,3 +352,20 @@ def test_voc_object_crops_errors(synthetic_voc_root, tmp_path):
     (root / 'VOC2007/Annotations' / f'{first}.xml').unlink()
     with pytest.raises(DataFolderNotFoundError, match=f'annotation .*{first}.xml.* is missing'):
         VOCObjectCropsDataset(data_root=str(root), metainfo=meta)
+
+
+def test_voc_object_crops_strip_a_byte_order_mark(synthetic_voc_root, tmp_path):
+    """A split file saved with a UTF-8 BOM (some Windows editors) reads as without one."""
+    import shutil
+
+    from fq_det.classification import VOCObjectCropsDataset
+    from fq_det.datasets.synthetic_voc import SYNTH_CLASSES
+    root = tmp_path / 'voc'
+    shutil.copytree(synthetic_voc_root, root)
+    split = root / 'VOC2007/ImageSets/Main/trainval.txt'
+    split.write_bytes(b'\xef\xbb\xbf' + split.read_bytes())
+    ds = VOCObjectCropsDataset(data_root=str(root), metainfo=dict(classes=SYNTH_CLASSES))
+    plain = VOCObjectCropsDataset(data_root=str(synthetic_voc_root),
+                                  metainfo=dict(classes=SYNTH_CLASSES))
+    assert [ds.get_data_info(i)['img_id'] for i in range(len(ds))] == \
+        [plain.get_data_info(i)['img_id'] for i in range(len(plain))]

@@ -131,3 +131,48 @@ def test_read_voc_boxes_matches_mmdet(voc):
         info = ds.get_data_info(i)
         xml = voc / 'VOC2007/Annotations' / f'{info["img_id"]}.xml'
         assert np.array_equal(read_voc_boxes(xml), [inst['bbox'] for inst in info['instances']])
+
+
+def _split(root: Path) -> Path:
+    return root / 'VOC2007/ImageSets/Main/test.txt'
+
+
+def test_split_files_that_mmdet_would_misread_are_named_with_their_lines(voc):
+    split = _split(voc)
+    ids = _test_ids(voc)
+    split.write_text('\n'.join([ids[0], '', ids[1], '  ', *ids[2:]]) + '\n')
+    with pytest.raises(DataCheckError, match=rf'{split}: lines 2, 4 are blank'):
+        check_data(_cfg(voc), ('test', ))
+    split.write_text('\n'.join([ids[0], ids[1] + ' ', *ids[2:]]) + '\n')
+    with pytest.raises(DataCheckError, match=rf'{split}: line 2 is an id with spaces around it'):
+        check_data(_cfg(voc), ('test', ))
+    split.write_bytes(b'\xef\xbb\xbf' + ('\n'.join(ids) + '\n').encode())
+    with pytest.raises(DataCheckError, match=rf'{split} starts with a UTF-8 byte-order mark'):
+        check_data(_cfg(voc), ('test', ))
+    split.write_text('\n'.join([*ids, ids[1]]) + '\n')
+    with pytest.raises(DataCheckError, match=rf"{split}: image id '{ids[1]}' is listed twice "
+                                             rf'\(lines 2 and {len(ids) + 1}\)'):
+        check_data(_cfg(voc), ('test', ))
+    split.write_text('\r\n'.join(ids) + '\r\n')  # Windows line ends: mmdet reads them fine
+    check_data(_cfg(voc), ('test', ))
+
+
+def test_a_nan_coordinate_is_named_with_its_file(voc):
+    xml = _set_box(voc, _test_ids(voc)[0], 0, xmin='nan')
+    with pytest.raises(DataCheckError, match=rf'{xml}: object 0 \(.*\) has a coordinate that is '
+                                             r'not a finite number: xmin=nan'):
+        check_data(_cfg(voc), ('test', ))
+
+
+def test_objects_of_other_classes_give_one_warning(voc):
+    ids = _test_ids(voc)
+    for img_id in ids[:2]:
+        xml = voc / 'VOC2007/Annotations' / f'{img_id}.xml'
+        tree = ET.parse(xml)
+        tree.getroot().findall('object')[0].find('name').text = 'unicorn'
+        tree.write(xml)
+    with pytest.warns(UserWarning) as record:
+        check_data(_cfg(voc), ('test', ))
+    lines = [str(w.message) for w in record if 'classes the config does not have' in
+             str(w.message)]
+    assert len(lines) == 1 and lines[0].startswith('2 object(s) in ') and 'unicorn (2)' in lines[0]

@@ -295,3 +295,18 @@ def test_parallel_first_uses_share_one_verified_library(tmp_path):
     record = json.loads(records[0].read_text())
     assert (cache / 'kernels' / record['file']).stat().st_size == record['size']
     assert not list((cache / 'kernels').glob('.build-*'))  # no temporary left behind
+
+
+def test_no_compiler_is_logged_as_a_warning(monkeypatch):
+    """Without a C compiler POW is much slower: say so at WARNING, not in an INFO line."""
+    import logging
+    logged = []
+    monkeypatch.setattr(kernels, '_tried', False)
+    monkeypatch.setattr(kernels, '_lib', None)
+    monkeypatch.delenv('CC', raising=False)
+    monkeypatch.delenv('FQ_DET_KERNELS', raising=False)
+    monkeypatch.setattr(kernels.shutil, 'which', lambda name: None)
+    monkeypatch.setattr(kernels, 'print_log', lambda msg, **kw: logged.append((msg, kw)))
+    assert kernels.pow_kernel() is None
+    assert len(logged) == 1 and 'no C compiler found' in logged[0][0]
+    assert logged[0][1].get('level') == logging.WARNING

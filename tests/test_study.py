@@ -324,3 +324,247 @@ def test_portable_paths_rewrite_whole_folders_only() -> None:
     text = '"/data/x/runs/a.pth", "/data/x_old/runs/b.pth", "/repo/configs/c.py"'
     assert portable_paths(text, {'/data/x/': 'work_dirs/studies/x/', '/repo/': ''}) == \
         '"work_dirs/studies/x/runs/a.pth", "/data/x_old/runs/b.pth", "configs/c.py"'
+
+
+@pytest.mark.parametrize('override', [
+    dict(variants=dict(plain=dict(config=CROPS), **{'../../../escape_v': dict(config=CROPS)})),
+    dict(variants=dict(plain=dict(config=CROPS), **{'/tmp/abs': dict(config=CROPS)})),
+    dict(variants=dict(plain=dict(config=CROPS), **{'': dict(config=CROPS)})),
+    dict(variants=dict(plain=dict(config=CROPS), **{'.': dict(config=CROPS)})),
+    dict(variants=dict(plain=dict(config=CROPS), **{'..': dict(config=CROPS)})),
+    dict(variants=dict(plain=dict(config=CROPS), **{'a/b': dict(config=CROPS)})),
+    dict(name='../../../x'), dict(name=''), dict(name='a/b'), dict(runs='../elsewhere'),
+], ids=['up', 'absolute', 'empty', 'dot', 'dotdot', 'slash', 'study_up', 'study_empty',
+        'study_slash', 'runs_up'])
+def test_names_that_leave_the_work_folder_are_refused(tmp_path, override) -> None:
+    cfg = _write_study(tmp_path / 'bad.py', **override)
+    with pytest.raises(StudyError, match=r'(variant name|name|runs) must be a plain folder name '
+                                         r'\(\[A-Za-z0-9_\.-\]\+, not \. or \.\.\)'):
+        load_study(str(cfg), str(tmp_path / 'work'))
+    assert not (tmp_path / 'work').exists()
+
+
+def test_paths_outside_the_work_folder_are_refused_before_writing(tmp_path) -> None:
+    """Also for a Study made without load_study: no run folder, report folder or stage reset
+    outside the work folder."""
+    import dataclasses
+
+    from fq_det.evaluation.study import _begin_stage
+    study = load_study(str(_write_study(tmp_path / 'toy.py')), str(tmp_path / 'work'),
+                       check_configs=False)
+    with pytest.raises(StudyError, match='outside the study folder'):
+        study.run_dir('../../escape_v', 0)
+    with pytest.raises(StudyError, match='outside the study folder'):
+        dataclasses.replace(study, name='../../x').report_dir
+    outside = tmp_path / 'outside'
+    (outside / 'keep').mkdir(parents=True)
+    (outside / 'started.json').write_text(json.dumps(dict(key=dict(seed=0))))
+    with pytest.raises(StudyError, match='outside the study folder'):
+        _begin_stage(outside, dict(seed=1), overwrite=True, root=Path(study.work_dir))
+    assert (outside / 'keep').is_dir()  # nothing removed
+    assert json.loads((outside / 'started.json').read_text())['key'] == dict(seed=0)
+    assert study.run_dir('plain', 0) == Path(study.work_dir) / 'runs' / 'plain' / 'seed_0'
+
+
+_SYNTH = dict(type='synthvoc', num_train=8, num_test=3, seed=0)
+
+
+@pytest.mark.parametrize('override, message', [
+    (dict(train=dict(epoch=1)), r"train: unknown key\(s\) 'epoch'; valid keys: epochs"),
+    (dict(train=dict(iters=100)), r"train: unknown key\(s\) 'iters'; valid keys: epochs"),
+    (dict(train=dict(epochs=0)), 'train.epochs must be a positive int, got 0'),
+    (dict(train=dict(epochs=True)), 'train.epochs must be a positive int, got True'),
+    (dict(train=3), r'train must be a dict\(epochs=...\), got 3'),
+    (dict(pretrain=dict(epochs=-1)), 'pretrain.epochs must be a positive int, got -1'),
+    (dict(pretrain=dict(iters=5)), r"pretrain: unknown key\(s\) 'iters'"),
+    (dict(bootstrap=dict(confidence=2)), r'bootstrap.confidence must be a number in \(0, 1\)'),
+    (dict(bootstrap=dict(confidence=0)), r'bootstrap.confidence must be a number in \(0, 1\)'),
+    (dict(bootstrap=dict(replicates=True)), 'bootstrap.replicates must be an int >= 0'),
+    (dict(bootstrap=dict(replicates=-1)), 'bootstrap.replicates must be an int >= 0'),
+    (dict(bootstrap=dict(replicate=10)), r"bootstrap: unknown key\(s\) 'replicate'"),
+    (dict(data=dict(_SYNTH, image_size='big')),
+     "data.image_size must be two positive ints .*'big'"),
+    (dict(data=dict(_SYNTH, image_size=(160, 0))), 'data.image_size must be two positive ints'),
+    (dict(data=dict(_SYNTH, image_size=(160, ))), 'data.image_size must be two positive ints'),
+    (dict(data=[1]), 'data must be dict'),
+    (dict(distortions=[]), 'distortions is empty'),
+    (dict(severities=3), 'severities must be a list of severities 1-5'),
+    (dict(variants=dict(plain=dict(config=CROPS, cfg_options=['a=1']))),
+     r"variant 'plain': cfg_options must be a dict of dotted keys .*\['a=1'\]"),
+    (dict(variants=dict(plain=dict(config=CROPS),
+                        pow1=dict(config=CROPS, cfg_options={'model.backbone.type':
+                                                             'mmdet.ResNetPWO'}))),
+     r"variant 'pow1': cfg_options model.backbone.type: unknown backbone type "
+     r"'mmdet.ResNetPWO' \(did you mean 'ResNetPOW'"),
+])
+def test_bad_study_keys_are_refused_naming_the_key(tmp_path, override, message) -> None:
+    cfg = _write_study(tmp_path / 'bad.py', **override)
+    with pytest.raises(StudyError, match=message):
+        load_study(str(cfg), str(tmp_path / 'work'))
+    assert not (tmp_path / 'work').exists()
+
+
+def test_detection_studies_set_iters_not_epochs(tmp_path) -> None:
+    cfg = _write_study(tmp_path / 'det.py', task='detection', train=dict(epochs=2))
+    with pytest.raises(StudyError, match=r"train: unknown key\(s\) 'epochs'; valid keys: iters"):
+        load_study(str(cfg), str(tmp_path / 'work'), check_configs=False)
+    cfg = _write_study(tmp_path / 'det.py', task='detection', train=dict(iters=20))
+    assert load_study(str(cfg), str(tmp_path / 'work'), check_configs=False).train == \
+        dict(iters=20)
+
+
+@pytest.mark.parametrize('text, message', [
+    ('study = dict(task=\n', r"bad\.py: syntax error in the study config: .* \(line 1\)"),
+    ('study = [1]\n', r'bad\.py: study must be a dict\(task=..., variants=..., ...\), got list'),
+    ('study = dict(task=undefined_name)\n', r'bad\.py: cannot read the study config: NameError'),
+])
+def test_unreadable_study_files_are_named(tmp_path, capsys, text, message) -> None:
+    from helpers import load_script
+    bad = tmp_path / 'bad.py'
+    bad.write_text(text)
+    with pytest.raises(StudyError, match=message):
+        load_study(str(bad))
+    with pytest.raises(SystemExit) as exit_info:
+        load_script('tools/robustness_study.py').main(['plan', str(bad)])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith('error: ') and 'Traceback' not in err and str(bad) in err
+
+
+@pytest.mark.slow
+def test_a_one_seed_variant_is_reported_without_intervals(finished_study, tmp_path) -> None:
+    """One seed is accepted (a quick look); the report says its intervals are missing."""
+    cfg, study = finished_study
+    report_study(study, str(tmp_path / 'report'))
+    md = (tmp_path / 'report' / 'study.md').read_text()
+    assert ('Confidence intervals over seeds need at least 2 seeds; with one finished seed '
+            '(pow1, plain_bn) the values below have no interval and no verdict') in md
+    assert '(1 seed) =' in md
+
+
+def _copied_study(finished_study, tmp_path: Path):
+    """The finished runs of ``finished_study`` (without checkpoints) in a new work folder."""
+    import shutil
+    cfg, study = finished_study
+    work = tmp_path / 'work'
+    for v, s in study.runs():
+        if (study.run_dir(v, s) / 'run.json').is_file():
+            shutil.copytree(study.run_dir(v, s), work / 'runs' / v / f'seed_{s}',
+                            ignore=shutil.ignore_patterns('*.pth'))
+    return load_study(str(cfg), str(work))
+
+
+@pytest.mark.slow
+def test_a_missing_records_file_is_rebuilt_by_run(finished_study, tmp_path) -> None:
+    """`run` writes a finished run's deleted records.npz again from sweep/per_image/, so the
+    within-run bootstrap keeps every seed."""
+    study = _copied_study(finished_study, tmp_path)
+    records = study.run_dir('pow1', 0) / 'records.npz'
+    before = np.load(records)['clean/correct']
+    records.unlink()
+    assert run_study(study, jobs=1, only=[('pow1', 0), ('plain', 0)]) == []  # both finished
+    assert records.is_file() and np.array_equal(np.load(records)['clean/correct'], before)
+    report = report_study(study)
+    assert report['missing_records'] == []
+    assert 0 in report['aggregate']['variants']['pow1']['rows']['mPC']['bootstrap_per_seed']
+
+
+@pytest.mark.slow
+def test_a_run_without_any_per_image_records_is_listed_missing(finished_study, tmp_path) -> None:
+    """Without records.npz and sweep/per_image/, the run is listed as missing from the
+    within-run bootstrap instead of that table silently averaging over fewer seeds."""
+    import shutil
+    study = _copied_study(finished_study, tmp_path)
+    (study.run_dir('plain_bn', 0) / 'records.npz').unlink()
+    shutil.rmtree(study.run_dir('plain_bn', 0) / 'sweep' / 'per_image')
+    report = report_study(study)
+    assert [m.split(':')[0] for m in report['missing_records']] == ['plain_bn seed 0']
+    assert 0 not in report['aggregate']['variants']['plain_bn']['rows']['mPC'].get(
+        'bootstrap_per_seed', {})
+    assert report['finished'] == 4  # its other numbers are all there
+    # pow1 seed 0 still has its bootstrap: one run without records leaves the others alone
+    assert '0' in json.loads((study.report_dir / 'study.json').read_text())['aggregate'][
+        'variants']['pow1']['rows']['mPC']['bootstrap_per_seed']
+    md = (study.report_dir / 'study.md').read_text()
+    assert 'Missing from the within-run bootstrap only (in every other number):' in md
+    assert '- plain_bn seed 0: no per-image records, `run` rebuilds records.npz' in md
+
+
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[:len(path.read_bytes()) // 2])
+
+
+def _object_array_npz(path: Path) -> None:
+    np.savez(path.with_suffix(''), image_ids=np.array([{'a': 1}], dtype=object),
+             task=np.asarray('classification'), eval_mode=np.asarray('11points'))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('name, corrupt', [
+    ('records.npz', _truncate),
+    ('records.npz', lambda p: p.write_bytes(np.random.default_rng(0).bytes(3000))),
+    ('records.npz', _object_array_npz),
+    ('sweep/results.json', _truncate),
+    ('sweep/results.json', lambda p: p.write_text('[]')),
+    ('run.json', lambda p: p.write_text('"x"')),
+], ids=['records_truncated', 'records_random', 'records_object', 'results_truncated',
+        'results_list', 'run_string'])
+def test_corrupt_study_files_are_named_errors(finished_study, tmp_path, capsys, name,
+                                              corrupt) -> None:
+    from helpers import load_script
+    study = _copied_study(finished_study, tmp_path)
+    path = study.run_dir('pow1', 0) / name
+    corrupt(path)
+    with pytest.raises(StudyError, match=str(path)):
+        report_study(study)
+    tool = load_script('tools/robustness_study.py')
+    with pytest.raises(SystemExit) as exit_info:
+        tool.main(['report', study.config_file, '--work-dir', study.work_dir])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith('error: ') and str(path) in err and 'Traceback' not in err
+
+
+@pytest.mark.slow
+def test_a_corrupt_done_json_is_a_named_error(finished_study, tmp_path) -> None:
+    study = _copied_study(finished_study, tmp_path)
+    done = study.run_dir('plain', 0) / 'train' / 'done.json'
+    done.write_text('[1]')
+    with pytest.raises(StudyError, match=rf'{done} holds a JSON list, not the object'):
+        run_one(study, 'plain', 0)
+
+
+def test_plan_prints_commands_that_survive_a_shell(tmp_path) -> None:
+    import shlex
+    folder = tmp_path / 'my studies'
+    folder.mkdir()
+    cfg = _write_study(folder / 'toy study.py')
+    study = load_study(str(cfg), str(tmp_path / 'work dir'), check_configs=False)
+    commands = plan_study(study, python='/opt/my python/bin/python')
+    words = shlex.split(commands[0])
+    assert words == ['/opt/my python/bin/python', 'tools/robustness_study.py', 'run', str(cfg),
+                     '--work-dir', str(tmp_path / 'work dir'), '--only', 'plain:0']
+
+
+@pytest.mark.parametrize('threads', [-1, 0])
+def test_run_refuses_bad_threads_before_any_work(tmp_path, capsys, threads) -> None:
+    from helpers import load_script
+    cfg = _write_study(tmp_path / 'toy.py')
+    work = tmp_path / 'work'
+    with pytest.raises(SystemExit) as exit_info:
+        load_script('tools/robustness_study.py').main(
+            ['run', str(cfg), '--work-dir', str(work), '--threads', str(threads)])
+    assert exit_info.value.code == 2
+    assert f'error: --threads must be >= 1 (default: cores / jobs), got {threads}' in \
+        capsys.readouterr().err
+    assert not work.exists()
+
+
+def test_run_checks_the_reports_folder_before_training(tmp_path) -> None:
+    cfg = _write_study(tmp_path / 'toy.py')
+    study = load_study(str(cfg), str(tmp_path / 'work'), check_configs=False)
+    (Path(study.work_dir) / 'reports').mkdir(parents=True)
+    study.report_dir.write_text('a file where the report folder goes')
+    with pytest.raises(StudyError, match=rf'cannot write to the report folder {study.report_dir}'):
+        run_study(study, only=[('plain', 0)])
+    assert not (Path(study.work_dir) / 'runs').exists() and not study.data_root.exists()

@@ -247,3 +247,15 @@ def test_real_command_line_prints_one_line_and_exits_2(tmp_path):
                           cwd=tmp_path, capture_output=True, text=True, timeout=180)
     assert proc.returncode == 2
     assert proc.stderr == 'error: config file not found: missing.py\n'  # no warnings either
+
+
+def test_a_negative_seed_is_refused_by_test_robustness_as_by_train(synthetic_voc_root, tmp_path,
+                                                                 capsys):
+    data = ['--data-root', str(synthetic_voc_root)]
+    _fails(capsys, load_script('tools/train.py').main,
+           [str(POW_CFG), *data, '--work-dir', str(tmp_path / 'w'), '--seed', '-1'],
+           '--seed must be >= 0, got -1')
+    _fails(capsys, load_script('tools/test_robustness.py').main,
+           [str(POW_CFG), 'x.pth', *data, '--out-dir', str(tmp_path / 'rob'), '--seed', '-1'],
+           '--seed must be >= 0, got -1')
+    assert not (tmp_path / 'rob').exists()

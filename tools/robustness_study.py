@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f'written: {out}/study.json, study.md, study.png')
         return 0
     failures = run_study(study, jobs=args.jobs, only=_only(args.only), overwrite=args.overwrite,
-                         threads=args.threads)
+                         threads=args.threads, report=not args.no_report)
     if not args.no_report:
         try:
             report = report_study(study)

@@ -57,6 +57,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> dict:
     """Run the sweep; return the results dict (also in OUT_DIR/results.json)."""
     args = parse_args(argv)
+    if args.seed < 0:  # as tools/train.py's set_seed
+        raise ValueError(f'--seed must be >= 0, got {args.seed}')
     try:  # fail before loading anything
         distortions = resolve_distortions(args.distortions)
         severities = [check_severity(s) for s in args.severities]

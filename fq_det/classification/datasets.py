@@ -275,7 +275,7 @@ class VOCObjectCropsDataset(BaseDataset):
                 f"image-id list '{ids_file}' not found; expected a VOC layout "
                 "(<data_root>/VOC2007/ImageSets/Main/trainval.txt). Write the synthetic set with: "
                 'python tools/misc/make_synthetic_voc.py --out DIR')
-        ids = ids_file.read_text().split()
+        ids = ids_file.read_text(encoding='utf-8-sig').split()  # a leading BOM is not an id
         data_list = []
         for img_id in ids:
             xml = folder / 'Annotations' / f'{img_id}.xml'

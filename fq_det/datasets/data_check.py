@@ -8,8 +8,11 @@ config to another folder.
 sweeping. It raises :class:`DataNotFoundError` when files are missing (the message lists
 the exact paths the config reads and how to run on the synthetic set instead) and, for
 Pascal VOC-layout data sets, :class:`DataCheckError` naming the file for: an empty image
-list, a missing, empty or unreadable image, a malformed annotation file, no annotated
-object of the config's classes (the classes found are listed), and invalid boxes
+list, one that mmdet's loader would misread (a UTF-8 byte-order mark, blank lines, spaces
+around an id: named with their line numbers) or that lists an id twice, a missing, empty
+or unreadable image, a malformed annotation file (also a ``nan`` or ``inf`` coordinate),
+no annotated object of the config's classes (the classes found are listed; objects of
+other classes beside them give one warning with their count and classes), and invalid boxes
 (``xmin > xmax`` or ``ymin > ymax``, or outside the image). Invalid boxes are listed with
 their file and object index; with ``invalid_boxes='clip'`` (or the config entry
 ``data_check = dict(invalid_boxes='clip')``, e.g. ``--cfg-options
@@ -200,11 +203,7 @@ def check_voc_dataset(leaf: dict, split: str = 'test', config_name: str = '') ->
     folder = osp.join(root, (leaf.get('data_prefix') or {}).get('sub_data_root', ''))
     img_dir = osp.join(folder, leaf.get('img_subdir', 'JPEGImages'))
     ann_dir = osp.join(folder, leaf.get('ann_subdir', 'Annotations'))
-    with open(ann_file) as f:
-        ids = [line.strip() for line in f if line.strip()]
-    if not ids:
-        raise DataCheckError(f'The {split} image list {ann_file} is empty: there is nothing to '
-                             f'{"train on" if split == "train" else "evaluate"}')
+    ids = read_split_file(ann_file, split)
     classes = _config_classes(leaf)
     found: Counter = Counter()
     bad_boxes = []
@@ -231,6 +230,11 @@ def check_voc_dataset(leaf: dict, split: str = 'test', config_name: str = '') ->
             reason = _box_problem(obj.box, width, height)
             if reason:
                 bad_boxes.append((xml_path, index, obj.name, obj.box, (width, height), reason))
+    others = {c: n for c, n in found.most_common() if c not in classes}
+    if others and any(found[c] for c in classes):
+        warnings.warn(f'{sum(others.values())} object(s) in {ann_dir} (the {split} set) are of '
+                      f'classes the config does not have and are left out: '
+                      f'{", ".join(f"{c} ({n})" for c, n in others.items())}')
     if not any(found[c] for c in classes):
         listed = ', '.join(f'{c} ({n})' for c, n in found.most_common()) or 'none'
         name = f' of {config_name}' if config_name else ''
@@ -242,6 +246,51 @@ def check_voc_dataset(leaf: dict, split: str = 'test', config_name: str = '') ->
             'num_classes) = their number; or point --data-root at a folder of the config\'s '
             'classes.')
     return bad_boxes
+
+
+def read_split_file(ann_file: str, split: str = 'test') -> list[str]:
+    """The image ids of a VOC split file, as mmdet's loader reads it (one id per line, only
+    the line end removed); :class:`DataCheckError` naming the file and the lines for what
+    that loader would turn into a wrong id: a UTF-8 byte-order mark, blank lines, spaces
+    around an id; and for ids listed twice."""
+    with open(ann_file, 'rb') as f:
+        raw = f.read()
+    try:
+        text = raw.decode('utf-8')
+    except UnicodeDecodeError as err:
+        raise DataCheckError(f'{ann_file} is not UTF-8 text ({err})') from None
+    lines = [line.rstrip('\r') for line in text.split('\n')]  # as mmengine's list_from_file
+    if lines and lines[-1] == '':
+        lines.pop()  # the end of the last line, not a line
+    if not any(line.strip() for line in lines):
+        raise DataCheckError(f'The {split} image list {ann_file} is empty: there is nothing to '
+                             f'{"train on" if split == "train" else "evaluate"}')
+    if text.startswith('\ufeff'):
+        raise DataCheckError(
+            f'{ann_file} starts with a UTF-8 byte-order mark, which mmdet\'s VOC loader reads '
+            f'as part of the first image id ({lines[0].lstrip(chr(0xfeff))!r} would be looked '
+            f'up as {lines[0]!r}); save it without one, e.g. sed -i \'1s/^\\xEF\\xBB\\xBF//\' '
+            f'{ann_file}')
+    blank = [i for i, line in enumerate(lines, 1) if not line.strip()]
+    spaced = [i for i, line in enumerate(lines, 1) if line.strip() and line != line.strip()]
+    for rows, what, fix in (
+            (blank, "blank (mmdet's VOC loader reads it as the image id '', i.e. "
+                    'Annotations/.xml)', 'remove them'),
+            (spaced, "an id with spaces around it (mmdet's VOC loader keeps them in the file "
+                     'name)', 'remove the spaces')):
+        if rows:
+            listed = ', '.join(map(str, rows[:_MAX_LISTED])) + (
+                ' ...' if len(rows) > _MAX_LISTED else '')
+            raise DataCheckError(f'{ann_file}: line{"s" if len(rows) > 1 else ""} {listed} '
+                                 f'{"are" if len(rows) > 1 else "is"} {what}; {fix}')
+    seen: dict[str, int] = {}
+    for i, img_id in enumerate(lines, 1):
+        if img_id in seen:
+            raise DataCheckError(f'{ann_file}: image id {img_id!r} is listed twice (lines '
+                                 f'{seen[img_id]} and {i}); list every image once, or it is '
+                                 'trained on or evaluated twice')
+        seen[img_id] = i
+    return lines
 
 
 def _box_problem(box: tuple, width: int, height: int) -> str:

@@ -7,6 +7,7 @@ the same pixels as the sweep.
 """
 from __future__ import annotations
 
+import math
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +59,10 @@ def parse_voc_xml(path: str | Path) -> tuple[tuple[int, int] | None, list[VOCObj
         except (AttributeError, TypeError, ValueError):
             raise VOCAnnotationError(f'{path}: object {i} ({name.text.strip()}) has no numeric '
                                      f'{"/".join(_BOX_KEYS)}') from None
+        bad = [f'{k}={v:g}' for k, v in zip(_BOX_KEYS, box) if not math.isfinite(v)]
+        if bad:
+            raise VOCAnnotationError(f'{path}: object {i} ({name.text.strip()}) has a coordinate '
+                                     f'that is not a finite number: {", ".join(bad)}')
         difficult = obj.find('difficult')
         try:
             hard = bool(int(difficult.text)) if difficult is not None and difficult.text else False

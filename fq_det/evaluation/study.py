@@ -32,6 +32,8 @@ import hashlib
 import json
 import os
 import os.path as osp
+import re
+import shlex
 import sys
 import time
 import traceback
@@ -51,10 +53,18 @@ STUDY_KEYS = ('task', 'data', 'variants', 'reference', 'seeds', 'distortions', '
 VARIANT_KEYS = ('config', 'cfg_options', 'pretrain', 'pretrain_cfg_options', 'label',
                 'train_as', 'bn_adapt')
 DATA_KEYS = ('type', 'root', 'num_train', 'num_test', 'image_size', 'seed')
+#: What the ``train`` key may set, per task (what :func:`_trained` passes to the runner),
+#: and the ``pretrain`` and ``bootstrap`` keys.
+TRAIN_KEYS = {'detection': ('iters', ), 'classification': ('epochs', )}
+PRETRAIN_KEYS = ('epochs', )
+BOOTSTRAP_KEYS = ('replicates', 'confidence')
+#: Variant, study (``name``) and run-folder (``runs``) names: plain folder names.
+NAME_RULE = '[A-Za-z0-9_.-]+, not . or ..'
+_NAME = re.compile(r'[A-Za-z0-9_.-]+')
 
 __all__ = ['StudyError', 'Study', 'Variant', 'load_study', 'plan_study', 'run_study', 'run_one',
            'changed_settings', 'repo_relative', 'report_study', 'export_results',
-           'portable_paths', 'prepare_data', 'STAGE', 'TASKS']
+           'portable_paths', 'prepare_data', 'check_name', 'inside_folder', 'STAGE', 'TASKS']
 
 
 class StudyError(ValueError):
@@ -95,10 +105,14 @@ class Study:
     @property
     def report_dir(self) -> Path:
         """``<work_dir>/reports/<name>``: studies that share runs keep their own reports."""
-        return Path(self.work_dir) / 'reports' / self.name
+        return self.inside(Path(self.work_dir) / 'reports' / self.name)
 
     def run_dir(self, variant: str, seed: int) -> Path:
-        return Path(self.work_dir) / 'runs' / variant / f'seed_{seed}'
+        return self.inside(Path(self.work_dir) / 'runs' / variant / f'seed_{seed}')
+
+    def inside(self, path: Path) -> Path:
+        """``path`` if it lies inside the work folder (``..`` resolved); else StudyError."""
+        return inside_folder(path, Path(self.work_dir))
 
     @property
     def data_root(self) -> Path:
@@ -127,6 +141,85 @@ def _unknown(given: Mapping, valid: Sequence[str], where: str) -> None:
                          f'{", ".join(valid)}')
 
 
+def inside_folder(path: Path, folder: Path) -> Path:
+    """``path`` if it lies inside ``folder`` once ``..`` and relative parts are resolved
+    (lexically: a symlink the user put inside the folder is followed as asked); else a
+    StudyError, before anything is written or removed there."""
+    if not Path(osp.abspath(path)).is_relative_to(osp.abspath(folder)):
+        raise StudyError(f'{path} is outside the study folder {folder}: a study writes and '
+                         'removes only inside its work folder')
+    return path
+
+
+def check_name(name: Any, key: str) -> str:
+    """``name`` if it is a plain folder name (:data:`NAME_RULE`); else StudyError naming
+    ``key``."""
+    if not isinstance(name, str) or not _NAME.fullmatch(name) or name in ('.', '..'):
+        raise StudyError(f'{key} must be a plain folder name ({NAME_RULE}), got {name!r}')
+    return name
+
+
+def _options(spec: Mapping, key: str, where: str) -> dict:
+    """``spec[key]`` (``cfg_options`` or ``pretrain_cfg_options``): a dict of dotted keys."""
+    options = spec.get(key) or {}
+    if not isinstance(options, dict):
+        raise StudyError(f'{where}: {key} must be a dict of dotted keys (e.g. '
+                         f"{{'model.backbone.depth': 18}}), got {options!r}")
+    return dict(options)
+
+
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _schedule(raw: Mapping, key: str, valid: Sequence[str], where: str) -> dict:
+    """The ``train`` / ``pretrain`` dict: only ``valid`` keys, each a positive int."""
+    given = raw.get(key) or {}
+    if not isinstance(given, dict):
+        raise StudyError(f'{where}: {key} must be a dict({"=..., ".join(valid)}=...), '
+                         f'got {given!r}')
+    _unknown(given, valid, f'{where}: {key}')
+    for k, v in given.items():
+        if not _positive_int(v):
+            raise StudyError(f'{where}: {key}.{k} must be a positive int, got {v!r}')
+    return dict(given)
+
+
+def _check_bootstrap(raw: Mapping, where: str) -> dict:
+    given = raw.get('bootstrap') or {}
+    if not isinstance(given, dict):
+        raise StudyError(f'{where}: bootstrap must be dict(replicates=..., confidence=...), '
+                         f'got {given!r}')
+    _unknown(given, BOOTSTRAP_KEYS, f'{where}: bootstrap')
+    boot = dict(dict(replicates=1000, confidence=0.95), **given)
+    reps, conf = boot['replicates'], boot['confidence']
+    if not isinstance(reps, int) or isinstance(reps, bool) or reps < 0:
+        raise StudyError(f'{where}: bootstrap.replicates must be an int >= 0 (0: no bootstrap), '
+                         f'got {reps!r}')
+    if not isinstance(conf, (int, float)) or isinstance(conf, bool) or not 0 < conf < 1:
+        raise StudyError(f'{where}: bootstrap.confidence must be a number in (0, 1), e.g. 0.95, '
+                         f'got {conf!r}')
+    return boot
+
+
+def _check_backbone_type(options: Mapping, cfg, where: str) -> None:
+    """A ``model.backbone.type`` set by ``cfg_options`` must be registered in mmdet's
+    MODELS (types of another scope, ``mmpretrain.X``, are left to that scope)."""
+    if 'model.backbone.type' not in options:
+        return
+    from mmdet.registry import MODELS  # fq_det's backbones registered by the package import
+
+    from fq_det.models.quantizers.builder import unknown_name_message
+    given = str(options['model.backbone.type'])
+    scope, _, name = given.rpartition('.')
+    if (scope or cfg.get('default_scope', 'mmdet')) != 'mmdet' or MODELS.get(name) is not None:
+        return
+    backbones = sorted(k for k, v in MODELS.module_dict.items() if getattr(v, '__module__', '')
+                       .startswith(('mmdet.models.backbones', 'fq_det.models.backbones')))
+    raise StudyError(f'{where}: cfg_options model.backbone.type: '
+                     + unknown_name_message('backbone type', given, backbones))
+
+
 def _check_config(path: str, options: dict, where: str) -> None:
     from mmengine.config import Config
     if not osp.isfile(path):
@@ -139,24 +232,42 @@ def _check_config(path: str, options: dict, where: str) -> None:
         cfg.merge_from_dict(copy.deepcopy(options))
     except Exception as err:  # noqa: BLE001  (any parse error is the config's problem)
         raise StudyError(f'{where}: cannot load {path} with cfg_options {options}: {err}') from err
+    _check_backbone_type(options, cfg, where)
+
+
+def _read_study_file(path: str) -> Any:
+    """The ``study`` entry of a study config file; its syntax and load errors named."""
+    from mmengine.config import Config
+    try:
+        cfg = Config.fromfile(path)
+    except SyntaxError as err:
+        raise StudyError(f'{path}: syntax error in the study config: {err.msg} (line '
+                         f'{err.lineno})' if err.lineno else f'{path}: {err}') from err
+    except Exception as err:  # noqa: BLE001  (a NameError, an import in the file, ...)
+        raise StudyError(f'{path}: cannot read the study config: {type(err).__name__}: '
+                         f'{err}') from err
+    if 'study' not in cfg:
+        raise StudyError(f'{path} has no `study = dict(...)`')
+    if not isinstance(cfg.study, dict):
+        raise StudyError(f'{path}: study must be a dict(task=..., variants=..., ...), got '
+                         f'{type(cfg.study).__name__}')
+    return cfg.study.to_dict()
 
 
 def load_study(config: str | Mapping, work_dir: str | None = None,
                check_configs: bool = True) -> Study:
     """Read and check a study config (path or dict); every error names the key and the choices."""
-    from mmengine.config import Config
-
     from fq_det.datasets.distortions import check_severity
     from fq_det.evaluation.robustness import resolve_distortions
 
     if isinstance(config, (str, Path)):
         if not osp.isfile(config):
             raise StudyError(f'study config not found: {config}')
-        cfg = Config.fromfile(str(config))
-        if 'study' not in cfg:
-            raise StudyError(f'{config} has no `study = dict(...)`')
-        raw, config_file = cfg.study.to_dict(), osp.abspath(str(config))
+        raw, config_file = _read_study_file(str(config)), osp.abspath(str(config))
     else:
+        if not isinstance(config, Mapping):
+            raise StudyError(f'study must be a dict(task=..., variants=..., ...), got '
+                             f'{type(config).__name__}')
         raw, config_file = copy.deepcopy(dict(config)), ''
     base = Path(config_file).parent if config_file else Path.cwd()
     where = config_file or 'study'
@@ -165,7 +276,11 @@ def load_study(config: str | Mapping, work_dir: str | None = None,
     task = raw.get('task')
     if task not in TASKS:
         raise StudyError(f'{where}: task must be one of {", ".join(TASKS)}, got {task!r}')
-    data = dict(raw.get('data') or {})
+    data = raw.get('data') or {}
+    if not isinstance(data, dict):
+        raise StudyError(f"{where}: data must be dict(type='synthvoc', ...) or "
+                         f"dict(type='folder', root=...), got {data!r}")
+    data = dict(data)
     _unknown(data, DATA_KEYS, f'{where}: data')
     if data.get('type', 'synthvoc' if 'root' not in data else 'folder') == 'synthvoc':
         data.setdefault('type', 'synthvoc')
@@ -174,7 +289,12 @@ def load_study(config: str | Mapping, work_dir: str | None = None,
             if not isinstance(data[k], int) or data[k] < (0 if k == 'seed' else 1):
                 raise StudyError(f'{where}: data.{k} must be an int >= '
                                  f'{0 if k == "seed" else 1}, got {data[k]!r}')
-        data['image_size'] = tuple(int(v) for v in data['image_size'])
+        size = data['image_size']
+        if not isinstance(size, (list, tuple)) or len(size) != 2 or not all(
+                _positive_int(v) for v in size):
+            raise StudyError(f'{where}: data.image_size must be two positive ints (width, '
+                             f'height), e.g. (160, 120), got {size!r}')
+        data['image_size'] = tuple(size)
     elif data.get('type') == 'folder':
         if not osp.isdir(str(data.get('root', ''))):
             raise StudyError(f'{where}: data.root is not a folder: {data.get("root")!r}')
@@ -188,6 +308,7 @@ def load_study(config: str | Mapping, work_dir: str | None = None,
         raise StudyError(f'{where}: variants must be a non-empty dict name -> dict(config=...)')
     variants = {}
     for name, spec in variants_raw.items():
+        check_name(name, f'{where}: variant name')
         if not isinstance(spec, dict):
             raise StudyError(f'{where}: variant {name!r} must be a dict, got {spec!r}')
         _unknown(spec, VARIANT_KEYS, f'{where}: variant {name!r}')
@@ -220,9 +341,10 @@ def load_study(config: str | Mapping, work_dir: str | None = None,
             except (TypeError, ValueError) as err:
                 raise StudyError(f'{where}: variant {name!r}: bn_adapt: {err}') from err
         v = Variant(name=name, config=_repo_path(spec['config'], base),
-                    cfg_options=dict(spec.get('cfg_options') or {}),
+                    cfg_options=_options(spec, 'cfg_options', f'{where}: variant {name!r}'),
                     pretrain=_repo_path(spec['pretrain'], base) if spec.get('pretrain') else None,
-                    pretrain_cfg_options=dict(spec.get('pretrain_cfg_options') or {}),
+                    pretrain_cfg_options=_options(spec, 'pretrain_cfg_options',
+                                                  f'{where}: variant {name!r}'),
                     label=str(spec.get('label') or name), train_as=train_as,
                     bn_adapt=dict(bn_adapt) if bn_adapt is not None else None)
         if check_configs and train_as is None:
@@ -242,27 +364,36 @@ def load_study(config: str | Mapping, work_dir: str | None = None,
         raise StudyError(f'{where}: seeds must be a non-empty list of ints >= 0, got {seeds!r}')
     if len(set(seeds)) != len(seeds):
         raise StudyError(f'{where}: seeds repeat: {seeds}')
+    severities = raw.get('severities', (1, 3, 5))
+    if not isinstance(severities, (list, tuple)):
+        raise StudyError(f'{where}: severities must be a list of severities 1-5, e.g. [1, 3, 5], '
+                         f'got {severities!r}')
     try:
         distortions = resolve_distortions(raw.get('distortions', 'all'))
-        severities = tuple(check_severity(s) for s in raw.get('severities', (1, 3, 5)))
+        severities = tuple(check_severity(s) for s in severities)
         seen = resolve_distortions(raw.get('seen_distortions') or ())
     except (KeyError, ValueError) as err:
         raise StudyError(f'{where}: {err}') from err
+    if not distortions:
+        raise StudyError(f"{where}: distortions is empty; give 'all' or a list of names")
     if not severities:
         raise StudyError(f'{where}: severities is empty')
     if not set(seen) <= set(distortions):
         raise StudyError(f'{where}: seen_distortions {sorted(set(seen) - set(distortions))} are '
                          f'not among the distortions {list(distortions)}')
-    bootstrap = dict(dict(replicates=1000, confidence=0.95), **(raw.get('bootstrap') or {}))
-    if not isinstance(bootstrap['replicates'], int) or bootstrap['replicates'] < 0:
-        raise StudyError(f'{where}: bootstrap.replicates must be an int >= 0 (0: no bootstrap)')
+    bootstrap = _check_bootstrap(raw, where)
+    train = _schedule(raw, 'train', TRAIN_KEYS[task], where)
+    pretrain = _schedule(raw, 'pretrain', PRETRAIN_KEYS, where)
+    for key in ('name', 'runs'):
+        if key in raw:
+            check_name(raw[key], f'{where}: {key}')
     name = raw.get('name') or (Path(config_file).stem if config_file else 'study')
     default_work_dir = osp.join('work_dirs', 'studies', raw.get('runs') or name)
     work = work_dir or default_work_dir
     return Study(task=task, data=data, variants=variants, reference=reference,
                  seeds=tuple(seeds), distortions=distortions, severities=severities,
                  work_dir=osp.abspath(work), config_file=config_file, name=name,
-                 train=dict(raw.get('train') or {}), pretrain=dict(raw.get('pretrain') or {}),
+                 train=train, pretrain=pretrain,
                  bootstrap=bootstrap, seen_distortions=seen,
                  default_work_dir=default_work_dir)
 
@@ -296,12 +427,18 @@ def _write_json(path: Path, obj: Any) -> None:
 
 
 def _read_json(path: Path) -> dict | None:
+    """The JSON object in ``path`` (None if there is no file); StudyError naming the file
+    when it is not valid JSON or not an object."""
     if not path.is_file():
         return None
     try:
-        return json.loads(path.read_text())
-    except ValueError as err:
+        obj = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as err:
         raise StudyError(f'{path} is not valid JSON ({err}); delete it to redo that stage') from err
+    if not isinstance(obj, dict):
+        raise StudyError(f'{path} holds a JSON {type(obj).__name__}, not the object the study '
+                         'wrote; delete it to redo that stage')
+    return obj
 
 
 @contextlib.contextmanager
@@ -354,14 +491,17 @@ def _count(n: int, noun: str) -> str:
     return f'{n} {noun}' + ('' if n == 1 else 's')
 
 
-def _begin_stage(stage_dir: Path, key: dict, overwrite: bool) -> None:
+def _begin_stage(stage_dir: Path, key: dict, overwrite: bool, root: Path | None = None) -> None:
     """Mark ``stage_dir`` as started with ``key`` before it trains.
 
     An interrupted stage resumes from its checkpoints only if it was started with the same
     key; otherwise it is refused, or with ``overwrite`` emptied first, so no checkpoint of
-    other settings is resumed or reused.
+    other settings is resumed or reused. With ``root`` (the study folder), a ``stage_dir``
+    outside it is refused before anything is removed or written.
     """
     import shutil
+    if root is not None:
+        inside_folder(stage_dir, root)
     previous = (_read_json(stage_dir / 'done.json') or _read_json(stage_dir / 'started.json')
                 or {}).get('key')
     if previous is not None and previous != key:
@@ -467,7 +607,7 @@ def _trained(study: Study, variant: str, seed: int, overwrite: bool) -> tuple:
             print(f'{STAGE} pretrain {_count(cfg.train_cfg.max_epochs, "epoch")}', flush=True)
             pretrained = _stage_done(stage, key, overwrite)
             if pretrained is None:
-                _begin_stage(stage, key, overwrite)
+                _begin_stage(stage, key, overwrite, Path(study.work_dir))
                 result = pretrain_backbone(cfg)
                 pretrained = dict(key=key, backbone_digest=_file_digest(result['backbone']),
                                   top1=result['top1'], epochs=result['epochs'],
@@ -494,7 +634,7 @@ def _trained(study: Study, variant: str, seed: int, overwrite: bool) -> tuple:
         print(f'{STAGE} train {length}', flush=True)
         trained = _stage_done(stage, key, overwrite)
         if trained is None:
-            _begin_stage(stage, key, overwrite)
+            _begin_stage(stage, key, overwrite, Path(study.work_dir))
             train_to_final(cfg)
             trained = dict(key=key, checkpoint_digest=_file_digest(str(final)),
                            curve=loss_curve(stage), top1=last_val_top1(stage))
@@ -570,10 +710,12 @@ def _run_logged(config_file: str, work_dir: str, variant: str, seed: int, thread
 
 
 def run_study(study: Study, jobs: int = 1, only: Sequence[tuple[str, int]] | None = None,
-              overwrite: bool = False, threads: int | None = None) -> list[str]:
+              overwrite: bool = False, threads: int | None = None,
+              report: bool = True) -> list[str]:
     """Run the study's unfinished runs, ``jobs`` processes at a time; return failures.
 
-    Each run uses ``threads`` torch threads (default: the cores divided by ``jobs``).
+    Each run uses ``threads`` torch threads (default: the cores divided by ``jobs``). With
+    ``report`` (the report follows), the report folder is checked to be writable first.
     """
     from concurrent.futures import as_completed
 
@@ -586,12 +728,16 @@ def run_study(study: Study, jobs: int = 1, only: Sequence[tuple[str, int]] | Non
                          're-read it)')
     if jobs < 1:
         raise StudyError(f'--jobs must be >= 1, got {jobs}')
+    if threads is not None and (isinstance(threads, bool) or threads < 1):
+        raise StudyError(f'--threads must be >= 1 (default: cores / jobs), got {threads}')
     runs = list(only) if only else study.runs()
     for v, s in runs:
         if v not in study.variants or s not in study.seeds:
             raise StudyError(f'{v}:{s} is not a run of this study (variants '
                              f'{", ".join(study.variants)}; seeds {list(study.seeds)})')
     _check_writable(Path(study.work_dir))
+    if report:
+        _check_writable(study.report_dir, 'report folder')
     prepare_data(study)
     finished = {r for r in runs if (study.run_dir(*r) / 'run.json').is_file()}
     stale = {} if overwrite else {r: changed_settings(study, *r) for r in runs if r in finished}
@@ -602,6 +748,8 @@ def run_study(study: Study, jobs: int = 1, only: Sequence[tuple[str, int]] | Non
         raise StudyError(f'finished runs in {study.work_dir} made with other settings: {listed}. '
                          f'Redo them with --overwrite --only {only}, or use another work folder')
     todo = [r for r in runs if overwrite or r not in finished]
+    for r in sorted(finished - set(todo)):
+        _rebuild_records(study, *r)
     todo.sort(key=lambda r: study.variants[r[0]].train_as is not None)  # trainers first
     print(f'study {study.name}: {len(runs) - len(todo)}/{len(runs)} runs finished, '
           f'{len(todo)} to run, {min(jobs, max(1, len(todo)))} at a time; logs in '
@@ -626,21 +774,45 @@ def run_study(study: Study, jobs: int = 1, only: Sequence[tuple[str, int]] | Non
     return failures
 
 
-def _check_writable(folder: Path) -> None:
+def _rebuild_records(study: Study, variant: str, seed: int) -> bool:
+    """Write a finished run's missing ``records.npz`` again from ``sweep/per_image/``;
+    False (and a line saying why) when those records are not there either."""
+    from fq_det.evaluation.study_records import load_sweep_records, save_compact_records
+    from fq_det.evaluation.study_report import RECORDS_FILE
+    run_dir = study.run_dir(variant, seed)
+    target = run_dir / RECORDS_FILE
+    if target.is_file():
+        return True
+    try:
+        records = load_sweep_records(run_dir / 'sweep', study.task, study.distortions,
+                                     study.severities, seed)
+    except (FileNotFoundError, ValueError) as err:
+        print(f'{variant} seed {seed}: no {RECORDS_FILE}, and it cannot be rebuilt ({err}); '
+              'the report lists it as missing from the within-run bootstrap', flush=True)
+        return False
+    save_compact_records(records, study.task, target)
+    print(f'{variant} seed {seed}: rebuilt {target} from {run_dir / "sweep" / "per_image"}',
+          flush=True)
+    return True
+
+
+def _check_writable(folder: Path, what: str = 'study folder') -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
         probe = folder / f'.write_test.{os.getpid()}'
         probe.write_text('')
         probe.unlink()
     except OSError as err:
-        raise StudyError(f'cannot write to the study folder {folder}: {err.strerror}') from err
+        raise StudyError(f'cannot write to the {what} {folder}: {err.strerror or err}') from err
 
 
 def plan_study(study: Study, python: str = 'python',
                tool: str = 'tools/robustness_study.py') -> list[str]:
-    """One shell command per run (for any scheduler), each resumable on a shared folder."""
-    cfg = study.config_file or '<study config>'
-    return [f'{python} {tool} run {cfg} --work-dir {study.work_dir} --only {v}:{s}'
+    """One shell command per run (for any scheduler), each resumable on a shared folder;
+    paths and names are quoted for the shell."""
+    q = shlex.quote
+    cfg = q(study.config_file) if study.config_file else '<study config>'
+    return [f'{q(python)} {q(tool)} run {cfg} --work-dir {q(study.work_dir)} --only {q(f"{v}:{s}")}'
             for v, s in study.runs()]
 
 

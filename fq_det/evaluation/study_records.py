@@ -10,6 +10,7 @@ interval of each summary row's difference to a reference model.
 """
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
@@ -89,12 +90,24 @@ def save_compact_records(records: dict, task: str, path: str | Path) -> Path:
 
 def load_compact_records(path: str | Path, distortions: Sequence[str],
                          severities: Sequence[int]) -> dict:
-    """:func:`save_compact_records`' file back in :func:`load_sweep_records`' form."""
+    """:func:`save_compact_records`' file back in :func:`load_sweep_records`' form.
+
+    Raises ``FileNotFoundError`` when there is no file or it lacks a condition, and
+    :class:`~fq_det.evaluation.study.StudyError` naming the file when it is not one
+    :func:`save_compact_records` wrote (truncated, other bytes, object arrays).
+    """
+    from fq_det.evaluation.study import StudyError
     if not Path(path).is_file():
         raise FileNotFoundError(f'no per-image records: {path}')
-    with np.load(path, allow_pickle=False) as f:
-        arrays = {k: f[k] for k in f.files}
-    task, ids = str(arrays['task']), arrays['image_ids']
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
+        task, ids = str(arrays['task']), arrays['image_ids']
+        str(arrays['eval_mode'])
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+        raise StudyError(f'{path} is not a records file of the study ({type(err).__name__}: '
+                         f'{err}); delete it: `run` writes it again from the run\'s '
+                         'sweep/per_image/') from None
 
     def record(name: str):
         if f'{name}/correct' not in arrays and f'{name}/image' not in arrays:

@@ -22,7 +22,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from fq_det.evaluation import statistics as st
-from fq_det.evaluation.study import changed_settings, repo_relative
+from fq_det.evaluation.study import StudyError, _read_json, changed_settings, repo_relative
 
 LOWER_IS_BETTER = ('mCE', 'relative mCE')
 RECORDS_FILE = 'records.npz'  # per run: the compact per-image records of its sweep
@@ -62,7 +62,7 @@ def _conditions(results: dict, key: str, distortions, severities) -> tuple[float
         clean = float(results['clean'][key])
         distorted = {d: {s: float(results['distorted'][d][str(s)][key]) for s in severities}
                      for d in distortions}
-    except KeyError:
+    except (KeyError, TypeError, ValueError):
         return None
     return clean, distorted
 
@@ -80,8 +80,10 @@ def _load_runs(study) -> tuple[dict, list[str], str | None]:
             missing.append(f'{variant} seed {seed}: made with other settings (changed: '
                            f'{", ".join(changed)}); `run --overwrite` redoes it')
             continue
-        record = json.loads(rec_file.read_text())
-        results = json.loads(res_file.read_text())
+        record, results = _read_json(rec_file), _read_json(res_file)
+        if not isinstance(results.get('metric_key'), str):
+            raise StudyError(f'{res_file} has no metric_key: not the results file of a sweep; '
+                             'delete it to redo that sweep')
         metric_key = metric_key or results['metric_key']
         values = _conditions(results, metric_key, study.distortions, study.severities)
         if values is None:
@@ -105,21 +107,33 @@ def _per_run_rows(study, runs: dict, full: float) -> dict:
     return table
 
 
-def _bootstrap(study, runs: dict) -> dict:
-    """Per variant and seed: percentile intervals of (variant - reference) over test images."""
+def _bootstrap(study, runs: dict) -> tuple[dict, list[str]]:
+    """Per variant and seed: percentile intervals of (variant - reference) over test images;
+    and the finished runs left out of them for want of per-image records (``'v seed s: why'``).
+    """
     from fq_det.evaluation.study_records import bootstrap_differences, load_compact_records
     replicates = int(study.bootstrap.get('replicates', 0))
     if not replicates:
-        return {}
-    out = {}
+        return {}, []
+    out, missing = {}, []
     for seed in study.seeds:
         if (study.reference, seed) not in runs:
             continue
-        try:
-            models = {v: load_compact_records(study.run_dir(v, seed) / RECORDS_FILE,
-                                              study.distortions, study.severities)
-                      for v in study.variants if (v, seed) in runs}
-        except FileNotFoundError:
+        models = {}
+        for v in study.variants:
+            if (v, seed) not in runs:
+                continue
+            try:
+                models[v] = load_compact_records(study.run_dir(v, seed) / RECORDS_FILE,
+                                                 study.distortions, study.severities)
+            except FileNotFoundError as err:
+                missing.append(f'{v} seed {seed}: no per-image records, `run` rebuilds '
+                               f'{RECORDS_FILE} from sweep/per_image/ when that is there ({err})')
+        if study.reference not in models:
+            missing += [f'{v} seed {seed}: the reference has no per-image records for this seed'
+                        for v in models]
+            continue
+        if len(models) < 2:
             continue
         diffs = bootstrap_differences(
             models, study.reference, lambda c, d: summary_rows(c, d, study.seen_distortions),
@@ -127,7 +141,7 @@ def _bootstrap(study, runs: dict) -> dict:
             confidence=float(study.bootstrap.get('confidence', 0.95)))
         for v, rows in diffs.items():
             out.setdefault(v, {})[seed] = rows
-    return out
+    return out, missing
 
 
 def _aggregate(study, per_run: dict, bootstrap: dict) -> dict:
@@ -278,6 +292,14 @@ def format_markdown(study, report: dict) -> str:
     if report['missing']:
         lines += ['', 'Missing (in no number below):', '']
         lines += [f'- {m}' for m in _group_missing(report['missing'])]
+    if report.get('missing_records'):
+        lines += ['', 'Missing from the within-run bootstrap only (in every other number):', '']
+        lines += [f'- {m}' for m in _group_missing(report['missing_records'])]
+    few = [study.variants[v].label for v in names if len(agg['variants'][v]['seeds']) == 1]
+    if few:
+        lines += ['', 'Confidence intervals over seeds need at least 2 seeds; with one finished '
+                  f'seed ({", ".join(few)}) the values below have no interval and no verdict '
+                  '(`=`).']
     lines += ['', f'## Per variant: mean ± {conf} % CI half-width over seeds (n)', '',
               '| | ' + ' | '.join(labels) + ' |', '|---|' + '---:|' * len(names)]
     for row in agg['rows']:
@@ -421,7 +443,7 @@ def build_report(study, out_dir: Path) -> dict:
                                 f'({len(missing)} runs missing)')
     full = _full_scale(metric_key)
     per_run = _per_run_rows(study, runs, full)
-    bootstrap = _bootstrap(study, runs)
+    bootstrap, missing_records = _bootstrap(study, runs)
     timing_keys = sorted({k for r in runs.values() for k in r['record'].get('timings_s', {})})
     timings = {v: {k: float(np.mean([runs[(v, s)]['record']['timings_s'][k] for s in study.seeds
                                      if (v, s) in runs and k in runs[(v, s)]['record']
@@ -438,6 +460,7 @@ def build_report(study, out_dir: Path) -> dict:
                           pretrain=repo_relative(x.pretrain),
                           label=x.label) for v, x in study.variants.items()},
         total=len(study.runs()), finished=len(runs), missing=missing,
+        missing_records=missing_records,
         per_condition={f'{v}/{s}': dict(clean=r['clean'],
                                         distorted={d: {str(k): x for k, x in by.items()}
                                                    for d, by in r['distorted'].items()})

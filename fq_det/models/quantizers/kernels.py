@@ -172,7 +172,7 @@ def _load_or_build(cc: str) -> ctypes.CDLL:
 
 
 def pow_kernel() -> Optional[ctypes.CDLL]:
-    """The compiled kernels, or ``None`` when switched off, without a C compiler (one info
+    """The compiled kernels, or ``None`` when switched off, without a C compiler (one warning
     line) or when no library can be verified or built (one warning naming the file)."""
     global _lib, _tried
     if _tried:
@@ -186,7 +186,7 @@ def pow_kernel() -> Optional[ctypes.CDLL]:
         cc = os.environ.get('CC') or shutil.which('cc') or shutil.which('gcc')
         if cc is None:
             print_log('fq_det: no C compiler found; POW runs on the slower pure-torch path',
-                      logger='current')
+                      logger='current', level=logging.WARNING)
             return None
         try:
             _lib = _load_or_build(cc)
