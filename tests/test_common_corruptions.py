@@ -198,3 +198,33 @@ def test_plasma_fractal_range_and_seed():
     assert np.array_equal(a, C.plasma_fractal(64, 2.0, np.random.default_rng(0)))
     with pytest.raises(ValueError, match='power of two'):
         C.plasma_fractal(48, 2.0, np.random.default_rng(0))
+
+
+def test_the_one_route_and_the_transform_take_them():
+    from fq_det.datasets.distortion_route import distort_image, distortion_rng, insert_distort
+    from fq_det.datasets.transforms import Distort, RandomDistort
+    img = natural_image(30, 40)
+    a = distort_image(img, 'c:fog', 3, seed=0, key='1|a.jpg')
+    rng = distortion_rng(0, '1|a.jpg', 'c:fog', 3)
+    assert a.tobytes() == D.distort(img, 'c:fog', 3, rng).tobytes()
+    out = Distort('c:fog', 3)(dict(img=img.copy(), img_id='1', img_path='x/a.jpg'))
+    assert out['img'].tobytes() == a.tobytes() and out['distortion'] == ('c:fog', 3)
+    pipeline = insert_distort([dict(type='LoadImageFromFile'), dict(type='Resize')], 'c:snow', 2)
+    assert pipeline[1]['distortion'] == 'c:snow'
+    assert RandomDistort(list(D.BENCHMARK)).distortions == D.BENCHMARK
+
+
+def test_benchmark_tool_times_them_and_says_when_the_package_is_absent(repo_root, capsys):
+    import importlib.util
+    path = repo_root / 'tools' / 'benchmarks' / 'benchmark_distortions.py'
+    spec = importlib.util.spec_from_file_location('benchmark_distortions', path)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    rows = tool.main(['--size', '24', '18', '--repeats', '1', '--skip-distortions'])
+    assert [r['corruption'] for r in rows] == list(D.COMMON_CORRUPTIONS)
+    printed = capsys.readouterr().out
+    assert '| c:zoom_blur |' in printed and 'severity 3' in printed
+    try:
+        import imagecorruptions  # noqa: F401
+    except ImportError:
+        assert 'imagecorruptions is not installed: its column is skipped' in printed
