@@ -228,3 +228,77 @@ def test_benchmark_tool_times_them_and_says_when_the_package_is_absent(repo_root
         import imagecorruptions  # noqa: F401
     except ImportError:
         assert 'imagecorruptions is not installed: its column is skipped' in printed
+
+
+# ------------------------- the blurs, as the reference computes them (same draws where random)
+def _shift(image, dx, dy):
+    """The reference's ``shift``: roll by (dx, dy), the vacated border filled by the edge."""
+    out = image
+    if dx < 0:
+        out = np.roll(out, image.shape[1] + dx, axis=1)
+        out[:, dx:] = out[:, dx - 1:dx]
+    elif dx > 0:
+        out = np.roll(out, dx, axis=1)
+        out[:, :dx] = out[:, dx:dx + 1]
+    if dy < 0:
+        out = np.roll(out, image.shape[0] + dy, axis=0)
+        out[dy:] = out[dy - 1:dy]
+    elif dy > 0:
+        out = np.roll(out, dy, axis=0)
+        out[:dy] = out[dy:dy + 1]
+    return out
+
+
+def _reference_blur(name: str, bgr: np.ndarray, c, severity: int) -> np.ndarray:
+    """imagecorruptions 1.1.2's blurs written out (scipy for scikit-image's gaussian)."""
+    import cv2
+    from scipy.ndimage import gaussian_filter, zoom
+    x = bgr / 255.
+    if name == 'motion_blur':  # shift-and-add of a one-sided Gaussian at the angle drawn
+        radius, sigma = c
+        angle = np.random.default_rng(severity).uniform(-45, 45)
+        width = 2 * radius + 1
+        k = np.exp(-np.arange(width) ** 2 / (2 * sigma ** 2)) / (np.sqrt(2 * np.pi) * sigma)
+        k /= k.sum()
+        py, px = width * np.sin(np.deg2rad(angle)), width * np.cos(np.deg2rad(angle))
+        hyp = np.hypot(py, px)
+        y = np.zeros(bgr.shape, np.float32)
+        for i in range(width):
+            dy, dx = -int(np.ceil(i * py / hyp - 0.5)), -int(np.ceil(i * px / hyp - 0.5))
+            if abs(dy) >= bgr.shape[0] or abs(dx) >= bgr.shape[1]:
+                break
+            y = y + k[i] * _shift(bgr, dx, dy)
+        return np.uint8(np.clip(y, 0, 255))
+    if name == 'zoom_blur':
+        x = x.astype(np.float32)
+        factors = np.arange(1, c[0], c[1])
+        out = np.zeros_like(x)
+        for z in factors:
+            h0, w0 = int(np.ceil(x.shape[0] / z)), int(np.ceil(x.shape[1] / z))
+            t0, l0 = (x.shape[0] - h0) // 2, (x.shape[1] - w0) // 2
+            out += zoom(x[t0:t0 + h0, l0:l0 + w0], (z, z, 1), order=1)[:x.shape[0], :x.shape[1]]
+        y = (x + out) / (len(factors) + 1)
+    elif name == 'gaussian_blur':
+        y = gaussian_filter(x, sigma=(c, c, 0), mode='nearest', truncate=4.0)
+    elif name == 'defocus_blur':
+        radius, alias_blur = c
+        t = np.arange(-8, 9) if radius <= 8 else np.arange(-radius, radius + 1)
+        xx, yy = np.meshgrid(t, t)
+        disk = np.array((xx ** 2 + yy ** 2) <= radius ** 2, dtype=np.float32)
+        disk /= disk.sum()
+        disk = cv2.GaussianBlur(disk, (3, 3) if radius <= 8 else (5, 5), sigmaX=alias_blur)
+        y = np.stack([cv2.filter2D(x[..., d], -1, disk) for d in range(3)], -1)
+    return np.uint8(np.clip(y, 0, 1) * 255)
+
+
+@pytest.mark.parametrize('name', ['motion_blur', 'zoom_blur', 'gaussian_blur', 'defocus_blur'])
+def test_blurs_follow_the_reference(name):
+    """Equal but for a grey level where a sum lands on an integer (flat regions: the
+    summation order decides the truncation)."""
+    img = natural_image(48, 64, seed=2)
+    for severity in D.SEVERITIES:
+        ours = D.distort(img, 'c:' + name, severity, np.random.default_rng(severity))
+        ref = _reference_blur(name, img, C.CORRUPTION_TABLE[name].levels[severity - 1],
+                              severity)
+        diff = np.abs(ours.astype(int) - ref.astype(int))
+        assert diff.max() <= 1 and diff.mean() < 0.3, (severity, diff.max(), diff.mean())

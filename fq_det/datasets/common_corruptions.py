@@ -23,9 +23,10 @@ Conventions, so that the maths follows the reference where it can:
   displaces every pixel at once per iteration (a gather, vectorised) where the
   reference swaps pixels one after another in a Python loop; ``motion_blur`` and
   ``snow``'s streaks apply the reference's one-sided Gaussian line as one OpenCV
-  kernel (the same weighted sum as its shift-and-add); ``jpeg_compression`` and
-  ``pixelate`` use OpenCV's JPEG codec and area / nearest resizing where the reference
-  uses Pillow's. See ``docs/distortions.md``.
+  kernel (the same weighted sum as its shift-and-add); ``jpeg_compression`` uses
+  OpenCV's JPEG codec where the reference uses Pillow's (equal bytes with the pinned
+  versions), ``pixelate`` Pillow's box filter reimplemented in integer arithmetic.
+  See ``docs/distortions.md``.
 
 The parameters of every corruption and severity are in one table,
 :data:`CORRUPTION_TABLE` (rendered in ``docs/distortions.md`` by
@@ -59,17 +60,17 @@ def _gaussian_kernel(sigma: float, truncate: float) -> np.ndarray:
     radius = int(truncate * float(sigma) + 0.5)
     t = np.arange(-radius, radius + 1, dtype=np.float64)
     k = np.exp(-0.5 * (t / sigma) ** 2)
-    return (k / k.sum()).astype(np.float32)
+    return k / k.sum()
 
 
 def _gaussian_filter(x: np.ndarray, sigma, truncate: float = 4.0,
                      border: int = cv2.BORDER_REPLICATE) -> np.ndarray:
     """scikit-image's ``gaussian`` (scipy's kernel; ``mode='nearest'`` = replicate) per channel.
 
-    ``sigma`` is one value or ``(sigma_rows, sigma_cols)``.
+    ``sigma`` is one value or ``(sigma_rows, sigma_cols)``; float32 or float64 in and out.
     """
     sy, sx = (sigma, sigma) if np.isscalar(sigma) else sigma
-    return cv2.sepFilter2D(x, cv2.CV_32F, _gaussian_kernel(sx, truncate),
+    return cv2.sepFilter2D(x, -1, _gaussian_kernel(sx, truncate),
                            _gaussian_kernel(sy, truncate), borderType=border)
 
 
@@ -109,8 +110,8 @@ def _motion_kernel(radius: int, sigma: float, angle_deg: float,
         n = int(np.argmin(inside)) if not inside.all() else width
         weights, oy, ox = weights[:n], oy[:n], ox[:n]
     r = int(max(np.abs(oy).max(initial=0), np.abs(ox).max(initial=0)))
-    kernel = np.zeros((2 * r + 1, 2 * r + 1), np.float32)
-    np.add.at(kernel, (r + oy, r + ox), weights.astype(np.float32))
+    kernel = np.zeros((2 * r + 1, 2 * r + 1), np.float64)
+    np.add.at(kernel, (r + oy, r + ox), weights)
     return kernel
 
 
@@ -299,7 +300,7 @@ def _speckle_noise(x: np.ndarray, c: float, rng: np.random.Generator) -> np.ndar
 
 def _gaussian_blur(x: np.ndarray, c: float, rng: np.random.Generator) -> np.ndarray:
     """Gaussian blur of std ``c`` px (scipy's kernel, truncated at 4 sigma, edge replicated)."""
-    return _to_uint8(_gaussian_filter(x.astype(np.float32), c))
+    return _to_uint8(_gaussian_filter(x / 255.0, c) * 255)
 
 
 def _glass_blur(x: np.ndarray, c: tuple, rng: np.random.Generator) -> np.ndarray:
@@ -312,7 +313,7 @@ def _glass_blur(x: np.ndarray, c: tuple, rng: np.random.Generator) -> np.ndarray
     """
     sigma, delta, iterations = c
     h, w = x.shape[:2]
-    y = _to_uint8(_gaussian_filter(x.astype(np.float32), sigma))
+    y = _to_uint8(_gaussian_filter(x / 255.0, sigma) * 255)
     rows = np.arange(delta + 1, h - delta + 1)
     cols = np.arange(delta + 1, w - delta + 1)
     rows, cols = rows[rows < h], cols[cols < w]
@@ -323,7 +324,7 @@ def _glass_blur(x: np.ndarray, c: tuple, rng: np.random.Generator) -> np.ndarray
         src_r = np.clip(rows[:, None] + d[0], 0, h - 1)
         src_c = np.clip(cols[None, :] + d[1], 0, w - 1)
         y[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1] = y[src_r, src_c]
-    return _to_uint8(_gaussian_filter(y.astype(np.float32), sigma))
+    return _to_uint8(_gaussian_filter(y / 255.0, sigma) * 255)
 
 
 def _defocus_blur(x: np.ndarray, c: tuple, rng: np.random.Generator) -> np.ndarray:
@@ -339,8 +340,8 @@ def _defocus_blur(x: np.ndarray, c: tuple, rng: np.random.Generator) -> np.ndarr
     disk = ((xx ** 2 + yy ** 2) <= radius ** 2).astype(np.float32)
     disk /= disk.sum()
     disk = cv2.GaussianBlur(disk, (3, 3) if radius <= 8 else (5, 5), sigmaX=alias_blur)
-    return _to_uint8(cv2.filter2D(x.astype(np.float32), -1, disk,
-                                  borderType=cv2.BORDER_REFLECT_101))
+    return _to_uint8(cv2.filter2D(x / 255.0, -1, disk.astype(np.float64),
+                                  borderType=cv2.BORDER_REFLECT_101) * 255)
 
 
 def _motion_blur(x: np.ndarray, c: tuple, rng: np.random.Generator) -> np.ndarray:
@@ -348,7 +349,7 @@ def _motion_blur(x: np.ndarray, c: tuple, rng: np.random.Generator) -> np.ndarra
     radius, sigma = c
     angle = rng.uniform(-45, 45)
     kernel = _motion_kernel(radius, sigma, angle, x.shape[:2])
-    return _to_uint8(cv2.filter2D(x.astype(np.float32), -1, kernel,
+    return _to_uint8(cv2.filter2D(x.astype(np.float64), -1, kernel,
                                   borderType=cv2.BORDER_REPLICATE))
 
 
