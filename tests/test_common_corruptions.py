@@ -302,3 +302,25 @@ def test_blurs_follow_the_reference(name):
                               severity)
         diff = np.abs(ours.astype(int) - ref.astype(int))
         assert diff.max() <= 1 and diff.mean() < 0.3, (severity, diff.max(), diff.mean())
+
+
+def _reference_glass_pass(x: np.ndarray, delta: int, d: np.ndarray) -> np.ndarray:
+    """The reference's shuffle loop as it is written (on an RGB array: a copy, not a swap)."""
+    x = x.copy()
+    for i, h in enumerate(range(x.shape[0] - delta, delta, -1)):
+        for j, w in enumerate(range(x.shape[1] - delta, delta, -1)):
+            dx, dy = d[0, i, j], d[1, i, j]
+            h_prime, w_prime = h + dy, w + dx
+            x[h, w], x[h_prime, w_prime] = x[h_prime, w_prime], x[h, w]
+    return x
+
+
+@pytest.mark.parametrize('delta', [1, 2, 3, 4])
+def test_glass_blur_shuffle_is_the_reference_loop(delta):
+    rng = np.random.default_rng(delta)
+    for h, w in ((21, 34), (9, 9), (2 * delta + 1, 12), (4, 4)):
+        x = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        d = rng.integers(-delta, delta, size=(2, max(h - 2 * delta, 0), max(w - 2 * delta, 0)))
+        sources = C._glass_sources(h, w, delta, d).reshape(-1)
+        assert np.array_equal(x.reshape(-1, 3)[sources].reshape(x.shape),
+                              _reference_glass_pass(x, delta, d)), (h, w)

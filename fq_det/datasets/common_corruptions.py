@@ -20,8 +20,8 @@ Conventions, so that the maths follows the reference where it can:
   these draw from ``rng``, in the reference's order where it has one.
 * Differences from the reference, by design: ``frost`` blends a procedural ice texture
   (the reference blends six photographs shipped in its package); ``glass_blur``
-  displaces every pixel at once per iteration (a gather, vectorised) where the
-  reference swaps pixels one after another in a Python loop; ``motion_blur`` and
+  computes the result of the reference's pixel loop as one vectorised gather (the same
+  result for the same offsets); ``motion_blur`` and
   ``snow``'s streaks apply the reference's one-sided Gaussian line as one OpenCV
   kernel (the same weighted sum as its shift-and-add); ``jpeg_compression`` uses
   OpenCV's JPEG codec where the reference uses Pillow's (equal bytes with the pinned
@@ -303,27 +303,63 @@ def _gaussian_blur(x: np.ndarray, c: float, rng: np.random.Generator) -> np.ndar
     return _to_uint8(_gaussian_filter(x / 255.0, c) * 255)
 
 
-def _glass_blur(x: np.ndarray, c: tuple, rng: np.random.Generator) -> np.ndarray:
-    """Blur (sigma), ``iterations`` times displace pixels by up to ``delta``, blur again.
+def _glass_sources(h: int, w: int, delta: int, d: np.ndarray) -> np.ndarray:
+    """Where each pixel's value comes from after one pass of the reference's pixel shuffle.
 
-    ``c = (sigma, delta, iterations)``. Each iteration every pixel of rows and columns
-    ``delta + 1 .. n - delta`` takes the value at offset ``(dy, dx)``, both uniform in
-    ``-delta .. delta - 1`` (the reference's range), all at once; the reference swaps
-    pixel pairs one after another, from the bottom-right corner up.
+    The reference visits rows ``h - delta .. delta + 1`` (bottom up) and in each the
+    columns ``w - delta .. delta + 1`` (right to left) and runs
+    ``x[p], x[t] = x[t], x[p]`` with ``t = p + (dy, dx)``. On an RGB array ``x[p]`` is a
+    view, so this copies rather than swaps: ``x[p]`` takes the *current* value at ``t``
+    and ``x[t]`` keeps it. ``t`` is already final if it was visited before ``p`` (inside
+    the visited block and later in raster order), else it still holds its value from
+    before the pass. So ``source(p) = source(t)`` along such links and ``t`` at the first
+    other one: followed for all pixels at once by pointer doubling.
+
+    ``d[0]`` is dx and ``d[1]`` dy per visit, in visiting order, shape ``(2, rows,
+    cols)``, values in ``-delta .. delta - 1``. Returns flat source indices, ``h x w``.
+    """
+    grid = np.arange(h * w, dtype=np.int32 if h * w < 2**31 else np.int64)
+    nr, nc = d.shape[1:]
+    if nr <= 0 or nc <= 0:
+        return grid.reshape(h, w)
+    rows = np.arange(h - delta, delta, -1, dtype=grid.dtype)[:, None]
+    cols = np.arange(w - delta, delta, -1, dtype=grid.dtype)[None, :]
+    tr, tc = rows + d[1], cols + d[0]
+    p, t = rows * w + cols, tr * w + tc
+    visited_before = (tr > delta) & (tr <= h - delta) & (tc > delta) & (tc <= w - delta) \
+        & (t > p)
+    nxt, val = grid.copy(), grid.copy()
+    nxt[p] = np.where(visited_before, t, p)
+    val[p] = t
+    while True:
+        jumped = nxt[nxt]
+        if np.array_equal(jumped, nxt):
+            break
+        nxt = jumped
+    return val[nxt].reshape(h, w)
+
+
+def _glass_blur(x: np.ndarray, c: tuple, rng: np.random.Generator) -> np.ndarray:
+    """Blur (sigma), ``iterations`` passes of the reference's local pixel shuffle, blur again.
+
+    ``c = (sigma, delta, iterations)``. Each pass visits the pixels of rows and columns
+    ``delta + 1 .. n - delta`` from the bottom-right corner up; each takes the current
+    value at offset ``(dy, dx)``, both uniform in ``-delta .. delta - 1``
+    (:func:`_glass_sources`: the reference's loop, exactly, without the loop); the
+    offsets come from ``rng``.
     """
     sigma, delta, iterations = c
     h, w = x.shape[:2]
     y = _to_uint8(_gaussian_filter(x / 255.0, sigma) * 255)
-    rows = np.arange(delta + 1, h - delta + 1)
-    cols = np.arange(delta + 1, w - delta + 1)
-    rows, cols = rows[rows < h], cols[cols < w]
+    nr, nc = max(h - 2 * delta, 0), max(w - 2 * delta, 0)
+    sources = None  # pass k reads pass k-1's output: compose the index maps, gather once
     for _ in range(iterations):
-        d = rng.integers(-delta, delta, size=(2, len(rows), len(cols)))
-        if not len(rows) or not len(cols):
-            continue
-        src_r = np.clip(rows[:, None] + d[0], 0, h - 1)
-        src_c = np.clip(cols[None, :] + d[1], 0, w - 1)
-        y[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1] = y[src_r, src_c]
+        d = rng.integers(-delta, delta, size=(2, nr, nc), dtype=np.int16)
+        s = _glass_sources(h, w, delta, d).reshape(-1)
+        sources = s if sources is None else sources[s]
+    if sources is not None:
+        y = np.stack([y[..., k].reshape(-1)[sources] for k in range(y.shape[2])], -1)
+        y = y.reshape(x.shape)
     return _to_uint8(_gaussian_filter(y / 255.0, sigma) * 255)
 
 
