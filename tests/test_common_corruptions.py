@@ -324,3 +324,123 @@ def test_glass_blur_shuffle_is_the_reference_loop(delta):
         sources = C._glass_sources(h, w, delta, d).reshape(-1)
         assert np.array_equal(x.reshape(-1, 3)[sources].reshape(x.shape),
                               _reference_glass_pass(x, delta, d)), (h, w)
+
+
+# ----------------------------- random ones, as the reference computes them from the same draws
+def _reference_motion_layer(layer, radius, sigma, angle):
+    width = 2 * radius + 1
+    k = np.exp(-np.arange(width) ** 2 / (2 * sigma ** 2))
+    k /= k.sum()
+    py, px = width * np.sin(np.deg2rad(angle)), width * np.cos(np.deg2rad(angle))
+    hyp = np.hypot(py, px)
+    out = np.zeros(layer.shape, np.float32)
+    for i in range(width):
+        dy, dx = -int(np.ceil(i * py / hyp - 0.5)), -int(np.ceil(i * px / hyp - 0.5))
+        if abs(dy) >= layer.shape[0] or abs(dx) >= layer.shape[1]:
+            break
+        out = out + k[i] * _shift(layer, dx, dy)
+    return out
+
+
+def _reference_random(name: str, bgr: np.ndarray, c, seed: int) -> np.ndarray:
+    """imagecorruptions 1.1.2's snow, fog, spatter, elastic_transform written out, drawing from
+    ``default_rng(seed)`` in the reference's order (scipy for scikit-image's gaussian)."""
+    import cv2
+    from scipy.ndimage import gaussian_filter, map_coordinates, zoom
+    rng = np.random.default_rng(seed)
+    rgb = np.ascontiguousarray(bgr[..., ::-1])
+    h, w = rgb.shape[:2]
+    if name == 'snow':
+        x = np.array(rgb, dtype=np.float32) / 255.
+        layer = rng.normal(size=x.shape[:2], loc=c[0], scale=c[1])
+        h0, w0 = int(np.ceil(h / c[2])), int(np.ceil(w / c[2]))
+        t0, l0 = (h - h0) // 2, (w - w0) // 2
+        layer = zoom(layer[t0:t0 + h0, l0:l0 + w0, None], (c[2], c[2], 1), order=1)
+        layer[layer < c[3]] = 0
+        layer = np.clip(layer.squeeze(), 0, 1)
+        layer = _reference_motion_layer(layer, c[4], c[5], rng.uniform(-135, -45))
+        layer = (np.round(layer * 255).astype(np.uint8) / 255.)[..., None][:h, :w]
+        grey = cv2.cvtColor(x, cv2.COLOR_RGB2GRAY).reshape(h, w, 1)
+        x = c[6] * x + (1 - c[6]) * np.maximum(x, grey * 1.5 + 0.5)
+        y = np.clip(x + layer + np.rot90(layer, k=2), 0, 1) * 255
+    elif name == 'fog':
+        x = rgb / 255.
+        size = 2 ** (int(max(rgb.shape)) - 1).bit_length()
+        m = np.empty((size, size))
+        m[0, 0] = 0
+        step, wibble = size, 100.
+
+        def wibbled(a):
+            return a / 4 + wibble * rng.uniform(-wibble, wibble, a.shape)
+        while step >= 2:
+            corners = m[0:size:step, 0:size:step]
+            sq = corners + np.roll(corners, shift=-1, axis=0)
+            sq += np.roll(sq, shift=-1, axis=1)
+            m[step // 2:size:step, step // 2:size:step] = wibbled(sq)
+            dr = m[step // 2:size:step, step // 2:size:step]
+            ul = m[0:size:step, 0:size:step]
+            m[0:size:step, step // 2:size:step] = wibbled(
+                dr + np.roll(dr, 1, axis=0) + ul + np.roll(ul, -1, axis=1))
+            m[step // 2:size:step, 0:size:step] = wibbled(
+                dr + np.roll(dr, 1, axis=1) + ul + np.roll(ul, -1, axis=0))
+            step //= 2
+            wibble /= c[1]
+        m -= m.min()
+        m /= m.max()
+        max_val = x.max()
+        x = x + c[0] * m[:h, :w][..., None]
+        y = np.clip(x * max_val / (max_val + c[0]), 0, 1) * 255
+    elif name == 'spatter':
+        x = np.array(rgb, dtype=np.float32) / 255.
+        liquid = gaussian_filter(rng.normal(size=x.shape[:2], loc=c[0], scale=c[1]), c[2],
+                                 mode='nearest', truncate=4.0)
+        liquid[liquid < c[3]] = 0
+        if c[5] == 0:
+            liquid = (liquid * 255).astype(np.uint8)
+            dist = cv2.distanceTransform(255 - cv2.Canny(liquid, 50, 150), cv2.DIST_L2, 5)
+            _, dist = cv2.threshold(dist, 20, 20, cv2.THRESH_TRUNC)
+            dist = cv2.equalizeHist(cv2.blur(dist, (3, 3)).astype(np.uint8))
+            ker = np.array([[-2, -1, 0], [-1, 1, 1], [0, 1, 2]])
+            dist = cv2.blur(cv2.filter2D(dist, cv2.CV_8U, ker), (3, 3)).astype(np.float32)
+            m = cv2.cvtColor(liquid * dist, cv2.COLOR_GRAY2BGRA)
+            m /= np.max(m, axis=(0, 1))
+            m *= c[4]
+            ones = np.ones_like(m[..., :1])
+            color = np.concatenate((175 / 255. * ones, 238 / 255. * ones, 238 / 255. * ones), 2)
+            color = cv2.cvtColor(color, cv2.COLOR_BGR2BGRA)
+            x = cv2.cvtColor(x, cv2.COLOR_BGR2BGRA)
+            y = cv2.cvtColor(np.clip(x + m * color, 0, 1), cv2.COLOR_BGRA2BGR) * 255
+        else:
+            m = np.where(liquid > c[3], 1, 0)
+            m = gaussian_filter(m.astype(np.float32), c[4], mode='nearest', truncate=4.0)
+            m[m < 0.8] = 0
+            ones = np.ones_like(x[..., :1])
+            color = np.concatenate((63 / 255. * ones, 42 / 255. * ones, 20 / 255. * ones), 2)
+            color *= m[..., None]
+            x *= (1 - m[..., None])
+            y = np.clip(x + color, 0, 1) * 255
+    elif name == 'elastic_transform':
+        image = np.array(rgb, dtype=np.float32) / 255.
+        sigma, mx = np.array((h, w)) * 0.01, h * 0.005
+        dx = (gaussian_filter(rng.uniform(-mx, mx, size=(h, w)), sigma, mode='reflect',
+                              truncate=3) * c).astype(np.float32)
+        dy = (gaussian_filter(rng.uniform(-mx, mx, size=(h, w)), sigma, mode='reflect',
+                              truncate=3) * c).astype(np.float32)
+        xx, yy, zz = np.meshgrid(np.arange(w), np.arange(h), np.arange(3))
+        idx = (np.reshape(yy + dy[..., None], (-1, 1)), np.reshape(xx + dx[..., None], (-1, 1)),
+               np.reshape(zz, (-1, 1)))
+        y = np.clip(map_coordinates(image, idx, order=1, mode='reflect').reshape(image.shape),
+                    0, 1) * 255
+    return np.uint8(y)[..., ::-1]
+
+
+@pytest.mark.parametrize('name', ['snow', 'fog', 'spatter', 'elastic_transform'])
+def test_random_ones_follow_the_reference_for_the_same_draws(name):
+    img = natural_image(40, 56, seed=3)
+    for severity in D.SEVERITIES:
+        ours = D.distort(img, 'c:' + name, severity, np.random.default_rng(severity))
+        ref = _reference_random(name, img, C.CORRUPTION_TABLE[name].levels[severity - 1],
+                                severity)
+        diff = np.abs(ours.astype(int) - ref.astype(int))
+        assert diff.max() <= 1 and (diff > 0).mean() < 0.02, \
+            (severity, diff.max(), (diff > 0).mean())

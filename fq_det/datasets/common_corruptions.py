@@ -77,7 +77,8 @@ def _gaussian_filter(x: np.ndarray, sigma, truncate: float = 4.0,
 def _clipped_zoom(x: np.ndarray, zoom: float) -> np.ndarray:
     """The reference's ``clipped_zoom`` cropped to ``x``'s size: the central
     ``ceil(n / zoom)`` rows and columns, scaled by ``zoom`` with scipy's ``zoom(order=1)``
-    coordinate map (``in = top + out * (crop - 1) / (round(crop * zoom) - 1)``), bilinear."""
+    coordinate map (``in = top + out * (crop - 1) / (round(crop * zoom) - 1)``), bilinear
+    on OpenCV's 1/32-pixel interpolation grid."""
     h, w = x.shape[:2]
     ch, cw = int(math.ceil(h / zoom)), int(math.ceil(w / zoom))
     top, left = (h - ch) // 2, (w - cw) // 2
@@ -87,6 +88,28 @@ def _clipped_zoom(x: np.ndarray, zoom: float) -> np.ndarray:
     m = np.array([[sx, 0.0, left], [0.0, sy, top]], np.float64)
     return cv2.warpAffine(x, m, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                           borderMode=cv2.BORDER_REPLICATE)
+
+
+def _clipped_zoom_exact(x: np.ndarray, zoom: float) -> np.ndarray:
+    """The reference's ``clipped_zoom`` of a 2-D float64 array, not cropped (all
+    ``round(crop * zoom)`` rows and columns), with scipy's linear interpolation computed
+    exactly (separable, float64), not on OpenCV's 1/32-pixel grid: ``snow`` thresholds
+    the zoomed layer, where that grid would move flakes."""
+    out = x
+    for axis in (0, 1):
+        n = x.shape[axis]
+        crop = int(math.ceil(n / zoom))
+        top = (n - crop) // 2
+        size = round(crop * zoom)
+        pos = top + np.arange(size) * ((crop - 1) / (size - 1) if size > 1 else 0.0)
+        i0 = np.minimum(np.floor(pos).astype(np.int64), n - 1)
+        i1 = np.minimum(i0 + 1, n - 1)
+        f = pos - i0
+        shape = [1, 1]
+        shape[axis] = size
+        f = f.reshape(shape)
+        out = np.take(out, i0, axis=axis) * (1 - f) + np.take(out, i1, axis=axis) * f
+    return out
 
 
 def _motion_kernel(radius: int, sigma: float, angle_deg: float,
@@ -409,20 +432,21 @@ def _snow(x: np.ndarray, c: tuple, rng: np.random.Generator) -> np.ndarray:
     """Snow flakes: zoomed, thresholded normal noise, motion-blurred, added twice; a grey haze.
 
     ``c = (mean, std, zoom, threshold, blur radius, blur sigma, blend)``: flakes ``f`` =
-    ``N(mean, std)``, zoomed by ``zoom``, 0 below ``threshold``, clipped to [0, 1],
-    motion-blurred at angle ~ U(-135, -45) deg, rounded to 1/255; then
+    ``N(mean, std)``, zoomed by ``zoom`` (the whole zoomed layer, a little larger than
+    the image), 0 below ``threshold``, clipped to [0, 1], motion-blurred at angle
+    ~ U(-135, -45) deg, rounded to 1/255, cropped to the image; then
     ``y = b x + (1 - b) max(x, 1.5 grey(x) + 0.5) + f + rot180(f)``.
     """
     mean, std, zoom, threshold, radius, sigma, blend = c
     h, w = x.shape[:2]
-    flakes = rng.normal(mean, std, (h, w)).astype(np.float32)
+    flakes = rng.normal(mean, std, (h, w))
     angle = rng.uniform(-135, -45)
-    flakes = _clipped_zoom(flakes, zoom)
+    flakes = _clipped_zoom_exact(flakes, zoom)
     flakes[flakes < threshold] = 0
     np.clip(flakes, 0, 1, out=flakes)
-    flakes = cv2.filter2D(flakes, -1, _motion_kernel(radius, sigma, angle, (h, w)),
+    flakes = cv2.filter2D(flakes, -1, _motion_kernel(radius, sigma, angle, flakes.shape),
                           borderType=cv2.BORDER_REPLICATE)
-    flakes = np.round(flakes * 255) / 255
+    flakes = (np.round(flakes * 255).astype(np.uint8) / 255.)[:h, :w]
     xf = x.astype(np.float32) / 255
     grey = cv2.cvtColor(xf, cv2.COLOR_BGR2GRAY)[..., None]
     y = blend * xf + (1 - blend) * np.maximum(xf, grey * 1.5 + 0.5)
@@ -499,11 +523,11 @@ def _elastic_transform(x: np.ndarray, c: float, rng: np.random.Generator) -> np.
     """
     h, w = x.shape[:2]
     mx = h * 0.005
-    dx = rng.uniform(-mx, mx, (h, w)).astype(np.float32)
-    dy = rng.uniform(-mx, mx, (h, w)).astype(np.float32)
+    dx = rng.uniform(-mx, mx, (h, w))
+    dy = rng.uniform(-mx, mx, (h, w))
     sigma = (h * 0.01, w * 0.01)
-    dx = _gaussian_filter(dx, sigma, truncate=3.0, border=cv2.BORDER_REFLECT) * np.float32(c)
-    dy = _gaussian_filter(dy, sigma, truncate=3.0, border=cv2.BORDER_REFLECT) * np.float32(c)
+    dx = (_gaussian_filter(dx, sigma, 3.0, cv2.BORDER_REFLECT) * c).astype(np.float32)
+    dy = (_gaussian_filter(dy, sigma, 3.0, cv2.BORDER_REFLECT) * c).astype(np.float32)
     gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
     out = cv2.remap(x.astype(np.float32), gx + dx, gy + dy, cv2.INTER_LINEAR,
                     borderMode=cv2.BORDER_REFLECT)
@@ -522,7 +546,7 @@ def _spatter(x: np.ndarray, c: tuple, rng: np.random.Generator) -> np.ndarray:
     mean, std, sigma, threshold, intensity, mud = c
     h, w = x.shape[:2]
     xf = x.astype(np.float32) / 255
-    liquid = _gaussian_filter(rng.normal(mean, std, (h, w)).astype(np.float32), sigma)
+    liquid = _gaussian_filter(rng.normal(mean, std, (h, w)), sigma)
     liquid[liquid < threshold] = 0
     if not mud:
         liquid8 = (liquid * 255).astype(np.uint8)
