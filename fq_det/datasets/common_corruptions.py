@@ -34,6 +34,7 @@ The parameters of every corruption and severity are in one table,
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Callable
@@ -43,12 +44,29 @@ import numpy as np
 
 __all__ = ['CORRUPTION_TABLE', 'CORRUPTIONS', 'BENCHMARK_CORRUPTIONS', 'EXTRA_CORRUPTIONS',
            'CorruptionSpec', 'corrupt', 'check_corruption', 'corruption_table_markdown',
-           'plasma_fractal', 'frost_texture']
+           'plasma_fractal', 'frost_texture', 'standard_normal']
 
 SEVERITIES = (1, 2, 3, 4, 5)
 
 
 # --------------------------------------------------------------------------- helpers
+@functools.lru_cache(maxsize=1)
+def _normal_table() -> np.ndarray:
+    """``Phi^-1((k + 0.5) / 2^16)``, k = 0 .. 2^16 - 1: N(0, 1) quantiles (|z| <= 4.3)."""
+    from scipy.special import ndtri
+    return ndtri((np.arange(2**16) + 0.5) / 2**16).astype(np.float32)
+
+
+def standard_normal(shape: tuple, rng: np.random.Generator) -> np.ndarray:
+    """float32 N(0, 1) values by inverse-CDF sampling from :func:`_normal_table`.
+
+    16 random bits per value, tails beyond 4.3 sigma (p < 2e-5) cut: about twice as fast
+    as ``Generator.standard_normal``, the same distribution to 1/65536. Shared with the
+    project's own ``gaussian_noise``.
+    """
+    return _normal_table()[rng.integers(0, 2**16, size=shape, dtype=np.uint16)]
+
+
 def _to_uint8(x: np.ndarray) -> np.ndarray:
     """``uint8(clip(x, 0, 255))``, truncating as the reference's ``np.uint8(255 * y)``."""
     return np.clip(x, 0, 255, out=x).astype(np.uint8)
@@ -287,8 +305,9 @@ def _pil_box_axis(x: np.ndarray, size: int, axis: int) -> np.ndarray:
 # ------------------------------------------------------------------- corruptions
 # Every function: (uint8 BGR image, the severity's parameters, rng) -> uint8 BGR image.
 def _gaussian_noise(x: np.ndarray, c: float, rng: np.random.Generator) -> np.ndarray:
-    """``y = x + c n``, ``n ~ N(0, 1)`` per pixel and channel (x in [0, 1])."""
-    n = rng.standard_normal(x.shape, dtype=np.float32)
+    """``y = x + c n``, ``n ~ N(0, 1)`` per pixel and channel (x in [0, 1]; n by
+    :func:`standard_normal`)."""
+    n = standard_normal(x.shape, rng)
     n *= np.float32(255 * c)
     return _to_uint8(n + x)
 
@@ -314,8 +333,8 @@ def _impulse_noise(x: np.ndarray, c: float, rng: np.random.Generator) -> np.ndar
 
 
 def _speckle_noise(x: np.ndarray, c: float, rng: np.random.Generator) -> np.ndarray:
-    """``y = x + x c n``, ``n ~ N(0, 1)`` per pixel and channel."""
-    n = rng.standard_normal(x.shape, dtype=np.float32)
+    """``y = x + x c n``, ``n ~ N(0, 1)`` per pixel and channel (:func:`standard_normal`)."""
+    n = standard_normal(x.shape, rng)
     n *= np.float32(c)
     n += 1
     return _to_uint8(n * x)
