@@ -12,21 +12,20 @@ Conventions, so that the maths follows the reference where it can:
 
 * The reference computes ``y`` in ``[0, 1]`` (RGB) and returns ``np.uint8(255 * y)``:
   truncation, not rounding. So do these functions (``_to_uint8``).
-* Colour order: where the reference's formula depends on it (``snow``'s grey level,
-  ``spatter``'s water and mud colours, ``saturate``'s hue of grey pixels,
-  ``brightness``/``saturate`` in HSV) it is applied to the BGR image in BGR terms;
-  the other corruptions treat the channels alike.
+* Colour order: where the reference's maths depends on it, it is done in RGB terms:
+  ``brightness`` and ``saturate`` flip to RGB for the HSV round trip and back;
+  ``snow``'s grey level takes OpenCV's BGR weights; ``spatter``'s water and mud
+  colours are added in BGR order. The other corruptions treat the channels alike.
 * Where the reference draws from numpy's global generator (or scikit-image's own),
   these draw from ``rng``, in the reference's order where it has one.
 * Differences from the reference, by design: ``frost`` blends a procedural ice texture
   (the reference blends six photographs shipped in its package); ``glass_blur``
-  computes the result of the reference's pixel loop as one vectorised gather (the same
-  result for the same offsets); ``motion_blur`` and
-  ``snow``'s streaks apply the reference's one-sided Gaussian line as one OpenCV
-  kernel (the same weighted sum as its shift-and-add); ``jpeg_compression`` uses
-  OpenCV's JPEG codec where the reference uses Pillow's (equal bytes with the pinned
-  versions), ``pixelate`` Pillow's box filter reimplemented in integer arithmetic.
-  See ``docs/distortions.md``.
+  computes the result of the reference's pixel loop as a few vectorised gathers (the
+  same result for the same offsets); ``motion_blur`` and ``snow``'s streaks apply the
+  reference's one-sided Gaussian line as one OpenCV kernel (the same weighted sum as
+  its shift-and-add); ``jpeg_compression`` uses OpenCV's JPEG codec where the
+  reference uses Pillow's (equal bytes with the pinned versions); ``pixelate`` is
+  Pillow's box filter reimplemented in integer arithmetic. See ``docs/distortions.md``.
 
 The parameters of every corruption and severity are in one table,
 :data:`CORRUPTION_TABLE` (rendered in ``docs/distortions.md`` by
