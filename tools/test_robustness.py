@@ -20,7 +20,7 @@ import fq_det  # noqa: F401  (registers the plugin and makes checkpoints loadabl
 from fq_det.apis import (add_bn_adapt_args, add_config_args, add_launcher_args,
                          apply_bn_adapt_args, check_checkpoint_matches, config_from_args,
                          end_process_group, report_user_errors)
-from fq_det.datasets.distortions import DISTORTIONS, SEVERITIES, check_severity
+from fq_det.datasets.distortions import DISTORTIONS, PRESETS, SEVERITIES, check_severity
 from fq_det.evaluation.robustness import resolve_distortions, run_robustness_sweep
 from fq_det.evaluation.sweep_store import check_writable
 
@@ -31,7 +31,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--distortions', nargs='+', default=['all'],
-                        help=f'"all" or some of: {", ".join(DISTORTIONS)} (or ic:<name> with '
+                        help=f'a preset ({", ".join(PRESETS)}; "all" = "paper" = the '
+                             f'project\'s seven, "benchmark" = the 15 common corruptions '
+                             f'c:<name>, "benchmark-extra" = the 4 held-out ones) or names: '
+                             f'{", ".join(DISTORTIONS)}, c:<name> (or ic:<name> with '
                              'imagecorruptions installed)')
     parser.add_argument('--severities', type=int, nargs='+', default=list(SEVERITIES),
                         help='severities among 1..5')

@@ -14,13 +14,20 @@ random numbers first and scales them by the severity afterwards, so with the sam
 generator state a higher severity is a strictly stronger version of a lower one
 (the same blur angle, nested noise masks, nested occluders).
 
-Optionally, the 15 corruptions of the common-corruption benchmark are available as
-``'ic:<name>'`` (e.g. ``'ic:fog'``) when the ``imagecorruptions`` package is
-importable; see :data:`IC_CORRUPTIONS`.
+The 19 corruptions of the common-corruption benchmark are built in as ``'c:<name>'``
+(e.g. ``'c:fog'``; :mod:`fq_det.datasets.common_corruptions`, their own table
+:data:`~fq_det.datasets.common_corruptions.CORRUPTION_TABLE`). The prefix keeps them
+apart from this project's ``motion_blur``, ``jpeg`` and ``gaussian_noise``, which share
+names but not parameters. Optionally, the 15 benchmark corruptions of the
+``imagecorruptions`` package itself are available as ``'ic:<name>'`` when that package
+is importable; see :data:`IC_CORRUPTIONS`.
+
+Named sets of distortions (:data:`PRESETS`, resolved by :func:`resolve_preset`):
+``'all'`` and ``'paper'`` (this project's seven), ``'benchmark'`` (the 15 ``c:``
+corruptions of the benchmark), ``'benchmark-extra'`` (the 4 held-out ones).
 """
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -28,8 +35,11 @@ from typing import Callable, Sequence
 import cv2
 import numpy as np
 
+from . import common_corruptions as _cc
+
 __all__ = [
     'DISTORTIONS', 'SEVERITIES', 'IC_CORRUPTIONS', 'SEVERITY_TABLE', 'DistortionSpec',
+    'COMMON_CORRUPTIONS', 'BENCHMARK', 'BENCHMARK_EXTRA', 'PRESETS', 'resolve_preset',
     'distort', 'check_distortion', 'check_severity', 'available_distortions',
     'needs_boxes', 'severity_table_markdown',
 ]
@@ -42,6 +52,14 @@ IC_CORRUPTIONS = (
     'motion_blur', 'zoom_blur', 'snow', 'frost', 'fog', 'brightness', 'contrast',
     'elastic_transform', 'pixelate', 'jpeg_compression')
 IC_PREFIX = 'ic:'
+#: Prefix of the built-in common corruptions: ``'c:<name>'``.
+C_PREFIX = 'c:'
+#: The 19 built-in common corruptions, as :func:`distort` names them.
+COMMON_CORRUPTIONS = tuple(C_PREFIX + n for n in _cc.CORRUPTIONS)
+#: The 15 of the benchmark (ImageNet-C, Pascal-C, COCO-C): ``c:gaussian_noise`` ...
+BENCHMARK = tuple(C_PREFIX + n for n in _cc.BENCHMARK_CORRUPTIONS)
+#: The 4 held-out ones: ``c:speckle_noise``, ``c:gaussian_blur``, ``c:spatter``, ``c:saturate``.
+BENCHMARK_EXTRA = tuple(C_PREFIX + n for n in _cc.EXTRA_CORRUPTIONS)
 
 
 _INPAINT_REGIONS = 8
@@ -50,13 +68,20 @@ _INPAINT_MAX_SIDE = 128
 
 # --------------------------------------------------------------------------- checks
 def available_distortions() -> tuple[str, ...]:
-    """Names accepted by :func:`distort`: :data:`DISTORTIONS`, plus ``ic:*`` if installed."""
-    return DISTORTIONS + (tuple(IC_PREFIX + n for n in IC_CORRUPTIONS) if _ic_available() else ())
+    """Names accepted by :func:`distort`: :data:`DISTORTIONS`, the ``c:*`` corruptions,
+    plus ``ic:*`` if imagecorruptions is installed."""
+    return DISTORTIONS + COMMON_CORRUPTIONS + \
+        (tuple(IC_PREFIX + n for n in IC_CORRUPTIONS) if _ic_available() else ())
 
 
 def check_distortion(name: str) -> str:
     """``name`` if it is a known distortion, else ``ValueError`` listing the choices."""
     if isinstance(name, str) and name in SEVERITY_TABLE:
+        return name
+    if isinstance(name, str) and name.startswith(C_PREFIX):
+        if name not in COMMON_CORRUPTIONS:
+            raise ValueError(f'Unknown common corruption {name!r}; valid choices: '
+                             f'{", ".join(COMMON_CORRUPTIONS)}')
         return name
     if isinstance(name, str) and name.startswith(IC_PREFIX):
         corruption = name[len(IC_PREFIX):]
@@ -66,8 +91,10 @@ def check_distortion(name: str) -> str:
         _import_ic()  # clear ImportError when the optional package is missing
         return name
     raise ValueError(f'Unknown distortion {name!r}; valid choices: {", ".join(DISTORTIONS)}'
-                     f' (and ic:<name> for the {len(IC_CORRUPTIONS)} common corruptions'
-                     f' when imagecorruptions is installed)')
+                     f', the {len(COMMON_CORRUPTIONS)} common corruptions '
+                     f'{", ".join(COMMON_CORRUPTIONS)}'
+                     f' (and ic:<name> for imagecorruptions\' {len(IC_CORRUPTIONS)}'
+                     f' when that package is installed)')
 
 
 def check_severity(severity: int) -> int:
@@ -143,13 +170,6 @@ def _add_noise(image: np.ndarray, noise: np.ndarray) -> np.ndarray:
     return cv2.add(image.astype(np.float32), noise, dtype=cv2.CV_8U)
 
 
-@functools.lru_cache(maxsize=1)
-def _normal_table() -> np.ndarray:
-    """``Phi^-1((k + 0.5) / 2^16)``, k = 0 .. 2^16 - 1: N(0, 1) quantiles (|z| <= 4.3)."""
-    from scipy.special import ndtri
-    return ndtri((np.arange(2**16) + 0.5) / 2**16).astype(np.float32)
-
-
 def _ngrn(image: np.ndarray, amplitude: float, rng: np.random.Generator) -> np.ndarray:
     """``y = clip(x + a * u)``, ``u ~ U(-1, 1)`` i.i.d. (non-Gaussian random noise)."""
     noise = rng.random(image.shape, dtype=np.float32)
@@ -165,8 +185,7 @@ def _gaussian_noise(image: np.ndarray, sigma: float, rng: np.random.Generator) -
     (16 random bits per value; tails beyond 4.3 sigma, p < 2e-5, are cut): twice as
     fast as ``Generator.standard_normal``, with the same distribution to 1/65536.
     """
-    k = rng.integers(0, 2**16, size=image.shape, dtype=np.uint16)
-    return _add_noise(image, (_normal_table() * np.float32(sigma))[k])
+    return _add_noise(image, _cc.standard_normal(image.shape, rng) * np.float32(sigma))
 
 
 def _inpainting(image: np.ndarray, area: float, rng: np.random.Generator) -> np.ndarray:
@@ -276,6 +295,36 @@ SEVERITY_TABLE: dict[str, DistortionSpec] = {
 #: The distortions of this project (the paper's six + Gaussian noise).
 DISTORTIONS = tuple(SEVERITY_TABLE)
 
+#: THE named sets of distortions (``--distortions NAME``, study configs' ``distortions``).
+#: ``'all'`` keeps its meaning (this project's seven; committed studies rely on it).
+PRESETS: dict[str, tuple[str, ...]] = {
+    'all': DISTORTIONS,
+    'paper': DISTORTIONS,
+    'benchmark': BENCHMARK,
+    'benchmark-extra': BENCHMARK_EXTRA,
+}
+
+
+def resolve_preset(names: str | Sequence[str]) -> tuple[str, ...]:
+    """Presets expanded (:data:`PRESETS`) and every name checked, in order.
+
+    With a preset among ``names`` repeats are dropped (``['all', 'jpeg']`` is the seven);
+    without one the names are returned as given. A name that is neither a preset nor a
+    distortion raises a ``ValueError`` listing both.
+    """
+    names = (names, ) if isinstance(names, str) else tuple(names)
+    out, expanded = [], False
+    for name in names:
+        if isinstance(name, str) and name in PRESETS:
+            out.extend(PRESETS[name])
+            expanded = True
+            continue
+        try:
+            out.append(check_distortion(name))
+        except ValueError as err:
+            raise ValueError(f'{err}; or a preset: {", ".join(PRESETS)}') from None
+    return tuple(dict.fromkeys(out)) if expanded else tuple(out)
+
 
 # ------------------------------------------------------------ common corruptions
 def _import_ic():
@@ -326,8 +375,10 @@ def distort(image: np.ndarray, name: str, severity: int, rng: np.random.Generato
 
     Args:
         image: uint8 ``HxWx3`` (BGR) image; not modified.
-        name: one of :data:`DISTORTIONS`, or ``'ic:<corruption>'``.
-        severity: 1 (mild) .. 5 (strong); parameters in :data:`SEVERITY_TABLE`.
+        name: one of :data:`DISTORTIONS`, ``'c:<corruption>'`` (:data:`COMMON_CORRUPTIONS`)
+            or ``'ic:<corruption>'``.
+        severity: 1 (mild) .. 5 (strong); parameters in :data:`SEVERITY_TABLE` (``c:``:
+            in :data:`~fq_det.datasets.common_corruptions.CORRUPTION_TABLE`).
         rng: the only source of randomness.
         boxes: ``(K, 4)`` xyxy pixel boxes; required by ``targeted_occlusion``.
 
@@ -339,6 +390,8 @@ def distort(image: np.ndarray, name: str, severity: int, rng: np.random.Generato
     _check_image(image)
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f'rng must be a numpy.random.Generator, got {type(rng).__name__}')
+    if name.startswith(C_PREFIX):
+        return _cc.corrupt(image, name[len(C_PREFIX):], severity, rng)
     if name.startswith(IC_PREFIX):
         return _common_corruption(image, name[len(IC_PREFIX):], severity, rng)
     spec = SEVERITY_TABLE[name]

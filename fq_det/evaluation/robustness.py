@@ -40,8 +40,7 @@ from mmengine.runner import Runner, TestLoop
 from mmengine.utils import ProgressBar
 
 from fq_det.datasets.distortion_route import TASKS, insert_distort
-from fq_det.datasets.distortions import (DISTORTIONS, SEVERITIES, check_distortion,
-                                         check_severity)
+from fq_det.datasets.distortions import SEVERITIES, check_severity, resolve_preset
 from .sweep_store import (PER_IMAGE_DIR, RESULTS_JSON, RESULTS_MD, StaleResultsError,
                           SweepStore, atomic_write_text, check_writable, record_id, resume_key)
 
@@ -77,14 +76,10 @@ def _distorted_dataloader_cfg(dataloader_cfg: dict, distortion: str | None, seve
 
 
 def resolve_distortions(distortions: str | Iterable[str]) -> tuple[str, ...]:
-    """``'all'`` -> :data:`DISTORTIONS`; otherwise the checked names, in order."""
-    if isinstance(distortions, str):
-        distortions = DISTORTIONS if distortions == 'all' else (distortions, )
-    distortions = tuple(distortions)
-    if 'all' in distortions:
-        distortions = tuple(dict.fromkeys(
-            [d for x in distortions for d in (DISTORTIONS if x == 'all' else (x, ))]))
-    return tuple(check_distortion(d) for d in distortions)
+    """Presets expanded (``'all'``/``'paper'`` -> :data:`DISTORTIONS`, ``'benchmark'``,
+    ``'benchmark-extra'``; see :data:`~fq_det.datasets.distortions.PRESETS`); otherwise
+    the checked names, in order."""
+    return resolve_preset(distortions if isinstance(distortions, str) else tuple(distortions))
 
 
 # ---------------------------------------------------------------------- results
@@ -293,7 +288,8 @@ def run_sweep(cfg: Config | str, checkpoint: str, out_dir: str, *, task: str = '
             runner's logs go. Finished pairs of the same resume key are skipped; pairs of
             another key raise :class:`~fq_det.evaluation.sweep_store.StaleResultsError`.
         task: ``'detection'`` or ``'classification'`` (where ``Distort`` is inserted).
-        distortions: ``'all'`` or names from ``DISTORTIONS`` (or ``ic:*``).
+        distortions: a preset (``'all'``, ``'paper'``, ``'benchmark'``,
+            ``'benchmark-extra'``) or names from ``DISTORTIONS``, ``c:*`` (or ``ic:*``).
         severities: subset of 1..5.
         seeds: distortion seeds; several give means and standard deviations.
         metric_key: the metric summarised; default: the first of
@@ -389,7 +385,8 @@ def run_robustness_sweep(cfg: Config | str, checkpoint: str, out_dir: str,
         cfg: the detector's config (object or path).
         checkpoint: the weights, loaded once for the whole sweep.
         out_dir: results.json, results.md, partial.json, per_image/ and logs.
-        distortions: ``'all'`` or names from ``DISTORTIONS`` (or ``ic:*``).
+        distortions: a preset (``'all'``, ``'paper'``, ``'benchmark'``,
+            ``'benchmark-extra'``) or names from ``DISTORTIONS``, ``c:*`` (or ``ic:*``).
         severities: subset of 1..5.
         seed: base seed of :class:`~fq_det.datasets.transforms.Distort`.
         metric_key: the metric summarised (default: ``pascal_voc/mAP``, ``coco/bbox_mAP``,

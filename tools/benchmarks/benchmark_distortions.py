@@ -1,7 +1,14 @@
 """Milliseconds per image for every distortion, next to imagecorruptions' counterpart.
 
     python tools/benchmarks/benchmark_distortions.py [--size 500 375] [--severity 5]
+                                                     [--corruption-severity 3]
                                                      [--repeats 30] [--threads 1]
+
+Two tables: this project's distortions at ``--severity`` (speed targets and the
+package's closest counterpart), then the 19 built-in common corruptions ``c:<name>`` at
+``--corruption-severity`` next to the same corruption of the ``imagecorruptions``
+package (that column is skipped, with a line saying so, when the package is absent;
+a corruption the installed package fails on is marked ``fails``).
 
 Measured on one thread (OpenCV and numpy's BLAS limited to ``--threads``), median
 over ``--repeats`` runs on a generated natural-looking image, all in one process.
@@ -28,7 +35,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Time every distortion per image.')
     parser.add_argument('--size', type=int, nargs=2, default=(500, 375), metavar=('W', 'H'))
     parser.add_argument('--severity', type=int, default=5)
+    parser.add_argument('--corruption-severity', type=int, default=3,
+                        help='severity of the common-corruption table (default 3)')
     parser.add_argument('--repeats', type=int, default=30)
+    parser.add_argument('--corruption-repeats', type=int, default=None,
+                        help='repeats of the common-corruption table (default: --repeats)')
+    parser.add_argument('--skip-distortions', action='store_true',
+                        help="time only the common corruptions, not the project's distortions")
     parser.add_argument('--threads', type=int, default=1)
     parser.add_argument('--clock', choices=['cpu', 'wall'], default='cpu',
                         help='process CPU time (robust on a shared machine) or wall time')
@@ -66,7 +79,8 @@ def main(argv=None) -> list[dict]:
     import cv2
     import numpy as np
 
-    from fq_det.datasets.distortions import DISTORTIONS, check_severity, distort
+    from fq_det.datasets.distortions import (COMMON_CORRUPTIONS, C_PREFIX, DISTORTIONS,
+                                             check_severity, distort)
     cv2.setNumThreads(args.threads)
     severity = check_severity(args.severity)
     w, h = args.size
@@ -81,7 +95,7 @@ def main(argv=None) -> list[dict]:
 
     clock = time.process_time if args.clock == 'cpu' else time.perf_counter
     rows = []
-    for name in DISTORTIONS:
+    for name in () if args.skip_distortions else DISTORTIONS:
         rng = np.random.default_rng(0)
         ms = median_ms(lambda: distort(img, name, severity, rng, boxes=boxes), args.repeats, clock)
         other, other_ms = COUNTERPARTS.get(name), None
@@ -94,10 +108,11 @@ def main(argv=None) -> list[dict]:
 
     ic_state = 'not installed' if imagecorruptions is None else \
         getattr(imagecorruptions, '__version__', 'installed')
-    print(f'{w}x{h} image, severity {severity}, {args.threads} thread(s), {args.clock} time, '
-          f'median of {args.repeats}; imagecorruptions: {ic_state}')
-    print('| distortion | fq_det ms | target ms | imagecorruptions counterpart | its ms | ok |')
-    print('|---|---:|---:|---|---:|---|')
+    if rows:
+        print(f'{w}x{h} image, severity {severity}, {args.threads} thread(s), {args.clock} '
+              f'time, median of {args.repeats}; imagecorruptions: {ic_state}')
+        print('| distortion | fq_det ms | target ms | imagecorruptions counterpart | its ms | ok |')
+        print('|---|---:|---:|---|---:|---|')
     for r in rows:
         other, other_ms = r['counterpart'] or '-', '-'
         if r['counterpart'] is not None:
@@ -105,7 +120,43 @@ def main(argv=None) -> list[dict]:
                 f'{r["counterpart_ms"]:.1f}'
         print(f'| {r["distortion"]} | {r["ms"]:.1f} | {r["target_ms"]} | {other} | {other_ms} | '
               f'{"yes" if r["ok"] else "NO"} |')
-    return rows
+
+    # the built-in common corruptions, next to the package's own
+    c_severity = check_severity(args.corruption_severity)
+    repeats = args.corruption_repeats or args.repeats
+    crows = []
+    for name in COMMON_CORRUPTIONS:
+        rng = np.random.default_rng(0)
+        ms = median_ms(lambda: distort(img, name, c_severity, rng), repeats, clock)
+        ic_ms = None
+        if imagecorruptions is not None:
+            bare = name[len(C_PREFIX):]
+            try:
+                ic_ms = median_ms(lambda: imagecorruptions.corrupt(
+                    rgb, severity=c_severity, corruption_name=bare), repeats, clock)
+            except Exception as err:  # noqa: BLE001 - 1.1.2 fails on some with numpy 2
+                ic_ms = f'fails ({type(err).__name__})'
+        crows.append(dict(corruption=name, ms=ms, imagecorruptions_ms=ic_ms))
+    if rows:
+        print()
+    print(f'{w}x{h} image, severity {c_severity}, {args.threads} thread(s), {args.clock} time, '
+          f'median of {repeats}; imagecorruptions: {ic_state}')
+    if imagecorruptions is None:
+        print('imagecorruptions is not installed: its column is skipped '
+              '(pip install --no-deps imagecorruptions scikit-image to fill it)')
+        print('| corruption | fq_det ms |')
+        print('|---|---:|')
+    else:
+        print('| corruption | fq_det ms | imagecorruptions ms | speed-up |')
+        print('|---|---:|---:|---:|')
+    for r in crows:
+        line = f'| {r["corruption"]} | {r["ms"]:.1f} |'
+        if imagecorruptions is not None:
+            other = r['imagecorruptions_ms']
+            line += (f' {other:.1f} | {other / max(r["ms"], 1e-9):.0f}x |'
+                     if isinstance(other, float) else f' {other} | - |')
+        print(line)
+    return rows + crows
 
 
 if __name__ == '__main__':  # pragma: no cover

@@ -28,7 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('config')
     parser.add_argument('checkpoint')
-    parser.add_argument('--distortions', nargs='+', help='default: every distortion of the suite')
+    parser.add_argument('--distortions', nargs='+', help='default: every distortion of the suite; '
+                        'or a preset: paper (= all), benchmark, benchmark-extra')
     parser.add_argument('--severities', nargs='+', type=int, help='default: 1 2 3 4 5')
     parser.add_argument(
         '--seeds',
