@@ -59,6 +59,22 @@ study = dict(
             config=_plain,
             cfg_options=_quant('mmdet.ResNetSFPOW', _direct(num_splits=1, resolution=10)),
             label='+SF-10-POW-1 direct'),
+        # HPOW direct from the pooled mean only: tells the reading from the statistics
+        hpow1_direct=dict(
+            config=_plain,
+            cfg_options=_quant('mmdet.ResNetHPOW', _direct(num_splits=1, reduction=4)),
+            label='+HPOW-1 direct from the mean'),
+        # the variant with the largest mPC and rPC above, in all four stages (stage 1
+        # trainable, where the supplement's Fig. 2 quantizes most), and with BN adaptation
+        pow1_direct_replace_relu_s1=dict(
+            config=_plain,
+            cfg_options=_quant('mmdet.ResNetPOW', _direct(num_splits=1),
+                               **{'model.backbone.quant_position': 'replace_relu',
+                                  'model.backbone.stage_with_quant': (True, ) * 4}),
+            label='+POW-1 direct in place of the ReLU, all 4 stages'),
+        plain_bn=dict(train_as='plain', bn_adapt=_bn, label='ResNet-18 + BN adapt.'),
+        pow1_direct_replace_relu_bn=dict(train_as='pow1_direct_replace_relu', bn_adapt=_bn,
+                                         label='+POW-1 direct in place of the ReLU + BN adapt.'),
     ),
     reference='plain',
     seeds=[0, 1, 2, 3, 4],
