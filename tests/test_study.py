@@ -213,7 +213,8 @@ def test_committed_results_match_the_configs_in_the_repo(study_config: Path) -> 
         pytest.skip(f'no committed results for {study_config.name}')
     study = load_study(str(study_config), str(folder))
     finished = [r for r in study.runs() if (study.run_dir(*r) / 'run.json').is_file()]
-    assert finished
+    if not finished:  # a study whose runs are not committed yet shares a committed folder
+        pytest.skip(f'no committed run of {study_config.name} in {folder}')
     stale = {f'{v}:{s}': changed_settings(study, v, s) for v, s in finished}
     assert {r: c for r, c in stale.items() if c} == {}
 
