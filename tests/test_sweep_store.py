@@ -63,3 +63,52 @@ def test_invalid_files_are_named(tmp_path):
     (tmp_path / 'partial.json').write_text('{"records": {}}')
     with pytest.raises(SweepFileError, match=r'lacks "resume_key"'):
         SweepStore(str(tmp_path), KEY).open()
+
+
+def test_data_regenerated_in_place_changes_the_key(tmp_path):
+    """Same ids, byte-identical split file, other images and annotations: the resume key
+    (and a study's folder data key) sees the change and names it."""
+    from mmengine.config import Config
+
+    from fq_det.datasets.synthetic_voc import make_synthetic_voc
+    from fq_det.evaluation.sweep_store import data_identity
+    root = tmp_path / 'data'
+    make_synthetic_voc(root, num_train=3, num_test=3, seed=0, image_size=(64, 48))
+    cfg = Config(dict(test_dataloader=dict(dataset=dict(
+        type='VOCDataset', data_root=str(root) + '/', ann_file='VOC2007/ImageSets/Main/test.txt',
+        data_prefix=dict(sub_data_root='VOC2007/')))))
+    before = data_identity(cfg)
+    assert before[0]['content_sha256'] and data_identity(cfg) == before  # stable
+    split = (root / 'VOC2007/ImageSets/Main/test.txt').read_bytes()
+    import shutil
+    shutil.rmtree(root)
+    make_synthetic_voc(root, num_train=3, num_test=3, seed=5, image_size=(64, 48))
+    assert (root / 'VOC2007/ImageSets/Main/test.txt').read_bytes() == split
+    after = data_identity(cfg)
+    assert after[0]['ann_sha256'] == before[0]['ann_sha256']
+    assert after[0]['content_sha256'] != before[0]['content_sha256']
+    key = dict(KEY, data=before)
+    SweepStore(str(tmp_path / 'out'), key).open().add('clean/0/0', {'m': 1.0})
+    with pytest.raises(StaleResultsError, match='test data content'):
+        SweepStore(str(tmp_path / 'out'), dict(KEY, data=after)).open()
+    # one test image rewritten: changes too
+    image = root / 'VOC2007/JPEGImages' / f'{split.decode().split()[0]}.jpg'
+    image.write_bytes(image.read_bytes() + b'\0')
+    assert data_identity(cfg)[0]['content_sha256'] != after[0]['content_sha256']
+
+
+def test_study_folder_data_key_follows_the_content(tmp_path):
+    from fq_det.datasets.synthetic_voc import make_synthetic_voc
+    from fq_det.evaluation.study import _data_key, load_study
+    root = tmp_path / 'data'
+    make_synthetic_voc(root, num_train=3, num_test=3, seed=0, image_size=(64, 48))
+    study = load_study(dict(task='classification', data=dict(type='folder', root=str(root)),
+                            variants=dict(plain=dict(config='configs/classification/synthvoc/'
+                                                     'resnet18_synthvoc-crops.py')),
+                            reference='plain', seeds=[0]), str(tmp_path / 'w'),
+                       check_configs=False)
+    key = _data_key(study)
+    assert set(key['content_sha256']) == {'trainval', 'test'}
+    xml = next((root / 'VOC2007/Annotations').iterdir())
+    xml.write_text(xml.read_text().replace('</annotation>', '<!-- edited --></annotation>'))
+    assert _data_key(study)['content_sha256'] != key['content_sha256']

@@ -165,16 +165,24 @@ def _file_sha256(path: str) -> str | None:
 
 
 def data_identity(cfg: Config) -> list[dict]:
-    """Data root and annotation file (with its sha256) of every test data set of ``cfg``."""
-    from fq_det.datasets.data_check import leaf_datasets
+    """Data root and annotation file (with its sha256) of every test data set of ``cfg``;
+    for a VOC-layout set also ``content_sha256``, the digest of every annotation and image
+    its split names (:func:`~fq_det.datasets.data_check.voc_content_digest`), so a set
+    regenerated in place under the same ids is seen as changed."""
+    from fq_det.datasets.data_check import leaf_datasets, voc_content_digest
     loader = cfg.get('test_dataloader') or {}
     out = []
     for leaf in leaf_datasets(loader.get('dataset') or {}):
         root = leaf.get('data_root') or cfg.get('data_root') or ''
         ann = leaf.get('ann_file') or ''
         ann_path = osp.join(root, ann) if ann else ''
-        out.append(dict(data_root=osp.abspath(root) if root else '', ann_file=ann,
-                        ann_sha256=_file_sha256(ann_path) if ann_path else None))
+        ident = dict(data_root=osp.abspath(root) if root else '', ann_file=ann,
+                     ann_sha256=_file_sha256(ann_path) if ann_path else None)
+        if ann_path.endswith('.txt') and osp.isfile(ann_path):  # a VOC split file
+            ident['content_sha256'] = voc_content_digest(
+                root, ann, (leaf.get('data_prefix') or {}).get('sub_data_root', ''),
+                leaf.get('img_subdir', 'JPEGImages'), leaf.get('ann_subdir', 'Annotations'))
+        out.append(ident)
     return out
 
 
@@ -209,9 +217,13 @@ def describe_changes(old: dict, new: dict) -> list[str]:
     n_roots = [d.get('data_root') for d in new.get('data') or []]
     if o_roots != n_roots:
         lines.append(f'data root: {", ".join(map(str, o_roots))} -> {", ".join(map(str, n_roots))}')
-    elif old.get('data') != new.get('data'):
+    elif [d.get('ann_sha256') for d in old.get('data') or []] != \
+            [d.get('ann_sha256') for d in new.get('data') or []]:
         lines.append('test annotations: the annotation file(s) changed '
                      f'({", ".join(str(d.get("ann_file")) for d in new.get("data") or [])})')
+    elif old.get('data') != new.get('data'):
+        lines.append('test data content: the annotations or images the split names changed '
+                     '(e.g. the data set was regenerated in place under the same ids)')
     if old.get('config_sha256') != new.get('config_sha256'):
         lines.append('config after overrides (--cfg-options and the like): sha256 '
                      f'{str(old.get("config_sha256"))[:12]} -> {str(new.get("config_sha256"))[:12]}')
