@@ -112,3 +112,21 @@ def test_study_folder_data_key_follows_the_content(tmp_path):
     xml = next((root / 'VOC2007/Annotations').iterdir())
     xml.write_text(xml.read_text().replace('</annotation>', '<!-- edited --></annotation>'))
     assert _data_key(study)['content_sha256'] != key['content_sha256']
+
+
+def test_sweep_files_follow_the_umask(tmp_path):
+    """Written files get the mode a plain write would (mkstemp alone gives 0600, which
+    shuts the group out of a shared cluster folder)."""
+    import os
+
+    import numpy as np
+
+    from fq_det.evaluation.per_image import _save_npz
+    old = os.umask(0o002)
+    try:
+        atomic_write_text(str(tmp_path / 'a.json'), '{}')
+        _save_npz(str(tmp_path / 'b.npz'), dict(x=np.zeros(2)))
+    finally:
+        os.umask(old)
+    for name in ('a.json', 'b.npz'):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o664

@@ -30,6 +30,7 @@ from mmengine.evaluator import BaseMetric
 from mmdet.registry import METRICS
 
 from fq_det.evaluation.statistics import DetectionRecords, detection_records, top1, voc_ap50
+from fq_det.evaluation.sweep_store import umask_mode
 
 __all__ = ['PerImageDetRecords', 'PerImageClsRecords', 'load_per_image', 'image_slices',
            'detection_records_of', 'voc_map_of_subset', 'topk_accuracy_of_subset', 'topk_correct']
@@ -51,6 +52,7 @@ def _save_npz(path: str, arrays: dict) -> None:
     folder = osp.dirname(osp.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix='.per_image.', suffix='.npz', dir=folder)
+    os.chmod(tmp, umask_mode())
     try:
         with os.fdopen(fd, 'wb') as f:
             np.savez(f, **arrays)

@@ -73,10 +73,20 @@ class OutDirNotWritableError(PermissionError):
 
 
 # ------------------------------------------------------------------------- files
+def umask_mode() -> int:
+    """The mode a plain ``open(..., 'w')`` gives a new file: ``0o666`` less the umask
+    (``mkstemp``'s own 0600 would keep a shared cluster folder's files from the group)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def atomic_write_text(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` through a unique temporary file and ``os.replace``."""
+    """Write ``text`` to ``path`` through a unique temporary file and ``os.replace`` (with
+    the user's umask, as a plain write would)."""
     folder = osp.dirname(osp.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=f'.{osp.basename(path)}.', suffix='.tmp', dir=folder)
+    os.chmod(tmp, umask_mode())
     try:
         with os.fdopen(fd, 'w') as f:
             f.write(text)
