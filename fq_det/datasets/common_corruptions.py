@@ -708,23 +708,6 @@ def corrupt(image: np.ndarray, name: str, severity: int, rng: np.random.Generato
     return spec.function(image, spec.levels[int(severity) - 1], rng)
 
 
-def _public(name: str) -> Callable:
-    def function(image: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
-        from .distortions import distort
-        return distort(image, 'c:' + name, severity, rng)
-    spec = CORRUPTION_TABLE[name]
-    function.__name__ = function.__qualname__ = name
-    function.__doc__ = (f'{name}: {spec.description} ({spec.parameter}: '
-                        f'{", ".join(map(str, spec.levels))} for severities 1..5).\n\n'
-                        f'Same as ``distort(image, "c:{name}", severity, rng)``.')
-    return function
-
-
-for _name in CORRUPTIONS:  # gaussian_noise(image, severity, rng), ... one per corruption
-    globals()[_name] = _public(_name)
-__all__ += list(CORRUPTIONS)
-
-
 def _cell(level) -> str:
     if isinstance(level, tuple):
         return '(' + ', '.join(_cell(v) for v in level) + ')'
