@@ -5,6 +5,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -73,6 +74,9 @@ def test_end_process_group_stops_gloo_threads(tmp_path: Path) -> None:
         holder: list = [dist.group.WORLD]
         holder.append(holder)  # a cycle, as Runner -> DDP model -> group
         del holder
+        deadline = time.monotonic() + 10  # gloo starts its threads asynchronously
+        while not _gloo_threads() and time.monotonic() < deadline:
+            time.sleep(0.05)
         assert _gloo_threads()
         end_process_group()
         assert not dist.is_initialized()

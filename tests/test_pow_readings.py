@@ -9,7 +9,8 @@ import torch
 from quantizer_reference import pow_reference
 
 from fq_det.analysis import extract_exponents
-from fq_det.models import HPOW, POW, SF, SFPOW, alpha_penalty, build_quant_activation, pow_quant
+from fq_det.models import (HPOW, POW, SF, SFPOW, ResNetPOW, alpha_penalty, build_quant_activation,
+                           pow_quant)
 from fq_det.models.quantizers import ExponentReadingError, kernels
 
 X = torch.tensor([[[-3.0, -1.5, -0.2, 0.0, 1e-8, 0.3, 0.999, 1.0, 1.7, 2.5, 4.0, 40.0]]])
@@ -152,17 +153,15 @@ def test_penalty_alone_moves_the_parameter_toward_zero(reg, exponent, start):
 
 
 def test_replace_relu_keeps_negative_values_with_their_sign():
-    from mmdet.registry import MODELS
     act = build_quant_activation(dict(type='POW', exponent='direct'), 3, 'replace_relu')
     assert not act.with_relu
     with torch.no_grad():
         act.alpha.fill_(0.5)
     x = torch.tensor([-4.0, -0.25, 0.0, 0.25, 4.0]).view(1, 1, -1).repeat(1, 3, 1)
     torch.testing.assert_close(act(x.clone()), torch.sign(x) * x.abs().sqrt())
-    backbone = MODELS.build(dict(type='ResNetPOW', depth=18, base_channels=8, num_stages=2, strides=(1, 2), dilations=(1, 1),
-                                 out_indices=(1, ), quant_position='replace_relu',
-                                 stage_with_quant=(False, True),
-                                 quant_cfg=dict(exponent='direct')))
+    backbone = ResNetPOW(depth=18, base_channels=8, num_stages=2, strides=(1, 2),
+                         dilations=(1, 1), out_indices=(1, ), quant_position='replace_relu',
+                         stage_with_quant=(False, True), quant_cfg=dict(exponent='direct'))
     acts = [m for n, m in backbone.named_modules() if n.endswith(('act1', 'act2'))]
     assert acts and all(isinstance(m, POW) and not m.with_relu for m in acts)
     out = backbone(torch.randn(2, 3, 32, 32))[0]
@@ -218,17 +217,14 @@ def test_bad_reading_values_name_the_valid_ones(make, match):
 
 
 def test_bad_quant_position_on_the_backbone_is_named():
-    from mmdet.registry import MODELS
     with pytest.raises(ValueError, match="ResNetPOW: unknown quant_position 'replace'"):
-        MODELS.build(dict(type='ResNetPOW', depth=18, quant_position='replace'))
+        ResNetPOW(depth=18, quant_position='replace')
 
 
 # ------------------------------------------------------------------ the reading in the weights
 def _backbone(**quant):
-    from mmdet.registry import MODELS
-    return MODELS.build(dict(type='ResNetPOW', depth=18, base_channels=8, num_stages=2, strides=(1, 2), dilations=(1, 1),
-                             out_indices=(1, ), stage_with_quant=(False, True),
-                             quant_cfg=quant))
+    return ResNetPOW(depth=18, base_channels=8, num_stages=2, strides=(1, 2), dilations=(1, 1),
+                     out_indices=(1, ), stage_with_quant=(False, True), quant_cfg=quant)
 
 
 def test_the_reading_travels_with_the_weights(tmp_path):
