@@ -43,6 +43,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 from fq_det.engine.runs import (final_checkpoint, last_val_top1, loss_curve, pretrain_backbone,
                                 run_config, train_to_final)
+from fq_det.evaluation.study_errors import StudyError
 
 TASKS = ('detection', 'classification')
 #: Starts the line a run prints when it begins a stage (``[stage] train 1200 iterations``);
@@ -65,10 +66,6 @@ _NAME = re.compile(r'[A-Za-z0-9_.-]+')
 __all__ = ['StudyError', 'Study', 'Variant', 'load_study', 'plan_study', 'run_study', 'run_one',
            'changed_settings', 'repo_relative', 'report_study', 'export_results',
            'portable_paths', 'prepare_data', 'check_name', 'inside_folder', 'STAGE', 'TASKS']
-
-
-class StudyError(ValueError):
-    """A study config or a study folder that cannot be used as asked."""
 
 
 @dataclass(frozen=True)

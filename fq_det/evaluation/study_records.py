@@ -19,6 +19,7 @@ import numpy as np
 from fq_det.evaluation import statistics as st
 from fq_det.evaluation.per_image import detection_records_of, load_per_image, topk_correct
 from fq_det.evaluation.robustness import per_image_file
+from fq_det.evaluation.study_errors import StudyError
 
 __all__ = ['load_sweep_records', 'save_compact_records', 'load_compact_records',
            'bootstrap_differences', 'sweep_bootstrap']
@@ -93,10 +94,9 @@ def load_compact_records(path: str | Path, distortions: Sequence[str],
     """:func:`save_compact_records`' file back in :func:`load_sweep_records`' form.
 
     Raises ``FileNotFoundError`` when there is no file or it lacks a condition, and
-    :class:`~fq_det.evaluation.study.StudyError` naming the file when it is not one
+    :class:`~fq_det.evaluation.study_errors.StudyError` naming the file when it is not one
     :func:`save_compact_records` wrote (truncated, other bytes, object arrays).
     """
-    from fq_det.evaluation.study import StudyError
     if not Path(path).is_file():
         raise FileNotFoundError(f'no per-image records: {path}')
     try:
