@@ -491,6 +491,24 @@ def test_a_run_without_any_per_image_records_is_listed_missing(finished_study, t
     assert '- plain_bn seed 0: no per-image records, `run` rebuilds records.npz' in md
 
 
+@pytest.mark.slow
+def test_a_truncated_per_image_file_is_named_and_the_run_listed_missing(
+        finished_study, tmp_path, capsys) -> None:
+    """records.npz deleted and one sweep/per_image/ file cut short: `run` names the file
+    instead of a zipfile traceback, and the report lists the run as missing from the
+    within-run bootstrap."""
+    study = _copied_study(finished_study, tmp_path)
+    (study.run_dir('pow1', 0) / 'records.npz').unlink()
+    clean = study.run_dir('pow1', 0) / 'sweep' / 'per_image' / 'clean.npz'
+    _truncate(clean)
+    assert run_study(study, jobs=1, only=[('pow1', 0)], report=False) == []
+    out = capsys.readouterr().out
+    assert f'pow1 seed 0: no records.npz, and it cannot be rebuilt ({clean} is not a ' \
+           'per-image record file of the sweep (BadZipFile' in out
+    report = report_study(study)
+    assert [m.split(':')[0] for m in report['missing_records']] == ['pow1 seed 0']
+
+
 def _truncate(path: Path) -> None:
     path.write_bytes(path.read_bytes()[:len(path.read_bytes()) // 2])
 
