@@ -12,7 +12,12 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-__all__ = ['ImageFileError', 'check_image_file', 'check_image_files']
+__all__ = ['ImageFileError', 'check_image_file', 'check_image_files', 'ends_complete']
+
+# How a complete file ends: a JPEG with its end-of-image marker (zero padding after it
+# allowed), a PNG with its IEND chunk.
+_ENDINGS = {'JPEG': b'\xff\xd9', 'PNG': b'IEND\xaeB`\x82'}
+_TAIL = 64  # bytes read from the end
 
 
 class ImageFileError(ValueError):
@@ -43,6 +48,19 @@ def check_image_file(path: str | os.PathLike) -> None:
     if cv2.imread(str(path), cv2.IMREAD_COLOR) is None:
         raise ImageFileError(f'{path} cannot be decoded by OpenCV, which the detectors read '
                              'images with (corrupt, or a format it lacks?); save it as JPEG or PNG')
+
+
+def ends_complete(path: str | os.PathLike, image_format: str | None) -> bool:
+    """Whether a JPEG or PNG file ends as a complete one does (reads its last bytes only;
+    other formats: True). False also for a JPEG with data after its end marker, which some
+    cameras append: :func:`check_image_file` then decides."""
+    ending = _ENDINGS.get(str(image_format).upper())
+    if ending is None:
+        return True
+    with open(path, 'rb') as f:
+        f.seek(0, os.SEEK_END)
+        f.seek(max(0, f.tell() - _TAIL))
+        return f.read().rstrip(b'\0').endswith(ending)
 
 
 def check_image_files(paths: Iterable[str | os.PathLike]) -> None:
