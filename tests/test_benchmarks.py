@@ -37,3 +37,12 @@ def test_quantizer_benchmark_prints_its_table(capsys):
                 '--variants', 'ResNetPOW (k=1)', 'ResNetSF (r=10)'])
     out = capsys.readouterr().out
     assert '| ResNet | ' in out and '| ResNetPOW (k=1) | ' in out and '| ResNetSF (r=10) | ' in out
+
+
+def test_data_digest_benchmark_prints_its_table(synthetic_voc_root, capsys):
+    bench = load_script('tools/benchmarks/benchmark_data_digest.py')
+    result = bench.main(['--root', str(synthetic_voc_root), '--calls', '3'])
+    out = capsys.readouterr().out
+    assert '| read | ' in out and '| cached | ' in out and 'cached / read: ' in out
+    assert result['images'] == len(list((synthetic_voc_root / 'VOC2007' / 'JPEGImages').iterdir()))
+    assert result['read'] > 0 and result['cached'] > 0
