@@ -13,6 +13,8 @@ _plain = 'configs/classification/synthvoc/resnet18_synthvoc-crops.py'
 _hpow = {'model.backbone.type': 'mmdet.ResNetHPOW',
          'model.backbone.stage_with_quant': (False, True, True, True),
          'custom_hooks': [dict(type='mmdet.AlphaRegularizationHook')]}
+_branch_lr = {'optim_wrapper.paramwise_cfg': dict(
+    custom_keys={'.reduce_': dict(lr_mult=0.01), '.expand_': dict(lr_mult=0.01)})}
 study = dict(
     variants=dict(
         _delete_=True,
@@ -23,7 +25,12 @@ study = dict(
             cfg_options=dict(_hpow, **{'model.backbone.quant_cfg': dict(
                 num_splits=1, reduction=4, exponent='direct')}),
             label='+HPOW-1 direct from the mean, no penalty'),
-        hpow1_direct_branch_lr={{_base_.study.variants.hpow1_direct_branch_lr}},
+        hpow1_direct_branch_lr=dict(
+            config=_plain,
+            cfg_options=dict(_hpow, **_branch_lr, **{'model.backbone.quant_cfg': dict(
+                num_splits=1, reduction=4, exponent='direct',
+                alpha_reg=dict(type='L1', weight=1e-4))}),
+            label='+HPOW-1 direct from the mean, branch lr x 0.01'),
     ),
     seeds=[0, 1, 2],
 )

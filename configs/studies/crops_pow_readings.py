@@ -64,15 +64,6 @@ study = dict(
             config=_plain,
             cfg_options=_quant('mmdet.ResNetHPOW', _direct(num_splits=1, reduction=4)),
             label='+HPOW-1 direct from the mean'),
-        # HPOW direct with its exponent branch at 1/100 of the learning rate: the remedy found
-        # by crops_hpow_direct_diagnosis.py (seeds 0-2 are that study's runs)
-        hpow1_direct_branch_lr=dict(
-            config=_plain,
-            cfg_options=_quant('mmdet.ResNetHPOW', _direct(num_splits=1, reduction=4),
-                               **{'optim_wrapper.paramwise_cfg': dict(custom_keys={
-                                   '.reduce_': dict(lr_mult=0.01),
-                                   '.expand_': dict(lr_mult=0.01)})}),
-            label='+HPOW-1 direct from the mean, branch lr x 0.01'),
         # the variant with the largest mPC and rPC above, in all four stages (stage 1
         # trainable, where the supplement's Fig. 2 quantizes most), and with BN adaptation
         pow1_direct_replace_relu_s1=dict(
