@@ -74,7 +74,8 @@ def count_calls(fn: Callable[[], Any], device: str = 'cpu') -> CallCount:
         if device == 'cuda':
             torch.cuda.synchronize()
     events = prof.events()
-    syncs = [e.name for e in events if e.name in SYNC_OPS]
+    syncs = [e.name for e in events if e.name in SYNC_OPS and not (  # outermost ones
+        e.cpu_parent is not None and e.cpu_parent.name in SYNC_OPS)]
     if device == 'cuda':
         names = [e.name for e in events if e.device_type == torch.autograd.DeviceType.CUDA]
     else:
