@@ -34,6 +34,21 @@ def _tool(argv: list[str]) -> int:
         return exit_info.code
 
 
+@pytest.fixture
+def fake_slurm(tmp_path, monkeypatch) -> Path:
+    """An ``srun`` on PATH (what submitit looks for) and an ``sbatch`` that refuses the job,
+    as on a cluster where the partition does not exist."""
+    bin_dir = tmp_path / 'bin'
+    bin_dir.mkdir()
+    for name, body in (('srun', 'exit 0'),
+                       ('sbatch', 'echo "sbatch: error: invalid partition specified: nope" >&2;'
+                                  ' exit 1')):
+        (bin_dir / name).write_text(f'#!/bin/sh\n{body}\n')
+        (bin_dir / name).chmod(0o755)
+    monkeypatch.setenv('PATH', f'{bin_dir}{os.pathsep}{os.environ["PATH"]}')
+    return bin_dir
+
+
 def _job_folders(work: Path) -> set[str]:
     """The job ids with a folder under ``<work>/jobs/`` (submitit's ``%j`` folder, where it
     writes a submission before the job has an id, left out)."""
@@ -79,6 +94,7 @@ def test_a_study_runs_through_submitit_local_jobs(tmp_path, capsys) -> None:
     assert _job_folders(work) == jobs
 
 
+@pytest.mark.slow
 def test_a_job_that_dies_without_result_is_a_failure_named_with_its_log(tmp_path) -> None:
     outcomes = list(dispatch('local', os._exit, [(3, )], jobs=1, folder=tmp_path / 'jobs',
                              resources=dict(time_min=1), name='dies'))
@@ -89,12 +105,7 @@ def test_a_job_that_dies_without_result_is_a_failure_named_with_its_log(tmp_path
     assert str(tmp_path / 'jobs') in why and why.endswith('_0_log.err')
 
 
-def test_the_slurm_job_script_asks_for_the_resources(tmp_path, monkeypatch) -> None:
-    fake = tmp_path / 'bin'
-    fake.mkdir()
-    (fake / 'srun').write_text('#!/bin/sh\nexit 0\n')
-    (fake / 'srun').chmod(0o755)
-    monkeypatch.setenv('PATH', f'{fake}{os.pathsep}{os.environ["PATH"]}')
+def test_the_slurm_job_script_asks_for_the_resources(tmp_path, fake_slurm) -> None:
     resources = dict(gpus=2, cpus=8, time_min=240, mem_gb=32, partition='gpu')
     executor = make_executor('slurm', tmp_path / 'jobs', submitit_parameters(resources, 'study'))
     script = executor._executor._make_submission_file_text('COMMAND', 'uid')
@@ -122,17 +133,22 @@ def test_bad_run_flags_are_refused_before_any_work(tmp_path, capsys, monkeypatch
     assert not (tmp_path / 'work').exists()
 
 
-def test_slurm_needs_a_time_limit(tmp_path, capsys, monkeypatch) -> None:
-    fake = tmp_path / 'bin'
-    fake.mkdir()
-    (fake / 'srun').write_text('#!/bin/sh\nexit 0\n')
-    (fake / 'srun').chmod(0o755)
-    monkeypatch.setenv('PATH', f'{fake}{os.pathsep}{os.environ["PATH"]}')
+def test_slurm_needs_a_time_limit(tmp_path, capsys, fake_slurm) -> None:
     cfg = _write_study(tmp_path / 'tiny_study.py')
     assert _tool(['run', str(cfg), '--work-dir', str(tmp_path / 'work'), '--executor', 'slurm',
                   '--gpus', '1']) == 2
     assert '--executor slurm needs a time limit per run: --time-min MINUTES, or ' \
            "cluster=dict(time_min=...)" in capsys.readouterr().err
+
+
+def test_a_refused_submission_is_one_error_line(tmp_path, capsys, fake_slurm) -> None:
+    cfg = _write_study(tmp_path / 'tiny_study.py')
+    assert _tool(['run', str(cfg), '--work-dir', str(tmp_path / 'work'), '--executor', 'slurm',
+                  '--time-min', '10', '--partition', 'nope']) == 2
+    err = capsys.readouterr().err  # sbatch's own stderr, then the one error line
+    line = next(ln for ln in err.splitlines() if ln.startswith('error: '))
+    assert line.startswith('error: the scheduler refused a job: ') and 'Traceback' not in err
+    assert 'sbatch: error: invalid partition specified: nope' in line
 
 
 @pytest.mark.parametrize('cluster, message', [

@@ -41,6 +41,16 @@ def unformatted_config_dumps(monkeypatch) -> None:
     monkeypatch.setattr(mmengine_config, 'FormatCode', lambda text, **_: (text, False))
 
 
+@pytest.fixture(autouse=True)
+def both_cores() -> None:
+    """A full-scale detector is one process at a time here: it uses the CI machine's two
+    cores (the suite runs with one torch thread per process otherwise)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(threads)
+
+
 def test_every_detector_config_is_rehearsed() -> None:
     assert sorted(p.stem for p in DETECTOR_CONFIGS) == sorted(QUANTIZER_LINE)
 

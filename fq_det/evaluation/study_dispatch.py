@@ -122,7 +122,7 @@ def _submitted(cluster: str, fn: Callable, calls: Sequence[tuple], jobs: int, fo
         while waiting or running:
             while waiting and len(running) < jobs:
                 call = waiting.pop(0)
-                running.append((executor.submit(fn, *call), call))
+                running.append((_submit(executor, fn, call, folder), call))
             ended = [(job, call) for job, call in running if job.done()]
             if not ended:
                 time.sleep(POLL_S[cluster])
@@ -133,6 +133,18 @@ def _submitted(cluster: str, fn: Callable, calls: Sequence[tuple], jobs: int, fo
         for job, _ in running:
             job.cancel(check=False)
         raise
+
+
+def _submit(executor, fn: Callable, call: tuple, folder: Path):
+    """``executor.submit(fn, *call)``; a refused submission (``sbatch`` failed: an unknown
+    partition, a limit of the account) is a StudyError with the scheduler's words."""
+    from submitit.core.utils import FailedSubmissionError, UncompletedJobError
+    try:
+        return executor.submit(fn, *call)
+    except (FailedSubmissionError, UncompletedJobError) as err:  # sbatch's exit status: the latter
+        said = '; '.join(line.strip() for line in str(err).splitlines() if line.strip())
+        raise StudyError(f'the scheduler refused a job: {said} (job files in {folder}); the '
+                         'jobs submitted before it are cancelled') from err
 
 
 def _job_outcome(job) -> tuple[Any, str | None]:
