@@ -174,3 +174,48 @@ def test_the_study_config_sets_the_jobs_resources_and_flags_override_them(tmp_pa
     resources = _run_resources(study, 'local', None, None, dict(cpus=2, gpus=None))
     assert resources == dict(gpus=1, cpus=2, time_min=120, partition='gpu')
     assert _run_resources(study, 'pool', 2, None, None) == {}  # the pool asks for nothing
+
+
+def test_a_run_being_run_elsewhere_is_refused_not_run_twice(tmp_path) -> None:
+    """Every route's per-run function holds the run folder's lock: a second process on the
+    same run (a job submitted twice, a second `run`) fails at once, touching nothing."""
+    import fcntl
+
+    from fq_det.evaluation.study import _run_logged
+    cfg = _write_study(tmp_path / 'tiny_study.py')
+    study = load_study(str(cfg), str(tmp_path / 'work'))
+    run_dir = study.run_dir('plain', 0)
+    run_dir.mkdir(parents=True)
+    with open(run_dir / '.run.lock', 'a') as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        variant, seed, _, error = _run_logged(str(cfg), study.work_dir, 'plain', 0, 1, False)
+    assert (variant, seed) == ('plain', 0)
+    assert 'is being run by another process' in error and str(run_dir / 'log.txt') in error
+    assert sorted(p.name for p in run_dir.iterdir()) == ['.run.lock', 'log.txt']
+
+
+def _process_ended(pid: int) -> bool:
+    """No process ``pid``, or only its zombie (ended, not yet reaped)."""
+    try:
+        return Path(f'/proc/{pid}/stat').read_text().split(')')[-1].split()[0] == 'Z'
+    except FileNotFoundError:
+        return True
+
+
+@pytest.mark.slow
+def test_stopping_the_caller_cancels_the_submitted_jobs(tmp_path) -> None:
+    """`kill` of a waiting `run` cancels its jobs, as stopping the pool stops its processes."""
+    import signal
+    import threading
+    import time
+    folder = tmp_path / 'jobs'
+    threading.Timer(3.0, os.kill, (os.getpid(), signal.SIGTERM)).start()
+    with pytest.raises(SystemExit):
+        list(dispatch('local', time.sleep, [(600, )], jobs=1, folder=folder, resources={},
+                      name='sleeps'))
+    (pid, ) = [int(p.name) for p in folder.iterdir() if p.name != '%j']
+    deadline = time.time() + 30
+    while not _process_ended(pid) and time.time() < deadline:
+        time.sleep(0.2)
+    assert _process_ended(pid)
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is put back

@@ -8,6 +8,9 @@ writes (its run folder) and how it resumes do not depend on the route.
 """
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
@@ -119,20 +122,46 @@ def _submitted(cluster: str, fn: Callable, calls: Sequence[tuple], jobs: int, fo
     executor = make_executor(cluster, folder, params)
     waiting, running = list(calls), []
     try:
-        while waiting or running:
-            while waiting and len(running) < jobs:
-                call = waiting.pop(0)
-                running.append((_submit(executor, fn, call, folder), call))
-            ended = [(job, call) for job, call in running if job.done()]
-            if not ended:
-                time.sleep(POLL_S[cluster])
-            for job, call in ended:
-                running.remove((job, call))
-                yield (call, *_job_outcome(job))
+        with _terminate_raises():
+            yield from _top_up(executor, fn, waiting, running, jobs, folder, POLL_S[cluster])
     except BaseException:
         for job, _ in running:
             job.cancel(check=False)
         raise
+
+
+def _top_up(executor, fn: Callable, waiting: list, running: list, jobs: int, folder: Path,
+            poll_s: float) -> Iterator[Outcome]:
+    """Submit from ``waiting`` while fewer than ``jobs`` are in ``running``; yield each
+    ended job's outcome (``running`` always lists the jobs not yet ended)."""
+    while waiting or running:
+        while waiting and len(running) < jobs:
+            call = waiting.pop(0)
+            running.append((_submit(executor, fn, call, folder), call))
+        ended = [(job, call) for job, call in running if job.done()]
+        if not ended:
+            time.sleep(poll_s)
+        for job, call in ended:
+            running.remove((job, call))
+            yield (call, *_job_outcome(job))
+
+
+@contextlib.contextmanager
+def _terminate_raises() -> Iterator[None]:
+    """SIGTERM (``kill``) ends this process through an exception, as Ctrl-C does, so the
+    submitted jobs are cancelled on the way out (main thread only; elsewhere a no-op)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, _frame):
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _submit(executor, fn: Callable, call: tuple, folder: Path):
@@ -141,7 +170,7 @@ def _submit(executor, fn: Callable, call: tuple, folder: Path):
     from submitit.core.utils import FailedSubmissionError, UncompletedJobError
     try:
         return executor.submit(fn, *call)
-    except (FailedSubmissionError, UncompletedJobError) as err:  # sbatch's exit status: the latter
+    except (FailedSubmissionError, UncompletedJobError) as err:  # the latter: sbatch's status
         said = '; '.join(line.strip() for line in str(err).splitlines() if line.strip())
         raise StudyError(f'the scheduler refused a job: {said} (job files in {folder}); the '
                          'jobs submitted before it are cancelled') from err
