@@ -99,8 +99,12 @@ def imagenet_weights(tmp_path_factory) -> dict[int, Path]:
 def _options(config: Path, weights: dict[int, Path], tag: str) -> list[str]:
     depth = 18 if '_r18' in config.stem else 50
     ns = time.time_ns()
+    # the data loaded in the main process: at one or two images per loader, the configs'
+    # two persistent worker processes per loader cost more than they load
+    loaders = [f'{split}_dataloader.{key}' for split in ('train', 'val', 'test')
+               for key in ('num_workers=0', 'persistent_workers=False')]
     return ['--cfg-options', f'model.backbone.init_cfg.checkpoint={weights[depth]}',
-            f'experiment_name={tag}_{ns}', f'visualizer.name=vis_{tag}_{ns}']
+            f'experiment_name={tag}_{ns}', f'visualizer.name=vis_{tag}_{ns}', *loaders]
 
 
 def _backbone_loads_every_weight(config: Path, weights: Path) -> None:
