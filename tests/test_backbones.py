@@ -86,6 +86,60 @@ def test_pretrained_init_cfg_loads_a_plain_checkpoint(tmp_path):
             assert (a - b).abs().max() <= 1e-5
 
 
+@pytest.fixture
+def mmengine_log():
+    """The lines mmengine's current logger writes during the test."""
+    import logging
+
+    from mmengine.logging import MMLogger
+    lines = []
+    handler = logging.Handler()
+    handler.emit = lambda record: lines.append(record.getMessage())
+    logger = MMLogger.get_current_instance()
+    logger.addHandler(handler)
+    yield lines
+    logger.removeHandler(handler)
+
+
+@pytest.mark.parametrize('cls, cfg, stages, line', [
+    (ResNetPOW, dict(num_splits=1), (False, True, True, True),
+     '39 quantizer exponents start at the identity: not in the checkpoint'),
+    (ResNetHPOW, dict(reduction=2), None,
+     '16 quantizer exponent branches start at the identity: not in the checkpoint')])
+def test_a_plain_checkpoint_reports_the_quantizer_state_in_one_line(tmp_path, mmengine_log, cls,
+                                                                    cfg, stages, line):
+    depth = 50 if cls is ResNetPOW else 18
+    ckpt = tmp_path / 'plain.pth'
+    torch.save(_plain(depth).state_dict(), ckpt)
+    quant = cls(depth=depth, base_channels=8, quant_cfg=cfg, stage_with_quant=stages,
+                init_cfg=dict(type='Pretrained', checkpoint=str(ckpt)))
+    quant.init_weights()
+    assert line in mmengine_log
+    assert not any('missing keys' in m for m in mmengine_log), mmengine_log
+    # outside the initialisation, a load lists the missing keys as torch does
+    assert quant.load_state_dict(torch.load(ckpt), strict=False).missing_keys
+
+
+def test_quantizers_the_checkpoint_partly_holds_stay_listed_as_missing(tmp_path, mmengine_log):
+    """A layer whose exponents are in the checkpoint loads them; one with only part of its
+    state there is a checkpoint of another model: mmengine's list names it."""
+    state = _plain(50).state_dict()
+    pow_state = ResNetPOW(depth=50, base_channels=8).state_dict()
+    state['layer2.0.act1.alpha'] = torch.full_like(pow_state['layer2.0.act1.alpha'], 0.25)
+    state['layer2.0.act1._extra_state'] = pow_state['layer2.0.act1._extra_state']
+    state['layer2.0.act2._extra_state'] = pow_state['layer2.0.act2._extra_state']
+    ckpt = tmp_path / 'partial.pth'
+    torch.save(state, ckpt)
+    quant = ResNetPOW(depth=50, base_channels=8, stage_with_quant=(False, True, True, True),
+                      init_cfg=dict(type='Pretrained', checkpoint=str(ckpt)))
+    quant.init_weights()
+    assert '37 quantizer exponents start at the identity: not in the checkpoint' in mmengine_log
+    missing = [m for m in mmengine_log if 'missing keys' in m]
+    assert len(missing) == 1 and missing[0].rstrip().endswith(
+        'missing keys in source state_dict: layer2.0.act2.alpha')
+    assert bool((quant.layer2[0].act1.alpha == 0.25).all())
+
+
 def test_fresh_init_keeps_quantizers_identity():
     """mmengine's Kaiming Conv2d init must not break HPOW's zero-initialised last conv."""
     model = ResNetHPOW(depth=50, base_channels=8, quant_cfg=dict(reduction=4))

@@ -3,6 +3,8 @@
     python tools/robustness_study.py plan   STUDY_CONFIG   # one command per run, for any scheduler
     python tools/robustness_study.py run    STUDY_CONFIG --jobs 2          # all unfinished runs here
     python tools/robustness_study.py run    STUDY_CONFIG --only pow1:0     # one run (what plan prints)
+    python tools/robustness_study.py run    STUDY_CONFIG --executor slurm --gpus 1 --time-min 240
+                                            # one SLURM job per run, through submitit
     python tools/robustness_study.py report STUDY_CONFIG   # study.json / study.md / study.png
     python tools/robustness_study.py export STUDY_CONFIG DIR   # the small result files, to commit
 
@@ -18,6 +20,16 @@ import fq_det  # noqa: F401  (first: registers the plugin, quiets the stack's im
 from fq_det.apis import report_user_errors
 from fq_det.evaluation.study import (export_results, load_study, plan_study, report_study,
                                      run_study)
+from fq_det.evaluation.study_dispatch import EXECUTORS
+
+#: A submitit job's resources per run (over the study config's ``cluster`` dict).
+RESOURCE_FLAGS = (
+    ('--gpus', int, 'GPUs per run (job)'),
+    ('--cpus', int, 'CPUs per run (job)'),
+    ('--time-min', int, "time limit per run in minutes (needed on SLURM; submitit's default "
+     'is 5 minutes)'),
+    ('--mem-gb', float, 'memory per run in GB'),
+    ('--partition', str, 'SLURM partition'))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -31,10 +43,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         s.add_argument('config', help='study config (configs/studies/*.py)')
         s.add_argument('--work-dir', help='study folder (default: work_dirs/studies/<name>)')
         if name == 'run':
-            s.add_argument('--jobs', type=int, default=1,
-                           help='runs at the same time, one process each (threads split evenly)')
+            s.add_argument('--executor', choices=EXECUTORS, default='pool',
+                           help='pool: processes of this machine (default); local / slurm: one '
+                           'submitit job per run, here or submitted to SLURM')
+            s.add_argument('--jobs', type=int, default=None,
+                           help='runs at the same time (default: 1; with --executor slurm, all)')
             s.add_argument('--threads', type=int, default=None,
-                           help='torch threads per run (default: cores / jobs)')
+                           help='torch threads per run (default: --cpus, else cores / jobs; on '
+                           'SLURM the job\'s CPUs)')
+            for flag, kind, text in RESOURCE_FLAGS:
+                s.add_argument(flag, type=kind, default=None, help=text)
             s.add_argument('--only', nargs='+', metavar='VARIANT:SEED',
                            help='run only these runs (default: every unfinished run)')
             s.add_argument('--overwrite', action='store_true',
@@ -78,8 +96,11 @@ def main(argv: list[str] | None = None) -> int:
         print(open(f'{out}/study.md').read())
         print(f'written: {out}/study.json, study.md, study.png')
         return 0
+    resources = {flag[2:].replace('-', '_'): getattr(args, flag[2:].replace('-', '_'))
+                 for flag, _, _ in RESOURCE_FLAGS}
     failures = run_study(study, jobs=args.jobs, only=_only(args.only), overwrite=args.overwrite,
-                         threads=args.threads, report=not args.no_report)
+                         threads=args.threads, report=not args.no_report, executor=args.executor,
+                         resources=resources)
     if not args.no_report:
         try:
             report = report_study(study)

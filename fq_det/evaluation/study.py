@@ -34,6 +34,7 @@ import os
 import os.path as osp
 import re
 import shlex
+import shutil
 import sys
 import time
 import traceback
@@ -43,6 +44,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 from fq_det.engine.runs import (final_checkpoint, last_val_top1, loss_curve, pretrain_backbone,
                                 run_config, train_to_final)
+from fq_det.evaluation.study_dispatch import EXECUTORS, check_resources, dispatch
 from fq_det.evaluation.study_errors import StudyError
 
 TASKS = ('detection', 'classification')
@@ -50,7 +52,7 @@ TASKS = ('detection', 'classification')
 #: a finished stage is followed by ``reusing <its result file>``.
 STAGE = '[stage]'
 STUDY_KEYS = ('task', 'data', 'variants', 'reference', 'seeds', 'distortions', 'severities',
-              'train', 'pretrain', 'bootstrap', 'seen_distortions', 'name', 'runs')
+              'train', 'pretrain', 'bootstrap', 'seen_distortions', 'name', 'runs', 'cluster')
 VARIANT_KEYS = ('config', 'cfg_options', 'pretrain', 'pretrain_cfg_options', 'label',
                 'train_as', 'bn_adapt')
 DATA_KEYS = ('type', 'root', 'num_train', 'num_test', 'image_size', 'seed')
@@ -98,6 +100,9 @@ class Study:
     seen_distortions: tuple[str, ...] = ()
     #: where the study's runs go without ``--work-dir``: ``work_dirs/studies/<runs or name>``
     default_work_dir: str = ''
+    #: per-run resources of a submitit job (``gpus``, ``cpus``, ``time_min``, ``mem_gb``,
+    #: ``partition``): not part of any run's key (they change where it runs, not its result)
+    cluster: dict = field(default_factory=dict)
 
     @property
     def report_dir(self) -> Path:
@@ -379,6 +384,7 @@ def load_study(config: str | Mapping, work_dir: str | None = None,
         raise StudyError(f'{where}: seen_distortions {sorted(set(seen) - set(distortions))} are '
                          f'not among the distortions {list(distortions)}')
     bootstrap = _check_bootstrap(raw, where)
+    cluster = check_resources(raw.get('cluster'), f'{where}: cluster')
     train = _schedule(raw, 'train', TRAIN_KEYS[task], where)
     pretrain = _schedule(raw, 'pretrain', PRETRAIN_KEYS, where)
     for key in ('name', 'runs'):
@@ -392,7 +398,7 @@ def load_study(config: str | Mapping, work_dir: str | None = None,
                  work_dir=osp.abspath(work), config_file=config_file, name=name,
                  train=train, pretrain=pretrain,
                  bootstrap=bootstrap, seen_distortions=seen,
-                 default_work_dir=default_work_dir)
+                 default_work_dir=default_work_dir, cluster=cluster)
 
 
 # ------------------------------------------------------------------------- helpers
@@ -496,7 +502,6 @@ def _begin_stage(stage_dir: Path, key: dict, overwrite: bool, root: Path | None 
     other settings is resumed or reused. With ``root`` (the study folder), a ``stage_dir``
     outside it is refused before anything is removed or written.
     """
-    import shutil
     if root is not None:
         inside_folder(stage_dir, root)
     previous = (_read_json(stage_dir / 'done.json') or _read_json(stage_dir / 'started.json')
@@ -689,51 +694,109 @@ def run_one(study: Study, variant: str, seed: int, overwrite: bool = False) -> d
     return record
 
 
-def _run_logged(config_file: str, work_dir: str, variant: str, seed: int, threads: int,
-                overwrite: bool) -> tuple[str, int, float, str | None]:
-    """Worker-process entry: one run, its output in ``<run dir>/log.txt``."""
-    import torch
-    torch.set_num_threads(threads)
-    study = load_study(config_file, work_dir, check_configs=False)
-    log = study.run_dir(variant, seed) / 'log.txt'
+@contextlib.contextmanager
+def _output_to(log: Path) -> Iterator[None]:
+    """This process's stdout and stderr appended to ``log`` for the block, restored after
+    (at the descriptor level: progress bars keep the stdout they were created with)."""
     log.parent.mkdir(parents=True, exist_ok=True)
-    t = time.time()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
     with open(log, 'a', buffering=1) as f:
-        # At the descriptor level: progress bars keep the stdout they were created with.
-        sys.stdout.flush()
-        sys.stderr.flush()
         os.dup2(f.fileno(), 1)
         os.dup2(f.fileno(), 2)
         try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            for fd, copy_of in zip((1, 2), saved):
+                os.dup2(copy_of, fd)
+                os.close(copy_of)
+
+
+@contextlib.contextmanager
+def _run_claimed(run_dir: Path) -> Iterator[None]:
+    """An exclusive, non-blocking ``flock`` on ``<run dir>/.run.lock`` for the block: a
+    second process on the same run (another ``run``, a job submitted twice) is refused
+    instead of writing into the same folder."""
+    path = run_dir / '.run.lock'
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, 'a') as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise StudyError(f'{run_dir} is being run by another process (it holds {path}); '
+                             'wait for it to end or stop it') from None
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _run_logged(config_file: str, work_dir: str, variant: str, seed: int, threads: int | None,
+                overwrite: bool) -> tuple[str, int, float, str | None]:
+    """The entry of every route (a pool process, a submitit job): one run, its output in
+    ``<run dir>/log.txt``; ``threads`` torch threads (None: the CPUs this process may use,
+    e.g. a SLURM job's allocation)."""
+    import torch
+    torch.set_num_threads(threads or len(os.sched_getaffinity(0)))
+    study = load_study(config_file, work_dir, check_configs=False)
+    run_dir = study.run_dir(variant, seed)
+    log = run_dir / 'log.txt'
+    t = time.time()
+    with _output_to(log):
+        try:
             import fq_det  # noqa: F401  (registers the plugin in the worker)
-            run_one(study, variant, seed, overwrite)
+            with _run_claimed(run_dir):
+                run_one(study, variant, seed, overwrite)
             return variant, seed, time.time() - t, None
         except Exception as err:  # noqa: BLE001  (reported by the parent, run by run)
             traceback.print_exc()
             return variant, seed, time.time() - t, f'{type(err).__name__}: {err} (log: {log})'
 
 
-def run_study(study: Study, jobs: int = 1, only: Sequence[tuple[str, int]] | None = None,
-              overwrite: bool = False, threads: int | None = None,
-              report: bool = True) -> list[str]:
-    """Run the study's unfinished runs, ``jobs`` processes at a time; return failures.
+#: A local submitit job's time limit when none is given (submitit's own is 2 minutes).
+LOCAL_TIME_MIN = 7 * 24 * 60
 
-    Each run uses ``threads`` torch threads (default: the cores divided by ``jobs``). With
-    ``report`` (the report follows), the report folder is checked to be writable first.
-    """
-    from concurrent.futures import as_completed
 
-    from mmengine.utils import ProgressBar
-
-    from fq_det.engine.processes import worker_pool
-
+def _run_resources(study: Study, executor: str, jobs: int | None, threads: int | None,
+                   given: Mapping | None) -> dict:
+    """The checked arguments of :func:`run_study`: a submitit job's resources, the flags
+    (``given``) over the study's ``cluster``."""
+    if executor not in EXECUTORS:
+        raise StudyError(f'--executor must be one of {", ".join(EXECUTORS)}, got {executor!r}')
     if not study.config_file:
         raise StudyError('run_study needs a study loaded from a config file (worker processes '
                          're-read it)')
-    if jobs < 1:
+    if jobs is not None and (isinstance(jobs, bool) or jobs < 1):
         raise StudyError(f'--jobs must be >= 1, got {jobs}')
     if threads is not None and (isinstance(threads, bool) or threads < 1):
         raise StudyError(f'--threads must be >= 1 (default: cores / jobs), got {threads}')
+    flags = check_resources(given, 'run resources')
+    if executor == 'pool':
+        if flags:
+            named = ', '.join('--' + key.replace('_', '-') for key in flags)
+            raise StudyError(f'{named} set the resources of a submitit job: they need '
+                             '--executor local or slurm')
+        return {}
+    resources = dict(study.cluster, **flags)
+    if executor == 'slurm' and shutil.which('srun') is None:
+        raise StudyError('--executor slurm: no srun on this machine; submit from a machine of '
+                         'the SLURM cluster (or use --executor local, or plan for another '
+                         'scheduler)')
+    if executor == 'slurm' and 'time_min' not in resources:
+        raise StudyError('--executor slurm needs a time limit per run: --time-min MINUTES, or '
+                         "cluster=dict(time_min=...) in the study config (submitit's default, "
+                         '5 minutes, would stop the runs)')
+    resources.setdefault('time_min', LOCAL_TIME_MIN)
+    return resources
+
+
+def _unfinished_runs(study: Study, only: Sequence[tuple[str, int]] | None, overwrite: bool,
+                     report: bool) -> tuple[list[tuple[str, int]], int]:
+    """The runs to do (trainers first) and how many were asked for; refuses unknown runs,
+    unwritable folders and finished runs of other settings before any work."""
     runs = list(only) if only else study.runs()
     for v, s in runs:
         if v not in study.variants or s not in study.seeds:
@@ -755,22 +818,47 @@ def run_study(study: Study, jobs: int = 1, only: Sequence[tuple[str, int]] | Non
     for r in sorted(finished - set(todo)):
         _rebuild_records(study, *r)
     todo.sort(key=lambda r: study.variants[r[0]].train_as is not None)  # trainers first
-    print(f'study {study.name}: {len(runs) - len(todo)}/{len(runs)} runs finished, '
-          f'{len(todo)} to run, {min(jobs, max(1, len(todo)))} at a time; logs in '
-          f'{study.work_dir}/runs/<variant>/seed_<seed>/log.txt', flush=True)
-    failures = []
+    return todo, len(runs)
+
+
+def run_study(study: Study, jobs: int | None = None,
+              only: Sequence[tuple[str, int]] | None = None, overwrite: bool = False,
+              threads: int | None = None, report: bool = True, executor: str = 'pool',
+              resources: Mapping | None = None) -> list[str]:
+    """Run the study's unfinished runs; return the failures, one line each.
+
+    ``executor``: ``'pool'``, ``jobs`` processes here (default 1); ``'local'`` / ``'slurm'``,
+    one submitit job per run, ``jobs`` at a time (default 1 here, all at once on SLURM),
+    with ``resources`` (``gpus``, ``cpus``, ``time_min``, ``mem_gb``, ``partition``) over
+    the study's ``cluster``; job files in ``<work_dir>/jobs/``. Every route runs
+    :func:`_run_logged`. Each run uses ``threads`` torch threads (default: ``cpus``, else
+    the cores divided by ``jobs`` here, the job's CPUs on SLURM). With ``report`` (the
+    report follows), the report folder is checked to be writable first.
+    """
+    from mmengine.utils import ProgressBar
+
+    resources = _run_resources(study, executor, jobs, threads, resources)
+    todo, total = _unfinished_runs(study, only, overwrite, report)
+    jobs = min(jobs or (len(todo) if executor == 'slurm' else 1), max(1, len(todo)))
+    route = 'processes' if executor == 'pool' else f'{executor} submitit jobs'
+    print(f'study {study.name}: {total - len(todo)}/{total} runs finished, {len(todo)} to run, '
+          f'{jobs} at a time ({route}); logs in {study.work_dir}/runs/<variant>/seed_<seed>/'
+          'log.txt', flush=True)
     if not todo:
-        return failures
-    jobs = min(jobs, len(todo))
-    threads = threads or max(1, (os.cpu_count() or 1) // jobs)
+        return []
+    threads = threads or resources.get('cpus') or (
+        None if executor == 'slurm' else max(1, (os.cpu_count() or 1) // jobs))
+    calls = [(study.config_file, study.work_dir, v, s, threads, overwrite) for v, s in todo]
+    outcomes = dispatch(executor, _run_logged, calls, jobs=jobs, resources=resources,
+                        folder=study.inside(Path(study.work_dir) / 'jobs'), name=study.name)
+    failures = []
     bar = ProgressBar(len(todo), file=sys.stdout)
-    with worker_pool(jobs) as pool:
-        futures = [pool.submit(_run_logged, study.config_file, study.work_dir, v, s, threads,
-                               overwrite) for v, s in todo]
-        for fut in as_completed(futures):
-            variant, seed, seconds, error = fut.result()
+    with contextlib.closing(outcomes):
+        for call, result, why in outcomes:
+            variant, seed = call[2], call[3]
+            error = result[3] if result else why
             bar.update()
-            state = f'failed: {error}' if error else f'done in {seconds:.0f} s'
+            state = f'failed: {error}' if error else f'done in {result[2]:.0f} s'
             sys.stdout.write(f'\n  {variant} seed {seed}: {state}\n')
             sys.stdout.flush()
             if error:
@@ -835,7 +923,6 @@ def export_results(study: Study, dest: str | Path) -> list[Path]:
     (``work_dirs/studies/<runs>/...``) for its work folder, so the copies name nothing
     outside a clone.
     """
-    import shutil
     dest, src = Path(dest), Path(study.work_dir)
     home = (study.default_work_dir or osp.join('work_dirs', 'studies', src.name)) + os.sep
     prefixes = {str(src) + os.sep: home, str(src.resolve()) + os.sep: home,

@@ -5,7 +5,8 @@ gets its own activation module built by :func:`build_quant_activation` (``act1``
 ``act2`` and, for Bottleneck, ``act3`` after the residual add), a fused
 ``ReLU + quantizer``. All other parameter names equal ``mmdet`` ``ResNet``'s, so
 ``init_cfg=dict(type='Pretrained', checkpoint='torchvision://resnet50')`` and plain
-ResNet state dicts load with only the quantizers' own keys missing. The stem's ReLU
+ResNet state dicts load with only the quantizers' own keys missing (logged in one line:
+``39 quantizer exponents start at the identity: not in the checkpoint``). The stem's ReLU
 stays a plain ReLU.
 """
 from __future__ import annotations
@@ -19,6 +20,7 @@ from torch import Tensor
 
 from ..quantizers.builder import (QUANTIZERS, build_quant_activation, check_position,
                                   unknown_name_message)
+from .pretrained_report import quantizer_state_reported
 
 
 class QuantBasicBlock(BasicBlock):
@@ -146,6 +148,13 @@ class ResNetQuant(ResNet):
             kwargs.update(block=QUANT_BLOCKS[block], quant_cfg=self.quant_cfg,
                           quant_position=self.quant_position)
         return super().make_res_layer(**kwargs)
+
+    def init_weights(self) -> None:
+        """mmdet's initialisation (``init_cfg``: ImageNet weights, ...); the quantizer state
+        that a plain-ResNet checkpoint cannot hold is logged in one line
+        (:mod:`.pretrained_report`), not as missing keys."""
+        with quantizer_state_reported(self):
+            super().init_weights()
 
 
 @MODELS.register_module()
