@@ -6,7 +6,8 @@ identity of everything that determines a result::
     {"resume_key": {"task": "detection",
                     "checkpoint": {"path": abs path, "size": bytes, "sha256": hex},
                     "config_sha256": hex,     # what a test run reads of the config (config_digest)
-                    "data": [{"data_root": abs path, "ann_file": path, "ann_sha256": hex}]},
+                    "data": [{"data_root": abs path, "ann_file": path, "ann_sha256": hex}],
+                    "corrupted_root": {"path", "settings_sha256"}},  # a sweep read from an export
      "records": {"clean/0/0": {metric: value}, "<distortion>/<severity>/<seed>": {...}}}
 
 A record's id holds the distortion seed, so results of one seed are never read as
