@@ -211,6 +211,10 @@ def _per_image_metric(task: str, metrics: list[dict], out_file: str) -> dict:
     names = [str(m.get('type', '')).split('.')[-1] for m in metrics]
     if task == 'detection':
         voc = [m for m, n in zip(metrics, names) if n == 'VOCMetric']
+        coco = [m for m, n in zip(metrics, names) if n == 'CocoMetric']
+        if coco and not voc:  # COCOeval's mAP counts 100 detections per image and class
+            return dict(type='mmdet.PerImageDetRecords', out_file=out_file, eval_mode='coco',
+                        max_dets=100)
         return dict(type='mmdet.PerImageDetRecords', out_file=out_file,
                     eval_mode=voc[0].get('eval_mode', '11points') if voc else '11points')
     topk = [k for m, n in zip(metrics, names) if n == 'Accuracy'

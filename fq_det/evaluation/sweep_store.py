@@ -178,9 +178,10 @@ def _file_sha256(path: str) -> str | None:
 def data_identity(cfg: Config) -> list[dict]:
     """Data root and annotation file (with its sha256) of every test data set of ``cfg``;
     for a VOC-layout set also ``content_sha256``, the digest of every annotation and image
-    its split names (:func:`~fq_det.datasets.data_check.voc_content_digest`), so a set
-    regenerated in place under the same ids is seen as changed."""
-    from fq_det.datasets.data_check import leaf_datasets, voc_content_digest
+    its split names (:func:`~fq_det.datasets.data_check.voc_content_digest`; for a COCO
+    annotation file every image it lists, :func:`~fq_det.datasets.data_check.coco_content_digest`),
+    so a set regenerated in place under the same ids is seen as changed."""
+    from fq_det.datasets.data_check import coco_content_digest, leaf_datasets, voc_content_digest
     loader = cfg.get('test_dataloader') or {}
     out = []
     for leaf in leaf_datasets(loader.get('dataset') or {}):
@@ -193,6 +194,9 @@ def data_identity(cfg: Config) -> list[dict]:
             ident['content_sha256'] = voc_content_digest(
                 root, ann, (leaf.get('data_prefix') or {}).get('sub_data_root', ''),
                 leaf.get('img_subdir', 'JPEGImages'), leaf.get('ann_subdir', 'Annotations'))
+        elif ann_path.endswith('.json') and osp.isfile(ann_path):  # a COCO annotation file
+            ident['content_sha256'] = coco_content_digest(
+                ann_path, osp.join(root, (leaf.get('data_prefix') or {}).get('img', '')))
         out.append(ident)
     return out
 
