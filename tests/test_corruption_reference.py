@@ -29,8 +29,7 @@ BY_DESIGN = {'frost'}
 
 @pytest.fixture(scope='module')
 def ours() -> dict:
-    return {name: quality_statistics(TOOL.native_corrupt(name), IMAGES, range(1, 6),
-                                     TABLE['draws'][name])
+    return {name: TOOL.native_statistics(name, IMAGES, TABLE['draws'][name])
             for name in TABLE['reference']}
 
 

@@ -157,8 +157,9 @@ def main(argv=None) -> list[dict]:
         line = f'| {r["corruption"]} | {r["ms"]:.1f} |'
         if imagecorruptions is not None:
             other = r['imagecorruptions_ms']
-            line += (f' {other:.1f} | {other / max(r["ms"], 1e-9):.0f}x |'
-                     if isinstance(other, float) else f' {other} | - |')
+            ratio = other / max(r['ms'], 1e-9) if isinstance(other, float) else None
+            line += (f' {other:.1f} | {ratio:.{0 if ratio >= 10 else 1}f}x |'
+                     if ratio is not None else f' {other} | - |')
         print(line)
     return rows + crows
 

@@ -33,9 +33,10 @@ PHOTOS = ('astronaut', 'chelsea', 'coffee', 'rocket')
 #: The corruptions without randomness (equal outputs expected).
 DETERMINISTIC = ('defocus_blur', 'zoom_blur', 'brightness', 'contrast', 'pixelate',
                  'jpeg_compression', 'gaussian_blur', 'saturate')
-#: More draws where one draw varies much (fog's fractal, spatter's drops at severity 1), so
-#: that the standard error of a difference of means stays well inside 0.5 dB.
-EXTRA_DRAWS = {'fog': 16, 'spatter': 64}
+#: More draws (per severity) where one draw varies much (fog's fractal, spatter's few
+#: drops at severity 1), so that the standard error of a difference of means stays well
+#: inside 0.5 dB.
+EXTRA_DRAWS = {'fog': {s: 16 for s in range(1, 6)}, 'spatter': {1: 160, 2: 16}}
 PROVENANCE = {
     'astronaut': 'scikit-image data.astronaut(): Eileen Collins, NASA Great Images database; '
                  'public domain',
@@ -52,6 +53,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--draws', type=int, default=4,
                         help=f'random draws per photo (more for {", ".join(EXTRA_DRAWS)})')
     parser.add_argument('--long-side', type=int, default=256, help='photo size (long side, px)')
+    parser.add_argument('--only', nargs='+', metavar='NAME',
+                        help='recompute these corruptions in an existing reference.json')
     return parser.parse_args(argv)
 
 
@@ -106,6 +109,18 @@ def deterministic_comparison(ic, name: str, images) -> dict:
     return out
 
 
+def draws_of(name: str, base: int) -> dict[str, int]:
+    """Draws per photo for each severity of ``name``."""
+    return {str(s): max(base, EXTRA_DRAWS.get(name, {}).get(s, 0)) for s in range(1, 6)}
+
+
+def native_statistics(name: str, images, draws: dict[str, int]) -> dict[int, dict]:
+    """Our mean PSNR and SSIM per severity, with the table's draws."""
+    from fq_det.analysis.image_quality import quality_statistics
+    return {int(s): quality_statistics(native_corrupt(name), images, [int(s)], n)[int(s)]
+            for s, n in draws.items()}
+
+
 def main(argv=None) -> dict:
     args = parse_args(argv)
     os.environ.setdefault('OMP_NUM_THREADS', '1')
@@ -118,6 +133,10 @@ def main(argv=None) -> dict:
     ic = import_imagecorruptions()
     os.makedirs(args.out, exist_ok=True)
     images = write_photos(args.out, args.long_side)
+    old = None
+    if args.only:
+        with open(os.path.join(args.out, 'reference.json')) as f:
+            old = json.load(f)
     table = dict(
         provenance=dict(package=f'imagecorruptions {getattr(ic, "__version__", "1.1.2")} '
                         '(with fq_det.datasets.distortions.import_imagecorruptions\' shims)',
@@ -128,10 +147,15 @@ def main(argv=None) -> dict:
                         + ' '.join(argv if argv is not None else sys.argv[1:])),
         draws={}, reference={}, deterministic={})
     for name in CORRUPTIONS:
+        if old is not None and name not in args.only:
+            for part in ('draws', 'reference', 'deterministic'):
+                if name in old[part]:
+                    table[part][name] = old[part][name]
+            continue
         print(f'{name} ...', flush=True)
-        draws = table['draws'][name] = max(args.draws, EXTRA_DRAWS.get(name, 0))
-        table['reference'][name] = quality_statistics(reference_corrupt(ic, name), images,
-                                                      range(1, 6), draws)
+        draws = table['draws'][name] = draws_of(name, args.draws)
+        table['reference'][name] = {s: quality_statistics(
+            reference_corrupt(ic, name), images, [int(s)], n)[int(s)] for s, n in draws.items()}
         if name in DETERMINISTIC:
             table['deterministic'][name] = deterministic_comparison(ic, name, images)
     with open(os.path.join(args.out, 'reference.json'), 'w') as f:
@@ -140,23 +164,39 @@ def main(argv=None) -> dict:
     return table
 
 
+def _draws_text(draws: dict[str, int]) -> str:
+    values = sorted(set(draws.values()))
+    return str(values[0]) if len(values) == 1 else \
+        ', '.join(f'{n} (sev. {s})' for s, n in draws.items())
+
+
+def _outputs(rows: list | None) -> str:
+    if rows is None:
+        return 'random'
+    if all(r['max_diff'] == 0 for r in rows):
+        return 'equal'
+    return (f'max diff {max(r["max_diff"] for r in rows)} on '
+            f'{100 * max(r["differing"] for r in rows):.2g} % of values')
+
+
 def comparison_markdown(table: dict, images) -> str:
-    """Ours next to the reference: mean PSNR (dB) and SSIM per severity."""
-    from fq_det.analysis.image_quality import quality_statistics
-    lines = ['| corruption | sev. | PSNR ours | PSNR ref. | SSIM ours | SSIM ref. | outputs |',
-             '|---|---:|---:|---:|---:|---:|---|']
-    for name, by_sev in table['reference'].items():
-        ours = quality_statistics(native_corrupt(name), images, range(1, 6), table['draws'][name])
-        for s, ref in by_sev.items():
-            o = ours[int(s)]
-            det = table['deterministic'].get(name, {}).get(str(s))
-            outputs = '-' if det is None else (
-                'equal' if all(r['max_diff'] == 0 for r in det) else
-                f'max diff {max(r["max_diff"] for r in det)}, '
-                f'{100 * max(r["differing"] for r in det):.2g} % of values')
-            lines.append(f'| c:{name} | {s} | {o["psnr"]:.2f} | {ref["psnr"]:.2f} | '
-                         f'{o["ssim"]:.3f} | {ref["ssim"]:.3f} | {outputs} |')
-    return '\n'.join(lines)
+    """Two tables, ours / the reference's per severity: mean PSNR (dB), then mean SSIM."""
+    ours = {name: native_statistics(name, images, table['draws'][name])
+            for name in table['reference']}
+    out = []
+    for key, fmt in (('psnr', '.2f'), ('ssim', '.3f')):
+        out += [f'| corruption ({key.upper()}: ours / ref.) | '
+                + ' | '.join(f'sev. {s}' for s in range(1, 6)) + ' | draws | outputs |',
+                '|---|' + '---:|' * 6 + '---|']
+        for name, by_sev in table['reference'].items():
+            cells = [f'{ours[name][int(s)][key]:{fmt}} / {ref[key]:{fmt}}'
+                     for s, ref in by_sev.items()]
+            det = table['deterministic'].get(name)
+            outputs = _outputs(None if det is None else [r for v in det.values() for r in v])
+            out.append(f'| c:{name} | ' + ' | '.join(cells)
+                       + f' | {len(images)} x {_draws_text(table["draws"][name])} | {outputs} |')
+        out.append('')
+    return '\n'.join(out)
 
 
 if __name__ == '__main__':  # pragma: no cover
