@@ -391,8 +391,9 @@ def _common_corruption(image: np.ndarray, corruption: str, severity: int,
     except Exception as e:  # pragma: no cover - depends on the optional package's version
         raise RuntimeError(
             f'imagecorruptions failed on {corruption!r} ({type(e).__name__}: {e}). '
-            'imagecorruptions 1.1.2 predates numpy 2 and scikit-image 0.19: fog and '
-            'glass_blur fail with them (see docs/distortions.md)') from e
+            'imagecorruptions 1.1.2 predates numpy 2 and scikit-image 0.19; '
+            'import_imagecorruptions() shims the two breaks known (fog, glass_blur), see '
+            'docs/distortions.md') from e
     finally:
         np.random.set_state(state)
     out = np.ascontiguousarray(np.asarray(out, dtype=np.uint8)[..., ::-1])
