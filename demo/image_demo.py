@@ -10,19 +10,22 @@ image distorted exactly as the robustness sweep distorts it (same seed, same pix
 Boxes, class names and scores are drawn by MMDetection's DetLocalVisualizer. For
 ``targeted_occlusion`` the objects to occlude are the VOC annotations in --ann-dir
 (``<image stem>.xml``, required for every image); --occlude-detections occludes the
-detections on the clean image instead. Distortions, severities and --cell-px are checked
-before the model is loaded. A JSON with the drawn detections is written beside the figure.
+detections on the clean image instead. Distortions, severities, --cell-px and the images
+(each must be a complete image file: an empty, truncated or non-image file is named) are
+checked before the model is loaded; bad input is one ``error:`` line, exit status 2. A JSON
+with the drawn detections is written beside the figure.
 """
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import fq_det  # noqa: F401  (registers everything; makes mmengine checkpoints loadable)
+from fq_det.apis import (check_checkpoint_matches, check_output_file, load_config,
+                         report_user_errors)
 from fq_det.datasets.distortions import (DISTORTIONS, SEVERITIES, check_distortion,
                                          check_severity, needs_boxes)
-from fq_det.datasets.voc_xml import VOCAnnotationError
+from fq_det.datasets.image_files import check_image_files
 from fq_det.visualization import draw_detection_grid, read_voc_boxes
 
 
@@ -78,19 +81,20 @@ def read_annotations(images: list[str], ann_dir: str) -> dict:
     return boxes
 
 
+@report_user_errors
 def main(argv=None) -> dict:
     args = parse_args(argv)
+    check_image_files(args.images)
+    check_output_file(args.out, '--out figure')
     occlusion = any(needs_boxes(d) for d in args.distortions)
     boxes = None
-    try:
-        if args.ann_dir:
-            boxes = read_annotations(args.images, args.ann_dir)
-        elif occlusion and not args.occlude_detections:
-            raise FileNotFoundError('targeted_occlusion needs the objects to occlude: pass --ann-dir '
-                                    'DIR (VOC <image stem>.xml files), or --occlude-detections to '
-                                    'occlude the detections on the clean image')
-    except (FileNotFoundError, VOCAnnotationError) as err:
-        sys.exit(f'error: {err}')
+    if args.ann_dir:
+        boxes = read_annotations(args.images, args.ann_dir)
+    elif occlusion and not args.occlude_detections:
+        raise FileNotFoundError('targeted_occlusion needs the objects to occlude: pass --ann-dir '
+                                'DIR (VOC <image stem>.xml files), or --occlude-detections to '
+                                'occlude the detections on the clean image')
+    check_checkpoint_matches(load_config(args.config), args.checkpoint, flag=None)
     from mmdet.apis import init_detector
     model = init_detector(args.config, args.checkpoint, device=args.device)
     conditions = [('clean', 0)] + [(d, s) for d in args.distortions for s in args.severities]

@@ -1,4 +1,5 @@
-"""Test oracles for POW-k, independent of the package's fused implementation."""
+"""Test oracles for POW-k, independent of the package's fused implementation, and the inputs
+the implementations are compared on."""
 from __future__ import annotations
 
 import math
@@ -36,3 +37,16 @@ def pow_closed_form(x: np.ndarray, alpha: np.ndarray, w: float, k: int, relu: bo
         f = j * w + w * ((a - j * w) / w)**p
         out[idx] = math.copysign(f, v) if v != 0 else 0.0
     return out
+
+
+def parity_inputs(k: int, batch_exponents: bool, seed: int = 0):
+    """``(x, p, g)``: inputs with zeros, tiny values, breakpoints and 1e4, exponents ``p``
+    (``(3 or 1, 6, k)``) with the offset clamp's limits, and an upstream gradient."""
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(3, 6, 11, 13, generator=gen) * 2
+    x.view(-1)[:40] = torch.tensor([0.0, -0.0, 1e-35, 1e-30, 1e-7, 1.0, 2.0, 3.0, 0.7, 1.4] * 4)
+    x.view(-1)[40:44] = torch.tensor([1e4, 5e3, -1e4, 15.0])
+    alpha = torch.empty(3 if batch_exponents else 1, 6, k).uniform_(-0.5, 1.5, generator=gen)
+    alpha[0, 0] = -0.5  # the clamp limits
+    alpha[0, 1] = 4.0
+    return x, 1 + alpha, torch.randn(x.shape, generator=gen)

@@ -110,6 +110,26 @@ def test_broken_files_are_named(voc):
         check_data(_cfg(voc), ('test', ))
 
 
+def test_a_truncated_image_is_named_and_extra_bytes_after_the_end_pass(voc, recwarn):
+    """A JPEG cut short opens (its header is intact) and mmcv then fails on it mid-sweep
+    (or OpenCV fills the missing rows grey); the check decodes a file that does not end
+    with the JPEG end marker, so bytes some cameras append after it still pass."""
+    import cv2
+    ids = _test_ids(voc)
+    img = voc / 'VOC2007/JPEGImages' / f'{ids[0]}.jpg'
+    whole = img.read_bytes()
+    img.write_bytes(whole + b'camera metadata after the end marker')
+    check_data(_cfg(voc), ('test', ))
+    img.write_bytes(whole[:len(whole) * 2 // 3])
+    with pytest.raises(DataCheckError, match=rf'{img} is truncated or corrupt \(image file is '
+                                             'truncated'):
+        check_data(_cfg(voc), ('test', ))
+    png = cv2.imencode('.png', cv2.imdecode(np.frombuffer(whole, np.uint8), cv2.IMREAD_COLOR))[1]
+    img.write_bytes(png.tobytes()[:-20])  # a PNG under a .jpg name, without its end chunk
+    with pytest.raises(DataCheckError, match=rf'{img} is truncated or corrupt'):
+        check_data(_cfg(voc), ('test', ))
+
+
 def test_classes_that_are_not_the_configs(voc):
     with pytest.raises(DataCheckError) as err:
         check_data(_cfg(voc, classes=None), ('test', ))  # mmdet's VOC classes

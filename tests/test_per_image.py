@@ -81,6 +81,13 @@ def test_per_image_files_hold_no_object_arrays(tmp_path):
     (tmp_path / 'bad.npz').write_bytes(b'not a zip')
     with pytest.raises(ValueError, match=r'bad\.npz is not a per-image record file'):
         load_per_image(str(tmp_path / 'bad.npz'))
+    # cut short (a zip without its directory), and empty
+    (tmp_path / 'cut.npz').write_bytes(out.read_bytes()[:len(out.read_bytes()) // 2])
+    with pytest.raises(ValueError, match=r'cut\.npz is not a per-image record file .*BadZipFile'):
+        load_per_image(str(tmp_path / 'cut.npz'))
+    (tmp_path / 'empty.npz').write_bytes(b'')
+    with pytest.raises(ValueError, match=r'empty\.npz is not a per-image record file'):
+        load_per_image(str(tmp_path / 'empty.npz'))
 
 
 def test_topk_of_subset_equals_topk_accuracy(tmp_path):

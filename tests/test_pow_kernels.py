@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from quantizer_reference import pow_reference
+from quantizer_reference import parity_inputs, pow_reference
 
 from fq_det.models.quantizers import functional as F_q
 from fq_det.models.quantizers import kernels
@@ -45,15 +45,7 @@ def _run(x, p, w, k, g):
     return y.detach(), xx.grad, pp.grad
 
 
-def _inputs(k: int, batch_exponents: bool, seed: int = 0):
-    gen = torch.Generator().manual_seed(seed)
-    x = torch.randn(3, 6, 11, 13, generator=gen) * 2
-    x.view(-1)[:40] = torch.tensor([0.0, -0.0, 1e-35, 1e-30, 1e-7, 1.0, 2.0, 3.0, 0.7, 1.4] * 4)
-    x.view(-1)[40:44] = torch.tensor([1e4, 5e3, -1e4, 15.0])
-    alpha = torch.empty(3 if batch_exponents else 1, 6, k).uniform_(-0.5, 1.5, generator=gen)
-    alpha[0, 0] = -0.5  # the clamp limits
-    alpha[0, 1] = 4.0
-    return x, 1 + alpha, torch.randn(x.shape, generator=gen)
+_inputs = parity_inputs
 
 
 @pytest.mark.parametrize('k,w', [(1, 1.0), (1, 0.5), (2, 1.0), (16, 0.7)])
@@ -128,9 +120,29 @@ def test_nan_input_stays_nan(k, torch_path):
         assert torch.isnan(out[0, 0, 1, 2]) and torch.isnan(grad[0, 0, 1, 2])
         assert torch.isfinite(out).sum() == out.numel() - 1
         assert torch.isfinite(grad).sum() == grad.numel() - 1
-    # the alpha gradient of the NaN's channel is unspecified; the other channel's is exact
-    assert torch.isfinite(gp[0, 1]).all()
-    torch.testing.assert_close(gp[0, 1], gp_ref[0, 1])
+    # the NaN's channel gets a NaN exponent gradient (segment 0), the other channel's is exact
+    assert torch.isnan(gp[0, 0, 0]) and torch.isnan(gp_ref[0, 0, 0])
+    assert torch.isfinite(gp[0, 0, 1:]).all() and torch.isfinite(gp[0, 1]).all()
+    torch.testing.assert_close(gp, gp_ref, equal_nan=True)
+
+
+def test_pow4_exponent_gradient_at_inf_and_nan_matches_torch_path(torch_path):
+    """POW-4 at +inf and NaN inputs: a +inf output gives its segment (the last) an infinite
+    exponent gradient, a NaN output gives segment 0 a NaN, in the kernel as in the torch
+    path (the kernel used to drop the NaN's term); the other segments stay finite."""
+    inf, nan = float('inf'), float('nan')
+    x = torch.tensor([inf, 2.5, 0.5, nan, 1.5, 3.5]).view(1, 1, 6).repeat(1, 3, 1)
+    x[0, 1, 0] = 2.0  # channel 1: NaN only; channel 2: +inf only
+    x[0, 2, 3] = 2.0
+    p = torch.full((1, 3, 4), 1.3)
+    y, gx, gp = _run(x, p, 1.0, 4, torch.ones_like(x))
+    with torch_path:
+        y_ref, gx_ref, gp_ref = _run(x, p, 1.0, 4, torch.ones_like(x))
+    for grad in (gp, gp_ref):
+        assert torch.isnan(grad[0, :2, 0]).all() and torch.isposinf(grad[0, [0, 2], 3]).all()
+        assert torch.isfinite(grad[0, 2, :3]).all() and torch.isfinite(grad[0, 1, 1:]).all()
+    torch.testing.assert_close(gp, gp_ref, rtol=1e-5, atol=1e-6, equal_nan=True)
+    torch.testing.assert_close(gx, gx_ref, rtol=1e-5, atol=0, equal_nan=True)
 
 
 # ------------------------------------------------------------------ non-finite values

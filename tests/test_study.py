@@ -491,6 +491,24 @@ def test_a_run_without_any_per_image_records_is_listed_missing(finished_study, t
     assert '- plain_bn seed 0: no per-image records, `run` rebuilds records.npz' in md
 
 
+@pytest.mark.slow
+def test_a_truncated_per_image_file_is_named_and_the_run_listed_missing(
+        finished_study, tmp_path, capsys) -> None:
+    """records.npz deleted and one sweep/per_image/ file cut short: `run` names the file
+    instead of a zipfile traceback, and the report lists the run as missing from the
+    within-run bootstrap."""
+    study = _copied_study(finished_study, tmp_path)
+    (study.run_dir('pow1', 0) / 'records.npz').unlink()
+    clean = study.run_dir('pow1', 0) / 'sweep' / 'per_image' / 'clean.npz'
+    _truncate(clean)
+    assert run_study(study, jobs=1, only=[('pow1', 0)], report=False) == []
+    out = capsys.readouterr().out
+    assert f'pow1 seed 0: no records.npz, and it cannot be rebuilt ({clean} is not a ' \
+           'per-image record file of the sweep (BadZipFile' in out
+    report = report_study(study)
+    assert [m.split(':')[0] for m in report['missing_records']] == ['pow1 seed 0']
+
+
 def _truncate(path: Path) -> None:
     path.write_bytes(path.read_bytes()[:len(path.read_bytes()) // 2])
 
@@ -569,3 +587,36 @@ def test_run_checks_the_reports_folder_before_training(tmp_path) -> None:
     with pytest.raises(StudyError, match=rf'cannot write to the report folder {study.report_dir}'):
         run_study(study, only=[('plain', 0)])
     assert not (Path(study.work_dir) / 'runs').exists() and not study.data_root.exists()
+
+
+def test_a_run_on_data_regenerated_in_place_is_stale_and_the_report_says_why(tmp_path) -> None:
+    """A folder study's finished run, then the data set made again in place under the same
+    ids (byte-identical split files): the run counts as made with other settings ('train
+    data'), and a report with nothing else finished names that instead of only a count."""
+    import shutil
+
+    from fq_det.datasets.synthetic_voc import make_synthetic_voc
+    from fq_det.evaluation.study import _train_key
+    data = tmp_path / 'data'
+    make_synthetic_voc(data, num_train=3, num_test=2, seed=0, image_size=(64, 48))
+    study = load_study(dict(task='classification', data=dict(type='folder', root=str(data)),
+                            variants=dict(plain=dict(config='configs/classification/synthvoc/'
+                                                     'resnet18_synthvoc-crops.py')),
+                            reference='plain', seeds=[0]), str(tmp_path / 'w'),
+                       check_configs=False)
+    run_dir = study.run_dir('plain', 0)
+    (run_dir / 'sweep').mkdir(parents=True)
+    (run_dir / 'run.json').write_text(json.dumps(dict(
+        variant='plain', trained_as='plain', bn_adapt=None,
+        train_key=_train_key(study, study.variants['plain'], 0, None))))
+    (run_dir / 'sweep' / 'results.json').write_text('{"metric_key": "accuracy/top1"}')
+    assert changed_settings(study, 'plain', 0) == []
+    split = (data / 'VOC2007/ImageSets/Main/test.txt').read_bytes()
+    shutil.rmtree(data)
+    make_synthetic_voc(data, num_train=3, num_test=2, seed=5, image_size=(64, 48))
+    assert (data / 'VOC2007/ImageSets/Main/test.txt').read_bytes() == split
+    assert changed_settings(study, 'plain', 0) == ['train data']
+    with pytest.raises(FileNotFoundError, match=r'nothing to report \(1 runs missing: plain seed '
+                                                r'0: made with other settings \(changed: train '
+                                                r'data\)'):
+        report_study(study)

@@ -259,3 +259,75 @@ def test_a_negative_seed_is_refused_by_test_robustness_as_by_train(synthetic_voc
            [str(POW_CFG), 'x.pth', *data, '--out-dir', str(tmp_path / 'rob'), '--seed', '-1'],
            '--seed must be >= 0, got -1')
     assert not (tmp_path / 'rob').exists()
+
+
+# ------------------------------------------------------------------ the analysis tools
+def _analysis_calls(ckpt: str, images: str, out: Path) -> list[tuple[str, list[str]]]:
+    """Every analysis tool that reads a checkpoint, with ``ckpt`` as that checkpoint."""
+    return [
+        ('tools/analysis/alpha_histograms.py', [ckpt, '--out-dir', str(out / 'alpha')]),
+        ('tools/analysis/feature_moments.py',
+         [images, '--config', str(POW_CFG), '--checkpoint', ckpt, '--distortion', 'jpeg',
+          '--out-dir', str(out / 'moments')]),
+        ('tools/analysis/feature_moments.py',
+         [images, '--torchvision', 'resnet18', '--weights', ckpt, '--distortion', 'jpeg',
+          '--out-dir', str(out / 'moments')]),
+        ('tools/analysis/moment_hypothesis.py',
+         ['--images', images, '--detector', '--model', 'pow', str(POW_CFG), ckpt,
+          '--distortion', 'jpeg', '--out-dir', str(out / 'hypothesis')]),
+    ]
+
+
+@pytest.mark.parametrize('kind,needle', [
+    ('missing', 'checkpoint not found: '), ('truncated', 'is not readable (truncated'),
+    ('text', 'is not a checkpoint (not a file written by torch.save)'),
+    ('crafted', "refused by torch's safe loader (weights_only=True)")])
+def test_analysis_tools_name_an_unreadable_checkpoint(kind, needle, synthvoc_checkpoints,
+                                                      synthetic_voc_root, tmp_path, capsys):
+    ckpt = str(tmp_path / 'no_such.pth') if kind == 'missing' else str(synthvoc_checkpoints[kind])
+    images = str(synthetic_voc_root / 'VOC2007' / 'JPEGImages')
+    for tool, argv in _analysis_calls(ckpt, images, tmp_path):
+        _fails(capsys, load_script(tool).main, argv, ckpt, needle)
+    assert not any(tmp_path.iterdir())  # refused before anything was written
+
+
+def test_analysis_tools_refuse_another_models_checkpoint(synthvoc_checkpoints,
+                                                         synthetic_voc_root, tmp_path, capsys):
+    """Plain ResNet weights for the POW config: analysed as given they would leave every
+    exponent at its initial value; the tools refuse, as tools/test.py does."""
+    plain = str(synthvoc_checkpoints['plain'])
+    images = str(synthetic_voc_root / 'VOC2007' / 'JPEGImages')
+    for tool, argv in _analysis_calls(plain, images, tmp_path)[1:]:
+        if '--weights' in argv:  # a detector checkpoint as torchvision weights
+            _fails(capsys, load_script(tool).main, argv, f'{plain} does not hold the weights '
+                   'of torchvision resnet18', 'missing')
+        else:
+            _fails(capsys, load_script(tool).main, argv, f'checkpoint {plain} does not match '
+                   'the model', 'missing (backbone.')
+    _fails(capsys, load_script('tools/analysis/alpha_histograms.py').main,
+           [plain, '--out-dir', str(tmp_path / 'alpha')], f'no POW exponents in {plain}')
+
+
+def test_analysis_tools_name_missing_inputs_and_unwritable_outputs(synthetic_voc_root, tmp_path,
+                                                                   capsys):
+    blocker = tmp_path / 'a_file'
+    blocker.write_text('not a folder')
+    below = str(blocker / 'out')
+    _fails(capsys, load_script('tools/analysis/alpha_forces.py').main,
+           ['no_such_config.py', '--data-root', str(synthetic_voc_root)],
+           'config file not found: no_such_config.py')
+    _fails(capsys, load_script('tools/analysis/alpha_forces.py').main,
+           [str(CLS_CFG), '--data-root', str(tmp_path / 'nothing'), '--work-dir', str(tmp_path)],
+           '--data-root', 'is not a folder')
+    _fails(capsys, load_script('tools/analysis/feature_moments.py').main,
+           [str(tmp_path / 'no_images'), '--torchvision', 'resnet18', '--distortion', 'jpeg',
+            '--out-dir', str(tmp_path / 'm')], 'image folder not found')
+    _fails(capsys, load_script('tools/analysis/feature_moments.py').main,
+           [str(tmp_path), '--config', 'no_such_config.py', '--distortion', 'jpeg'],
+           'config file not found: no_such_config.py')
+    _fails(capsys, load_script('tools/analysis/plot_robustness.py').main,
+           [str(tmp_path / 'results.json'), '--out', str(tmp_path / 'r.png')],
+           'no such results file')
+    _fails(capsys, load_script('tools/analysis/plot_pow_curves.py').main,
+           ['--out', str(blocker / 'curves.png')], 'is a file, not a folder')
+    assert blocker.read_text() == 'not a folder'

@@ -64,6 +64,49 @@ def test_image_demo_checks_arguments_before_loading_the_model(tiny_detector, syn
         demo.main(base + ['--distortions', 'targeted_occlusion', '--ann-dir', str(tmp_path)])
 
 
+@pytest.mark.parametrize('kind,needle', [
+    ('truncated.jpg', 'is truncated or corrupt (image file is truncated'),
+    ('truncated.png', 'is truncated or corrupt'),
+    ('notes.jpg', 'is not an image (no image format recognised'),
+    ('empty.jpg', 'is empty (0 bytes), not an image')])
+def test_image_demo_names_a_broken_image_before_loading_the_model(
+        kind, needle, tiny_detector, synthetic_voc_root, tmp_path, capsys, monkeypatch):
+    """OpenCV reads a truncated JPEG without an error (grey rows): the demo refuses it."""
+    import cv2
+    import mmdet.apis
+    cfg, ckpt = tiny_detector
+    good = _test_images(synthetic_voc_root, 1)[0]
+    data = {'truncated.jpg': Path(good).read_bytes()[:-200],
+            'truncated.png': cv2.imencode('.png', cv2.imread(good))[1].tobytes()[:-20],
+            'notes.jpg': b'not an image', 'empty.jpg': b''}[kind]
+    bad = tmp_path / kind
+    bad.write_bytes(data)
+    if kind == 'truncated.jpg':
+        assert cv2.imread(str(bad)) is not None  # what the check is for
+    monkeypatch.setattr(mmdet.apis, 'init_detector',
+                        lambda *a, **k: pytest.fail('the model was loaded before the check'))
+    demo = load_script('demo/image_demo.py')
+    with pytest.raises(SystemExit) as exit_info:
+        demo.main([good, str(bad), str(cfg), str(ckpt), '--out', str(tmp_path / 'g.png')])
+    assert exit_info.value.code == 2
+    errors = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith('error: ')]
+    assert len(errors) == 1 and str(bad) in errors[0] and needle in errors[0], errors
+    assert not (tmp_path / 'g.png').exists()
+
+
+def test_image_demo_names_an_unreadable_checkpoint(tiny_detector, synthetic_voc_root, tmp_path,
+                                                   capsys):
+    cfg, _ = tiny_detector
+    text = tmp_path / 'notes.pth'
+    text.write_text('not a checkpoint')
+    demo = load_script('demo/image_demo.py')
+    with pytest.raises(SystemExit) as exit_info:
+        demo.main([*_test_images(synthetic_voc_root, 1), str(cfg), str(text),
+                   '--out', str(tmp_path / 'g.png')])
+    assert exit_info.value.code == 2
+    assert f'error: checkpoint {text} is not a checkpoint' in capsys.readouterr().err
+
+
 def test_detection_grid_draws_boxes_and_is_deterministic(tiny_detector, synthetic_voc_root, tmp_path):
     from mmdet.apis import init_detector
 

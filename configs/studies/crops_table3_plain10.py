@@ -1,6 +1,7 @@
 # The supplement's Table 3 Plain-10 rows on the embedded data: Plain-10 (narrow) on the
 # synthetic set's object crops, plain and +POW-k (k = 1, 2, 4, 8; L1 1e-4) in both readings
-# of the exponent, 5 seeds, every distortion at severities 1/3/5.
+# of the exponent, 5 seeds, every distortion at severity 3 (the middle one: Table 3 has one
+# column per distortion; one severity instead of three cuts the sweep of the 45 runs by 3x).
 #   python tools/robustness_study.py run configs/studies/crops_table3_plain10.py --jobs 2
 _net = 'configs/classification/synthvoc/plain10_synthvoc-crops.py'
 _hooks = [dict(type='mmdet.AlphaRegularizationHook')]
@@ -21,7 +22,7 @@ study = dict(
     reference='plain',
     seeds=[0, 1, 2, 3, 4],
     distortions='all',
-    severities=[1, 3, 5],
+    severities=[3],
     train=dict(epochs=6),
     bootstrap=dict(replicates=1000, confidence=0.95),
 )

@@ -9,7 +9,7 @@ that follows it (after normalisation) show whether normalisation removes the shi
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -277,8 +277,24 @@ def build_torchvision_model(arch: str, weights: str | Path | None = None, seed: 
     if weights:
         state = torch.load(str(weights), map_location='cpu', weights_only=True)
         state = state.get('state_dict', state) if isinstance(state, dict) else state
-        model.load_state_dict(state)
+        _load_torchvision_state(model, state, f'{weights} does not hold the weights of '
+                                              f'torchvision {arch}')
     return model.eval()
+
+
+def _load_torchvision_state(model: nn.Module, state: Mapping, refusal: str) -> None:
+    """``model.load_state_dict(state)``; ``ValueError(refusal + what differs)`` unless every
+    key is there with its shape."""
+    try:
+        result = model.load_state_dict(state, strict=False)
+    except RuntimeError as err:  # shapes differ: torch names them, one line each
+        lines = [ln.strip() for ln in str(err).splitlines()[1:] if ln.strip()]
+        raise ValueError(f'{refusal}: {"; ".join(lines[:3])}') from None
+    parts = [f'{len(keys)} {what} ({", ".join(keys[:3])}{", ..." if len(keys) > 3 else ""})'
+             for what, keys in (('missing', result.missing_keys),
+                                ('unexpected', result.unexpected_keys)) if keys]
+    if parts:
+        raise ValueError(f'{refusal}: {"; ".join(parts)}')
 
 
 def build_detector_backbone(config: str | Path, checkpoint: str | Path | None,

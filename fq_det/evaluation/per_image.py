@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 import os.path as osp
 import tempfile
+import zipfile
 from typing import Sequence
 
 import numpy as np
@@ -178,8 +179,9 @@ def load_per_image(path: str) -> dict[str, np.ndarray]:
     try:
         with np.load(path, allow_pickle=False) as data:
             return {k: data[k] for k in data.files}
-    except (OSError, ValueError) as err:
-        raise ValueError(f'{path} is not a per-image record file of the sweep ({err})') from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:  # truncated, other bytes
+        raise ValueError(f'{path} is not a per-image record file of the sweep '
+                         f'({type(err).__name__}: {err})') from None
 
 
 def image_slices(records: dict, name: str) -> list[np.ndarray]:

@@ -531,10 +531,10 @@ def _as_json(obj: Any) -> Any:
 def _data_key(study: Study) -> dict:
     """A synthetic set's recipe, or a folder's root (relative when inside the repository, so
     exported keys stay valid in another clone) and the content digest of its trainval and
-    test splits (:func:`~fq_det.datasets.data_check.voc_content_digest`)."""
+    test splits (:func:`~fq_det.datasets.content_digest.voc_content_digest`)."""
     data = dict(study.data)
     if 'root' in data:
-        from fq_det.datasets.data_check import voc_content_digest
+        from fq_det.datasets.content_digest import voc_content_digest
         data['content_sha256'] = {
             split: voc_content_digest(data['root'], f'VOC2007/ImageSets/Main/{split}.txt',
                                       'VOC2007/')

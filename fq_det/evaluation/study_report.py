@@ -440,8 +440,9 @@ def build_report(study, out_dir: Path) -> dict:
     """Aggregate whatever has finished; write study.json/.md/.png into ``out_dir``."""
     runs, missing, metric_key = _load_runs(study)
     if not runs:
+        shown = '; '.join(missing[:3]) + ('; ...' if len(missing) > 3 else '')
         raise FileNotFoundError(f'no finished run under {study.work_dir}/runs: nothing to report '
-                                f'({len(missing)} runs missing)')
+                                f'({len(missing)} runs missing: {shown})')
     full = _full_scale(metric_key)
     per_run = _per_run_rows(study, runs, full)
     bootstrap, missing_records = _bootstrap(study, runs)

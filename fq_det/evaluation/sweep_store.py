@@ -178,10 +178,11 @@ def _file_sha256(path: str) -> str | None:
 def data_identity(cfg: Config) -> list[dict]:
     """Data root and annotation file (with its sha256) of every test data set of ``cfg``;
     for a VOC-layout set also ``content_sha256``, the digest of every annotation and image
-    its split names (:func:`~fq_det.datasets.data_check.voc_content_digest`; for a COCO
-    annotation file every image it lists, :func:`~fq_det.datasets.data_check.coco_content_digest`),
+    its split names (:func:`~fq_det.datasets.content_digest.voc_content_digest`; for a COCO
+    annotation file every image it lists, :func:`~fq_det.datasets.content_digest.coco_content_digest`),
     so a set regenerated in place under the same ids is seen as changed."""
-    from fq_det.datasets.data_check import coco_content_digest, leaf_datasets, voc_content_digest
+    from fq_det.datasets.content_digest import coco_content_digest, voc_content_digest
+    from fq_det.datasets.data_check import leaf_datasets
     loader = cfg.get('test_dataloader') or {}
     out = []
     for leaf in leaf_datasets(loader.get('dataset') or {}):

@@ -7,6 +7,8 @@ the L1 pull and the share of inputs above the split width, per layer.
 Trains CONFIG (a POW classification or detection config) for ``--epochs`` (epoch loops)
 or ``--iters`` (iteration loops) in ``--work-dir`` and prints one row per POW layer
 (fq_det.analysis.alpha_dynamics explains the columns); ``--out`` also writes them as JSON.
+A missing config or data folder, or an unwritable --work-dir or --out: one ``error:`` line
+(exit status 2) before training.
 """
 from __future__ import annotations
 
@@ -14,6 +16,8 @@ import argparse
 import json
 import warnings
 from pathlib import Path
+
+from fq_det.apis import report_user_errors  # (imports fq_det: quiets the stack)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -32,18 +36,23 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+@report_user_errors
 def main(argv=None) -> list[dict]:
     warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
     args = parse_args(argv)
-    from mmengine.config import Config
     from mmengine.runner import Runner
 
     import fq_det  # noqa: F401  (registers the plugin)
     from fq_det.analysis.alpha_dynamics import AlphaForcesHook, format_forces_table, summarize_forces
+    from fq_det.apis import check_output_dir, check_output_file, load_config
     from fq_det.datasets.data_check import set_data_root
 
-    cfg = Config.fromfile(args.config)
-    cfg.merge_from_dict(args.cfg_options)
+    cfg = load_config(args.config, args.cfg_options)
+    if not Path(args.data_root).is_dir():
+        raise FileNotFoundError(f'--data-root {args.data_root} is not a folder')
+    check_output_dir(args.work_dir, '--work-dir')
+    if args.out:
+        check_output_file(args.out, '--out file')
     mults = {k: v for k, v in (('lr_mult', args.alpha_lr_mult),
                                ('decay_mult', args.alpha_decay_mult)) if v is not None}
     if mults:  # a dotted --cfg-options key cannot name '.alpha'
@@ -64,7 +73,7 @@ def main(argv=None) -> list[dict]:
     runner.train()
     rows = summarize_forces(hook)
     if not rows:
-        raise SystemExit(f'error: {args.config} has no POW layer: nothing to measure')
+        raise ValueError(f'{args.config} has no POW layer: nothing to measure')
     print(format_forces_table(rows))
     if args.out:
         Path(args.out).write_text(json.dumps(rows, indent=1))

@@ -2,7 +2,9 @@
 
     python tools/analysis/alpha_histograms.py CHECKPOINT [--out-dir DIR] [--zero-tol 0.05]
 
-Writes DIR/alpha_histograms.png and DIR/alpha_summary.csv and prints the table.
+Writes DIR/alpha_histograms.png and DIR/alpha_summary.csv and prints the table. A missing,
+empty or unreadable checkpoint, or one torch's safe loader refuses, is one ``error:`` line
+(exit status 2).
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from pathlib import Path
 import fq_det  # noqa: F401  (registers everything; makes mmengine checkpoints loadable)
 from fq_det.analysis import (extract_alphas, extract_exponents, format_summary_table,
                              summarize_alphas, write_summary_csv)
+from fq_det.apis import check_output_dir, load_checkpoint_file, report_user_errors
 from fq_det.visualization import plot_histogram_panels
 
 
@@ -25,9 +28,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+@report_user_errors
 def main(argv=None) -> dict:
     args = parse_args(argv)
+    load_checkpoint_file(args.checkpoint)  # a named error for a missing or unreadable file
     out_dir = Path(args.out_dir) if args.out_dir else Path(args.checkpoint).parent / 'alpha_analysis'
+    check_output_dir(out_dir, '--out-dir')
     alphas = extract_alphas(args.checkpoint)
     rows = summarize_alphas(alphas, zero_tol=args.zero_tol)
     csv_path = write_summary_csv(rows, out_dir / 'alpha_summary.csv')

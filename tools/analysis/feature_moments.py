@@ -12,7 +12,10 @@ conv layers and the norm layer after each) the per-channel mean, variance, skewn
 and excess kurtosis are computed over all images and positions, once clean and once
 distorted (``--norm-batch-stats``: batch-norm layers use the statistics of each
 batch, as in training, instead of their running statistics). Writes OUT_DIR/moment_shift.png (histograms of the per-channel shifts,
-one row per layer), moment_shift.csv (per layer) and moment_shift_channels.csv.
+one row per layer), moment_shift.csv (per layer) and moment_shift_channels.csv. A missing
+config, image folder or checkpoint, a checkpoint that is not readable, that torch's safe
+loader refuses or that holds another model's weights: one ``error:`` line (exit status 2),
+before any image is read.
 """
 from __future__ import annotations
 
@@ -25,6 +28,8 @@ import fq_det  # noqa: F401  (registers everything; makes mmengine checkpoints l
 from fq_det.analysis import (MOMENT_NAMES, build_detector_backbone, build_torchvision_model,
                              compute_feature_moment_shift, list_images)
 from fq_det.analysis.feature_shift import IDENTITY, IMAGENET_MEAN, IMAGENET_STD, TORCHVISION_ARCHS
+from fq_det.apis import (check_checkpoint_matches, check_output_dir, load_checkpoint_file,
+                         load_config, report_user_errors)
 from fq_det.visualization import plot_histogram_panels
 
 
@@ -50,8 +55,24 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def check_inputs(args: argparse.Namespace) -> None:
+    """Named errors for a missing config, checkpoint or weights file, one that is not
+    readable or not of the config's model, and an unwritable --out-dir."""
+    if args.checkpoint and not args.config:
+        raise ValueError('--checkpoint goes with --config; use --weights for torchvision models')
+    if args.config:
+        cfg = load_config(args.config)
+        if args.checkpoint:
+            check_checkpoint_matches(cfg, args.checkpoint, flag=None)
+    if args.weights:
+        load_checkpoint_file(args.weights)
+    check_output_dir(args.out_dir, '--out-dir')
+
+
+@report_user_errors
 def main(argv=None) -> dict:
     args = parse_args(argv)
+    check_inputs(args)
     if args.config:
         if not args.checkpoint:
             print(f'note: no --checkpoint: analysing randomly initialised weights (the backbone '
@@ -60,8 +81,6 @@ def main(argv=None) -> dict:
         model, norm = build_detector_backbone(args.config, args.checkpoint, device=args.device)
         name = Path(args.config).stem + ('' if args.checkpoint else ' (random init)')
     else:
-        if args.checkpoint:
-            raise SystemExit('--checkpoint goes with --config; use --weights for torchvision models')
         model = build_torchvision_model(args.torchvision, args.weights, seed=args.seed).to(args.device)
         norm = dict(mean=IMAGENET_MEAN, std=IMAGENET_STD, bgr_to_rgb=True)
         name = args.torchvision + ('' if args.weights else ' (random init)')

@@ -8,7 +8,9 @@ several models side by side (fq_det.analysis.moment_hypothesis).
     python tools/analysis/moment_hypothesis.py --images DIR --detector \
         --model plain CFG CKPT --model pow1 CFG CKPT --distortion salt_pepper --severity 5
 
-Writes OUT_DIR/moment_hypothesis.{md,json,png}.
+Writes OUT_DIR/moment_hypothesis.{md,json,png}. A missing config or checkpoint, a checkpoint
+that is not readable, that torch's safe loader refuses or that holds another model's
+weights: one ``error:`` line naming it (exit status 2), before any model is built.
 """
 from __future__ import annotations
 
@@ -16,6 +18,8 @@ import argparse
 import json
 import warnings
 from pathlib import Path
+
+from fq_det.apis import report_user_errors  # (imports fq_det: quiets the stack)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -39,6 +43,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def check_models(models: list[list[str]]) -> None:
+    """Each ``(label, config, checkpoint)``: the config loads, the checkpoint is readable and
+    holds that config's model (named errors otherwise)."""
+    from fq_det.apis import check_checkpoint_matches, load_config
+    for label, cfg, ckpt in models:
+        check_checkpoint_matches(load_config(cfg), ckpt, flag=None)
+
+
+@report_user_errors
 def main(argv=None) -> dict:
     warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
     args = parse_args(argv)
@@ -47,10 +60,13 @@ def main(argv=None) -> dict:
     from fq_det.analysis.moment_hypothesis import (build_classifier_backbone,
                                                    compare_moment_shifts, format_comparison,
                                                    plot_comparison, save_crops)
+    from fq_det.apis import check_output_dir
     from fq_det.datasets.distortions import check_distortion, check_severity
     check_distortion(args.distortion)
     check_severity(args.severity)
+    check_models(args.model)
     out = Path(args.out_dir)
+    check_output_dir(out, '--out-dir')
     if args.crops_from:
         images = save_crops(args.crops_from, out / 'crops', args.max_images)
     else:

@@ -7,9 +7,11 @@ from __future__ import annotations
 import argparse
 
 import fq_det  # noqa: F401  (registers the plugin)
+from fq_det.apis import check_output_file, report_user_errors
 from fq_det.visualization import plot_pow_curves
 
 
+@report_user_errors
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--out', default='docs/figures/pow_readings.png', help='output PNG')
@@ -21,6 +23,7 @@ def main(argv=None) -> None:
         p.error(f'--p: exponents must be > 0, got {args.p}')
     if any(k < 1 for k in args.splits):
         p.error(f'--splits: k must be >= 1, got {args.splits}')
+    check_output_file(args.out, '--out figure')
     print(f'wrote {plot_pow_curves(args.out, args.p, args.splits)}')
 
 

@@ -4,13 +4,15 @@
         --labels base pow --out robustness.png
 
 One subplot per distortion (severity 0 = clean), one line per model; the last two
-panels compare mPC and rPC. A CSV of the plotted numbers is written beside the PNG.
+panels compare mPC and rPC. A CSV of the plotted numbers is written beside the PNG. A
+missing, truncated or foreign results file is one ``error:`` line naming it (exit status 2).
 """
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
+from fq_det.apis import check_output_file, report_user_errors
 from fq_det.visualization import load_results, plot_robustness
 
 
@@ -24,15 +26,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+@report_user_errors
 def main(argv=None) -> dict:
     args = parse_args(argv)
     labels = args.labels or [Path(r).resolve().parent.name for r in args.results]
     if len(labels) != len(args.results):
-        raise SystemExit(f'--labels: got {len(labels)} labels for {len(args.results)} results files')
-    try:
-        results = [load_results(r) for r in args.results]
-    except (OSError, ValueError) as err:
-        raise SystemExit(f'error: {err}') from None
+        raise ValueError(f'--labels: got {len(labels)} labels for {len(args.results)} results '
+                         'files; give one per file')
+    results = [load_results(r) for r in args.results]
+    check_output_file(args.out, '--out figure')
     out = plot_robustness(results, labels, args.out, ncols=args.ncols)
     print(f"wrote {out['figure']}\nwrote {out['csv']}")
     return out

@@ -8,6 +8,11 @@ round-robin, median of ``--repeats``, and prints the overhead per element over R
 network time ratio it implies for a given plain-network time::
 
     python tools/benchmarks/benchmark_pow_kernels.py --repeats 5 --network-time 6.5
+
+``--inductor`` adds POW-k written as whole-tensor torch code (forward, and backward from
+the output as the fused functions do) compiled by ``torch.compile`` (inductor's CPU
+backend), and prints its compile time and the kernels inductor generated: the
+alternative to hand-written Triton kernels that docs/quantizers.md measures.
 """
 from __future__ import annotations
 
@@ -34,6 +39,59 @@ def resnet50_activation_shapes(batch: int, size: int) -> list[tuple[int, int, in
     return shapes
 
 
+def inductor_pow(k: int):
+    """POW-k fused with the ReLU as whole-tensor torch code for ``torch.compile``: forward,
+    and backward from the output (``dL/dx``, per-row per-segment ``dL/dp``)."""
+    import torch
+
+    def forward(x, p):  # x: (R, S), p: (R, k)
+        a = x.clamp(min=0)
+        j = a.floor().clamp(max=k - 1)
+        u = (a - j).clamp(min=1e-30)
+        pe = torch.gather(p, 1, j.long())
+        t = torch.where(a - j > 1e-30, torch.exp2(pe * torch.log2(u)), 0.0)
+        return j + t
+
+    def backward(y, g, p):
+        j = y.floor().clamp(0, k - 1)
+        u = y - j
+        jl = j.long()
+        pe = torch.gather(p, 1, jl)
+        l2 = (torch.log2(u.clamp(1e-30, 3.4e38)) / pe).clamp(min=-19.93)
+        v = g * u * l2
+        dp = torch.zeros(p.shape, dtype=torch.float32).scatter_add(1, jl, v) * 0.6931
+        gx = torch.where(y > 0, g * pe * torch.exp2(l2 * (pe - 1)), 0.0)
+        return gx, dp
+
+    return torch.compile(forward), torch.compile(backward)
+
+
+def time_inductor(xs, gs, k: int, gen) -> tuple[float, float, int]:
+    """``(compile s, fwd+bwd s, kernels generated)`` over the activations, compiled per shape."""
+    import torch
+    from torch._inductor import metrics
+    torch._dynamo.reset()
+    metrics.reset()
+    fwd, bwd = inductor_pow(k)
+    p_of = {x.shape[1]: 1 + torch.empty(x.shape[0] * x.shape[1], k).uniform_(-0.3, 0.3,
+                                                                               generator=gen)
+            for x in xs}
+
+    def run():
+        t0 = time.process_time()
+        for x, g in zip(xs, gs):
+            rows = x.shape[0] * x.shape[1]
+            p = p_of[x.shape[1]][:rows]
+            y = fwd(x.view(rows, -1), p)
+            bwd(y, g.view(rows, -1), p)
+        return time.process_time() - t0
+
+    t0 = time.perf_counter()
+    run()  # compiles (recompiles per new shape until dynamic shapes kick in)
+    compile_s = time.perf_counter() - t0
+    return compile_s, run(), metrics.generated_kernel_count
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--batch', type=int, default=2)
@@ -43,6 +101,8 @@ def main(argv=None) -> None:
     p.add_argument('--splits', type=int, nargs='+', default=[1, 16])
     p.add_argument('--network-time', type=float, default=6.5,
                    help='plain ResNet-50 fwd+bwd seconds, for the implied time ratio')
+    p.add_argument('--inductor', action='store_true',
+                   help='also time POW-k compiled by torch.compile (see the docstring)')
     args = p.parse_args(argv)
     import torch
 
@@ -83,6 +143,16 @@ def main(argv=None) -> None:
             if r:
                 times[name].append(t)
     kernels._lib, kernels._tried = lib, True
+    compiled = {}
+    if args.inductor:
+        for k in args.splits:
+            c_s, ts = None, []
+            for _ in range(args.repeats):
+                c, t, count = time_inductor(xs, gs, k, gen)
+                c_s = c if c_s is None else min(c_s, c)
+                ts.append(t)
+            times[f'POW-{k} inductor'] = ts
+            compiled[k] = (c_s, count)
     base = statistics.median(times['ReLU'])
     print(f'{len(shapes)} activations, {numel / 1e6:.1f} M elements, {args.threads} thread(s), '
           f'CPU time, median of {args.repeats}; kernels: {"on" if lib else "unavailable"}')
@@ -93,6 +163,9 @@ def main(argv=None) -> None:
         extra = med - base
         print(f'| {name} | {med:.3f} | {extra / numel * 1e9:.2f} | '
               f'{(args.network_time + extra) / args.network_time:.3f} |')
+    for k, (c_s, count) in compiled.items():
+        print(f'POW-{k} inductor: first pass over the {len(shapes)} shapes (compiling) '
+              f'{c_s:.1f} s wall, {count} kernels generated')
 
 
 if __name__ == '__main__':

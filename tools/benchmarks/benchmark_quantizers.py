@@ -19,10 +19,26 @@ with non-zero alphas (a fresh POW/HPOW would take the bit-exact identity fast pa
   set follows live memory; the peak is ``VmHWM - VmRSS`` around one forward + backward
   (``/proc/self/clear_refs`` resets the high-water mark first). Linux only.
 
+* kernel calls: per quantizer layer (SF-10, POW-1, POW-16, HPOW-1) and ReLU, the kernel
+  launches of one forward + backward of a ``2 x 512 x 75 x 125`` activation (ResNet-50
+  stage 2 at VOC resolution), counted with ``torch.profiler``
+  (``fq_det.models.quantizers.launches``): on the device path a GPU takes (Triton kernels;
+  on CPU run in Triton's interpreter, at ``2 x 512 x 4 x 4`` since the count does not
+  depend on the size) and on the torch path (row blocks) that GPUs took before.
+
+``--device cuda`` runs the GPU benchmark instead (skipped, with one line saying so, without
+a CUDA GPU): plain mmdet ResNet-50 against each variant, forward + backward of
+``2 x 3 x 800 x 1333`` in float32 and under ``torch.autocast`` float16 (median CUDA time
+and peak allocated memory), the launch counts counted on the GPU, and ``--iters``
+training iterations of the Faster R-CNN R-50 configs (``configs/faster_rcnn_r50.py``
+against ``configs/faster_rcnn_r50_pow.py``) with MMDetection's ``--amp`` optimiser wrapper
+on a synthetic batch. Targets: time <= 1.10x and peak memory <= 1.05x of plain.
+
 Usage::
 
     python tools/benchmarks/benchmark_quantizers.py --repeats 3
     python tools/benchmarks/benchmark_quantizers.py --size 256 --repeats 2 --threads 2
+    python tools/benchmarks/benchmark_quantizers.py --device cuda --out gpu.json  # < 5 min
 """
 from __future__ import annotations
 
@@ -69,6 +85,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--malloc', choices=('default', 'reuse'), default='default',
                         help="'reuse': glibc keeps freed memory for reuse while timing (see above)")
     parser.add_argument('--skip-memory', action='store_true')
+    parser.add_argument('--skip-launches', action='store_true', help='no kernel-call counts')
+    parser.add_argument('--device', choices=('cpu', 'cuda'), default='cpu',
+                        help="'cuda': the GPU benchmark (see above)")
+    parser.add_argument('--iters', type=int, default=5,
+                        help='detector training iterations per variant (--device cuda)')
     parser.add_argument('--out', type=Path, help='also write the results as JSON here')
     parser.add_argument('--memory-worker', help=argparse.SUPPRESS)
     return parser.parse_args(argv)
@@ -170,11 +191,203 @@ def measure_memory(name: str, args: argparse.Namespace) -> float:
     return json.loads(out.strip().splitlines()[-1])['peak_mb']
 
 
+LAUNCH_LAYERS = {
+    # name: (layer cfg, channels)
+    'ReLU': (None, 512),
+    'SF-10': (dict(type='SF', resolution=10), 512),
+    'POW-1': (dict(type='POW', num_splits=1), 512),
+    'POW-16': (dict(type='POW', num_splits=16), 512),
+    'HPOW-1': (dict(type='HPOW', num_splits=1), 512),
+}
+
+
+def count_layer_calls(name: str, shape, device: str, device_path: bool) -> tuple[int, int]:
+    """Kernel calls and synchronising calls of one forward + backward of the fused layer
+    (not in place, so the input is a leaf and nothing but the layer runs)."""
+    import torch
+
+    from fq_det.models import build_quant_activation
+    from fq_det.models.quantizers import kernels
+    from fq_det.models.quantizers.launches import count_calls
+    cfg, channels = LAUNCH_LAYERS[name]
+    layer = torch.nn.ReLU() if cfg is None else build_quant_activation(dict(cfg), channels)
+    if cfg is not None:
+        layer.inplace = False
+        for param in layer.parameters():
+            torch.nn.init.uniform_(param, -0.3, 0.3)
+    layer.to(device)
+    x = torch.randn(shape, device=device, requires_grad=True)
+    saved = os.environ.get('FQ_DET_FUSED_CPU'), kernels._lib, kernels._tried
+    os.environ['FQ_DET_FUSED_CPU'] = '1' if device_path else '0'
+    if not device_path:  # the torch path, as GPUs ran it before (not the CPU's C kernel)
+        kernels._lib, kernels._tried = None, True
+    try:
+        box = {}
+        fwd = count_calls(lambda: box.setdefault('y', layer(x)), device)
+        g = torch.randn_like(box['y'])
+        bwd = count_calls(lambda: torch.autograd.grad(box['y'], [x, *layer.parameters()], g),
+                          device)
+    finally:
+        os.environ.pop('FQ_DET_FUSED_CPU')
+        if saved[0] is not None:
+            os.environ['FQ_DET_FUSED_CPU'] = saved[0]
+        kernels._lib, kernels._tried = saved[1:]
+    return fwd.launches + bwd.launches, len(fwd.syncs) + len(bwd.syncs)
+
+
+def launch_table(device: str) -> tuple[list[str], dict]:
+    """Markdown rows of the kernel calls per forward + backward, and the numbers."""
+    big = (2, 512, 75, 125)
+    small = big if device == 'cuda' else (2, 512, 4, 4)  # the interpreter is slow
+    rows = ['| layer (2x512x75x125) | kernel calls, device path (Triton) | torch path | '
+            'synchronising calls, device path | torch path |', '|---|---|---|---|---|']
+    counts = {}
+    for name in LAUNCH_LAYERS:
+        fused_calls, fused_syncs = count_layer_calls(name, small, device, True)
+        torch_calls, torch_syncs = count_layer_calls(name, big, device, False)
+        counts[name] = dict(device_path=fused_calls, torch_path=torch_calls,
+                            device_path_syncs=fused_syncs, torch_path_syncs=torch_syncs)
+        rows.append(f'| {name} | {fused_calls} | {torch_calls} | {fused_syncs} | {torch_syncs} |')
+    return rows, counts
+
+
+def cuda_step(model, x, dtype):
+    """``(seconds, peak MB)`` of one forward + backward on the GPU (autocast ``dtype``)."""
+    import torch
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    base = torch.cuda.memory_allocated()
+    start = time.perf_counter()
+    with torch.autocast('cuda', dtype=dtype, enabled=dtype is not None):
+        outs = model(x)
+        loss = sum(o.float().square().mean() for o in outs)
+    loss.backward()
+    model.zero_grad(set_to_none=True)
+    torch.cuda.synchronize()
+    return time.perf_counter() - start, (torch.cuda.max_memory_allocated() - base) / 2**20
+
+
+def gpu_backbones(args) -> tuple[list[str], dict]:
+    """Time and peak-memory ratios of the variants against plain ResNet-50 on the GPU."""
+    import torch
+    x = torch.randn(args.batch, 3, 800, 1333, device='cuda')
+    names = ['ResNet'] + [n for n in args.variants if n != 'ResNet']
+    models = {n: build(n, args).cuda() for n in names}
+    rows = ['| backbone | precision | time (ms) | time ratio | peak memory (MB) | memory ratio |',
+            '|---|---|---|---|---|---|']
+    results = {}
+    for label, dtype in (('float32', None), ('autocast float16', torch.float16)):
+        stats = {n: [] for n in names}
+        for r in range(args.repeats + 2):  # 2 warm-up rounds (Triton compiles)
+            for n in names:
+                if r >= 2:
+                    stats[n].append(cuda_step(models[n], x, dtype))
+        base_t = statistics.median(t for t, _ in stats['ResNet'])
+        base_m = max(m for _, m in stats['ResNet'])
+        for n in names:
+            t = statistics.median(t for t, _ in stats[n])
+            m = max(m for _, m in stats[n])
+            results[f'{n}, {label}'] = dict(time_s=t, time_ratio=t / base_t, peak_mb=m,
+                                            memory_ratio=m / base_m)
+            rows.append(f'| {n} | {label} | {t * 1e3:.1f} | {t / base_t:.3f} | {m:.0f} | '
+                        f'{m / base_m:.3f} |')
+    return rows, results
+
+
+def detector_batch(model, size=(608, 1000), batch=2):
+    """A synthetic training batch (random image, three boxes per image)."""
+    import torch
+    from mmdet.structures import DetDataSample
+    from mmengine.structures import InstanceData
+    gen = torch.Generator().manual_seed(0)
+    inputs, samples = [], []
+    for _ in range(batch):
+        inputs.append(torch.randint(0, 256, (3, *size), generator=gen, dtype=torch.uint8))
+        xy = torch.rand(3, 2, generator=gen) * torch.tensor([size[1] - 200, size[0] - 200])
+        boxes = torch.cat([xy, xy + 50 + torch.rand(3, 2, generator=gen) * 150], 1)
+        sample = DetDataSample(metainfo=dict(img_shape=size, ori_shape=size,
+                                             scale_factor=(1.0, 1.0)))
+        sample.gt_instances = InstanceData(bboxes=boxes, labels=torch.randint(0, 20, (3, ),
+                                                                              generator=gen))
+        samples.append(sample)
+    return dict(inputs=inputs, data_samples=samples)
+
+
+def gpu_detectors(args) -> tuple[list[str], dict]:
+    """``--iters`` AMP training iterations of Faster R-CNN R-50 plain against R-50 + POW."""
+    import torch
+    from mmdet.registry import MODELS
+    from mmengine.config import Config
+    from mmengine.optim import AmpOptimWrapper
+    from mmengine.registry import init_default_scope
+
+    import fq_det  # noqa: F401
+    init_default_scope('mmdet')
+    rows = ['| detector (--amp) | time per iteration (ms) | time ratio | peak memory (MB) | '
+            'memory ratio |', '|---|---|---|---|---|']
+    results = {}
+    for name in ('faster_rcnn_r50', 'faster_rcnn_r50_pow'):
+        cfg = Config.fromfile(str(Path(REPO_ROOT) / 'configs' / f'{name}.py'))
+        cfg.model.backbone.init_cfg = None  # no download: random weights time the same
+        torch.manual_seed(0)
+        model = MODELS.build(cfg.model).cuda().train()
+        wrapper = AmpOptimWrapper(optimizer=torch.optim.SGD(model.parameters(), lr=1e-3),
+                                  loss_scale='dynamic')
+        data = detector_batch(model)
+        times, peaks = [], []
+        for i in range(args.iters + 2):
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+            base = torch.cuda.memory_allocated()
+            start = time.perf_counter()
+            model.train_step(data, wrapper)
+            torch.cuda.synchronize()
+            if i >= 2:
+                times.append(time.perf_counter() - start)
+                peaks.append((torch.cuda.max_memory_allocated() - base) / 2**20)
+        results[name] = dict(time_s=statistics.median(times), peak_mb=max(peaks))
+        del model, wrapper
+        torch.cuda.empty_cache()
+    base = results['faster_rcnn_r50']
+    for name, r in results.items():
+        r.update(time_ratio=r['time_s'] / base['time_s'], memory_ratio=r['peak_mb'] /
+                 base['peak_mb'])
+        rows.append(f'| {name} | {r["time_s"] * 1e3:.1f} | {r["time_ratio"]:.3f} | '
+                    f'{r["peak_mb"]:.0f} | {r["memory_ratio"]:.3f} |')
+    return rows, results
+
+
+def main_cuda(args) -> None:
+    import torch
+    if not torch.cuda.is_available():
+        print('--device cuda: no CUDA GPU is available here; the GPU benchmark is skipped '
+              '(nothing measured)')
+        return
+    print(f'GPU: {torch.cuda.get_device_name()}; targets: time <= 1.10x, peak memory <= 1.05x '
+          'of plain')
+    results = {}
+    for title, fn in (('kernel calls per forward + backward', lambda: launch_table('cuda')),
+                      ('ResNet-50 forward + backward, 2x3x800x1333', lambda: gpu_backbones(args)),
+                      (f'Faster R-CNN training, {args.iters} iterations', lambda: gpu_detectors(
+                          args))):
+        rows, results[title] = fn()
+        print(f'\n{title}\n' + '\n'.join(rows), flush=True)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(dict(device=torch.cuda.get_device_name(),
+                                            results=results), indent=2))
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
     if args.memory_worker:
         memory_worker(args)
         return
+    if args.device == 'cuda':
+        main_cuda(args)
+        return
+    # the device path's kernels run on CPU in Triton's interpreter, on before Triton imports
+    os.environ.setdefault('TRITON_INTERPRET', '1')
     import torch
     from mmengine.utils import ProgressBar
 
@@ -234,6 +447,10 @@ def main(argv=None) -> None:
                     f'{t_target or "-"} | {memory.get(n, float("nan")):.0f} | '
                     f'{m_ratio:.3f}{mark(m_ratio, m_target)} | {m_target or "-"} |')
     print('\n'.join(rows))
+    launches = {}
+    if not args.skip_launches:
+        launch_rows, launches = launch_table('cpu')
+        print('\nKernel calls per forward + backward (torch.profiler):\n' + '\n'.join(launch_rows))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(
@@ -241,7 +458,7 @@ def main(argv=None) -> None:
                 k: (str(v) if isinstance(v, Path) else v)
                 for k, v in vars(args).items()
             },
-                            results=results),
+                            results=results, kernel_calls=launches),
                        indent=2))
 
 

@@ -47,7 +47,7 @@ import torch
 from torch import Tensor
 from torch.autograd import Function
 
-from . import kernels
+from . import fused, kernels
 
 #: Lower clamp of ``t`` inside derivatives: ``dy/dx <= p * T_MIN**(p-1)`` for ``p < 1``.
 T_MIN = 1e-6
@@ -103,52 +103,90 @@ class PowQuantFunction(Function):
 
     @staticmethod
     def forward(ctx, x: Tensor, p: Tensor, width, num_splits: int,  # type: ignore[override]
-                relu: bool, inplace: bool, holder: Optional[dict] = None) -> Tensor:
+                relu: bool, inplace: bool, holder: Optional[dict] = None,
+                clamp: Optional[Tuple[float, float, float]] = None) -> Tensor:
         _check_pow_inputs(x, p)
         k = int(num_splits)
-        w = float(width)
-        cdt = _compute_dtype(x)
-        in_place = inplace and relu and x.is_contiguous()
-        xc = x.contiguous()
-        y = x if in_place else torch.empty_like(xc)
-        x2, y2 = _as_rows(xc), _as_rows(y)
-        prow = _row_exponents(p.detach(), x.shape[0], cdt)
-        identity = bool((prow == 1).all())  # fresh alpha: exactly the identity (bit-exact)
-        lib = None if identity else kernels.kernel_for(xc, width, k, relu)
-        if lib is not None:
-            kernels.forward(lib, x2, y2, prow, k, w)
+        if fused.applies(x, k):  # the device path: one kernel, no synchronisation
+            in_place = inplace and relu and fused.layout(x) is not None
+            y = x if in_place else fused.new_like(x)
+            fused.pow_forward(x, y, p, width, k, relu, clamp)
         else:
-            _pow_forward_torch(x2, y2, prow, k, w, relu, in_place, identity, cdt)
+            in_place, y = _pow_forward_host(x, _clamped(p.detach(), clamp), width, k, relu,
+                                            inplace)
         if in_place:
             ctx.mark_dirty(x)
-        ctx.k, ctx.w, ctx.relu, ctx.p_shape, ctx.holder = k, w, relu, p.shape, holder
+        ctx.k, ctx.relu, ctx.p_shape, ctx.holder, ctx.clamp = k, relu, p.shape, holder, clamp
+        ctx.w = None if torch.is_tensor(width) else float(width)
         ctx.save_for_backward(y, p, width if torch.is_tensor(width) else None)
         return y
 
     @staticmethod
     def backward(ctx, grad: Tensor):  # type: ignore[override]
         y, p, width_t = ctx.saved_tensors
-        k, w, relu = ctx.k, ctx.w, ctx.relu
+        k, relu = ctx.k, ctx.relu
         need_x, need_p, need_w = ctx.needs_input_grad[:3]
-        n, c = y.shape[:2]
-        lib = kernels.kernel_for(y, width_t if width_t is not None else w, k, relu)
-        if lib is not None and grad.dtype == torch.float32:
-            prow = _row_exponents(p.detach(), n, torch.float32)
-            gx2, dp = kernels.backward(lib, _as_rows(y), _as_rows(grad.contiguous()), prow, k, w,
-                                       need_p)
-            gx, dw = gx2.view(y.shape), None
+        if fused.applies(y, k):
+            width = width_t if width_t is not None else ctx.w
+            gx, grad_p, grad_w = fused.pow_backward(y, grad, p, width, k, relu, need_x, need_p,
+                                                    need_w, ctx.clamp)
         else:
-            gx, dp, dw = _pow_backward_torch(y, grad, p, k, w, relu, need_x, need_p, need_w)
-        grad_p = None
-        if need_p:  # dp: (n*C, k) float64
-            dp = dp.view(n, c, k)
-            if ctx.p_shape[0] == 1:
-                dp = dp.sum(0, keepdim=True)
-            grad_p = dp.to(p.dtype)
-        grad_w = dw.to(width_t.dtype) if need_w else None
+            gx, grad_p, grad_w = _pow_backward_host(ctx, y, grad, _clamped(p.detach(), ctx.clamp),
+                                                    width_t, need_x, need_p, need_w)
+            if need_p and ctx.clamp is not None:  # torch's clamp: no gradient at the limits
+                lo, hi = ctx.clamp[:2]
+                grad_p = grad_p * ((p > lo) & (p < hi))
         if ctx.holder is not None and need_x:
             ctx.holder['grad_x'] = gx  # ReLUMeanFunction adds its term here, in place
-        return (gx if need_x else None), grad_p, grad_w, None, None, None, None
+        return (gx if need_x else None), grad_p, grad_w, None, None, None, None, None
+
+
+def _clamped(p: Tensor, clamp: Optional[Tuple[float, float, float]]) -> Tensor:
+    """``off + clamp(p, lo, hi)`` for ``clamp = (lo, hi, off)``; ``p`` itself for ``None``."""
+    return p if clamp is None else p.clamp(clamp[0], clamp[1]) + clamp[2]
+
+
+def _pow_forward_host(x: Tensor, p: Tensor, width, k: int, relu: bool,
+                      inplace: bool) -> Tuple[bool, Tensor]:
+    """``(in place, y)`` on the compiled CPU kernel or the torch path."""
+    w = float(width)
+    cdt = _compute_dtype(x)
+    in_place = inplace and relu and x.is_contiguous()
+    xc = x.contiguous()
+    y = x if in_place else torch.empty_like(xc)
+    x2, y2 = _as_rows(xc), _as_rows(y)
+    prow = _row_exponents(p.detach(), x.shape[0], cdt)
+    identity = bool((prow == 1).all())  # fresh alpha: exactly the identity (bit-exact)
+    lib = None if identity else kernels.kernel_for(xc, width, k, relu)
+    if lib is not None:
+        kernels.forward(lib, x2, y2, prow, k, w)
+    else:
+        _pow_forward_torch(x2, y2, prow, k, w, relu, in_place, identity, cdt)
+    return in_place, y
+
+
+def _pow_backward_host(ctx, y: Tensor, grad: Tensor, p: Tensor, width_t: Optional[Tensor],
+                       need_x: bool, need_p: bool, need_w: bool):
+    """``(dL/dx, dL/dp, dL/dw)`` on the compiled CPU kernel or the torch path."""
+    k, relu = ctx.k, ctx.relu
+    w = ctx.w if width_t is None else float(width_t)
+    n, c = y.shape[:2]
+    lib = kernels.kernel_for(y, width_t if width_t is not None else w, k, relu)
+    if lib is not None and grad.dtype == torch.float32:
+        prow = _row_exponents(p.detach(), n, torch.float32)
+        gx2, dp = kernels.backward(lib, _as_rows(y), _as_rows(grad.contiguous()), prow, k, w,
+                                   need_p)
+        gx, dw = gx2.view(y.shape), None
+    else:
+        gx, dp, dw = _pow_backward_torch(y, grad, p, k, w, relu, need_x, need_p, need_w)
+    grad_p = None
+    if need_p:  # dp: (n*C, k) float64
+        dp = dp.view(n, c, k)
+        if ctx.p_shape[0] == 1:
+            dp = dp.sum(0, keepdim=True)
+        grad_p = dp.to(p.dtype)
+    grad_w = dw.to(width_t.dtype) if need_w else None
+    return gx, grad_p, grad_w
 
 
 def _pow_forward_torch(x2: Tensor, y2: Tensor, prow: Tensor, k: int, w: float, relu: bool,
@@ -219,7 +257,7 @@ def _pow_backward_torch(y: Tensor, grad: Tensor, p: Tensor, k: int, w: float, re
                 d = l2.mul_(e_row[r0:r1]).add_(lp_row[r0:r1]).exp2_().mul_(gc)
         else:
             j = a.floor().clamp_(0, k - 1)
-            jl = j.long().clamp_(0, k - 1)  # a NaN's index is garbage; its y stays NaN
+            jl = torch.nan_to_num(j, nan=0.0).long()  # a NaN output: its NaN term to segment 0
             u = a - j
             pe = torch.gather(pr, 1, jl)
             l2 = torch.clamp(u, min=TINY, max=big).log2_().div_(pe).clamp_(min=log2_tmin)  # log2 t
@@ -292,15 +330,18 @@ def pow_quant(x: Tensor,
               num_splits: int = 1,
               relu: bool = False,
               inplace: bool = False,
-              holder: Optional[dict] = None) -> Tensor:
+              holder: Optional[dict] = None,
+              clamp: Optional[Tuple[float, float, float]] = None) -> Tensor:
     """POW-k of ``x`` (channel dim 1) with exponents ``p`` of shape ``(1 or N, C, k)``.
 
     ``f(x) = b_j + w*((x - b_j)/w)**p_cj`` on segment ``j`` (``b_j = j*w``, last segment
     unbounded), ``f(-x) = -f(x)``; with ``relu=True`` computes ``f(max(x, 0))``.
     ``width`` is a float, or a 0-dim tensor when the width is learnable. ``holder``: see
-    :func:`relu_mean`.
+    :func:`relu_mean`. ``clamp = (lo, hi, off)``: the exponents are
+    ``off + clamp(p, lo, hi)`` (computed inside the kernels on the device path; the gradient
+    is ``p``'s, 0 at and beyond the limits, as torch's clamp gives it).
     """
-    return PowQuantFunction.apply(x, p, width, num_splits, relu, inplace, holder)
+    return PowQuantFunction.apply(x, p, width, num_splits, relu, inplace, holder, clamp)
 
 
 class SFQuantFunction(Function):
@@ -311,22 +352,12 @@ class SFQuantFunction(Function):
     def forward(ctx, x: Tensor, resolution: float, relu: bool,
                 inplace: bool) -> Tensor:  # type: ignore[override]
         r = float(resolution)
-        cdt = _compute_dtype(x)
-        in_place = inplace and x.is_contiguous()
-        xc = x.contiguous()
-        y = x if in_place else torch.empty_like(xc)
-        x2 = xc.view(1, -1) if xc.dim() < 2 else _as_rows(xc)
-        y2 = y.view(1, -1) if y.dim() < 2 else _as_rows(y)
-        for r0, r1 in _row_blocks(*x2.shape):
-            xs = x2[r0:r1]
-            direct = in_place and xs.dtype == cdt
-            a = xs if direct else xs.to(cdt, copy=True)
-            a.mul_(r).floor_()
-            if relu:
-                a.clamp_(min=-0.0)  # negative -> -0.0 (mask bit), [0, 1/r) -> +0.0
-            a.div_(r)
-            if not direct:
-                y2[r0:r1].copy_(a)
+        if fused.applies(x):
+            in_place = inplace and fused.layout(x) is not None
+            y = x if in_place else fused.new_like(x)
+            fused.sf_forward(x, y, r, relu)
+        else:
+            in_place, y = _sf_forward_torch(x, r, relu, inplace)
         if in_place:
             ctx.mark_dirty(x)
         ctx.relu = relu
@@ -341,22 +372,50 @@ class SFQuantFunction(Function):
         if not ctx.relu:
             return grad, None, None, None
         (y, ) = ctx.saved_tensors
-        gx = torch.empty_like(y, dtype=grad.dtype)
-        one = torch.ones((), dtype=y.dtype, device=y.device)
-        y2 = y.view(1, -1) if y.dim() < 2 else _as_rows(y)
-        g2 = grad.contiguous().view(y2.shape)
-        gx2 = gx.view(y2.shape)
-        for r0, r1 in _row_blocks(*y2.shape):
-            # copysign(1, y) is -1 exactly where the sign bit (the ReLU mask) is set
-            sign = torch.copysign(one, y2[r0:r1])
-            if g2.dtype == y2.dtype:
-                torch.ops.aten.threshold_backward.grad_input(g2[r0:r1],
-                                                             sign,
-                                                             0,
-                                                             grad_input=gx2[r0:r1])
-            else:
-                gx2[r0:r1].copy_(g2[r0:r1] * (sign > 0))
-        return gx, None, None, None
+        if fused.applies(y):
+            return fused.sf_backward(y, grad), None, None, None
+        return _sf_backward_torch(y, grad), None, None, None
+
+
+def _sf_forward_torch(x: Tensor, r: float, relu: bool, inplace: bool) -> Tuple[bool, Tensor]:
+    """``(in place, y)``: SF-r in row blocks (see :class:`SFQuantFunction`)."""
+    cdt = _compute_dtype(x)
+    in_place = inplace and x.is_contiguous()
+    xc = x.contiguous()
+    y = x if in_place else torch.empty_like(xc)
+    x2 = xc.view(1, -1) if xc.dim() < 2 else _as_rows(xc)
+    y2 = y.view(1, -1) if y.dim() < 2 else _as_rows(y)
+    for r0, r1 in _row_blocks(*x2.shape):
+        xs = x2[r0:r1]
+        direct = in_place and xs.dtype == cdt
+        a = xs if direct else xs.to(cdt, copy=True)
+        a.mul_(r).floor_()
+        if relu:
+            a.clamp_(min=-0.0)  # negative -> -0.0 (mask bit), [0, 1/r) -> +0.0
+        a.div_(r)
+        if not direct:
+            y2[r0:r1].copy_(a)
+    return in_place, y
+
+
+def _sf_backward_torch(y: Tensor, grad: Tensor) -> Tensor:
+    """SF's input gradient with the ReLU mask read from the sign bits of ``y``."""
+    gx = torch.empty_like(y, dtype=grad.dtype)
+    one = torch.ones((), dtype=y.dtype, device=y.device)
+    y2 = y.view(1, -1) if y.dim() < 2 else _as_rows(y)
+    g2 = grad.contiguous().view(y2.shape)
+    gx2 = gx.view(y2.shape)
+    for r0, r1 in _row_blocks(*y2.shape):
+        # copysign(1, y) is -1 exactly where the sign bit (the ReLU mask) is set
+        sign = torch.copysign(one, y2[r0:r1])
+        if g2.dtype == y2.dtype:
+            torch.ops.aten.threshold_backward.grad_input(g2[r0:r1],
+                                                         sign,
+                                                         0,
+                                                         grad_input=gx2[r0:r1])
+        else:
+            gx2[r0:r1].copy_(g2[r0:r1] * (sign > 0))
+    return gx
 
 
 def sf_quant(x: Tensor, resolution: float, relu: bool = False, inplace: bool = False) -> Tensor:
@@ -379,12 +438,14 @@ class ReLUMeanFunction(Function):
     @staticmethod
     def forward(ctx, x: Tensor, holder: dict) -> Tensor:  # type: ignore[override]
         count = max(1, math.prod(x.shape[2:]))
+        ctx.holder, ctx.count = holder, count
+        if fused.applies(x):
+            return fused.row_moments(x, relu=True, std=False)[0]
         cdt = _compute_dtype(x)
         x2 = _as_rows(x.contiguous())
         total = torch.empty(x2.shape[0], dtype=cdt, device=x.device)
         for r0, r1 in _row_blocks(*x2.shape):  # no full-size temporary
             total[r0:r1] = x2[r0:r1].to(cdt).clamp(min=0).sum(1)
-        ctx.holder, ctx.count = holder, count
         return total.div_(count).view(x.shape[:2])
 
     @staticmethod
@@ -393,8 +454,12 @@ class ReLUMeanFunction(Function):
         if out is None:
             raise RuntimeError('ReLUMeanFunction: the fused quantizer output was not provided '
                                'in holder["out"]')
-        g = (grad / ctx.count).to(out.dtype).reshape(-1, 1)
         gx = ctx.holder.pop('grad_x', None)
+        if fused.applies(out) and gx is not None and gx.shape == out.shape \
+                and fused.layout(gx) is not None and fused.layout(out) is not None:
+            fused.add_channel_grad_(gx, out, grad, ctx.count)
+            return None, None
+        g = (grad / ctx.count).to(out.dtype).reshape(-1, 1)
         if gx is not None and gx.is_contiguous() and gx.shape == out.shape and out.is_contiguous():
             gx2, y2 = _as_rows(gx), _as_rows(out)
             for r0, r1 in _row_blocks(*y2.shape):
@@ -420,6 +485,8 @@ def channel_std(x: Tensor, relu: bool = False) -> Tensor:
     with torch.no_grad():
         if x.dim() == 2:
             return torch.zeros(n, c, dtype=cdt, device=x.device)
+        if fused.applies(x):
+            return fused.row_moments(x, relu=relu, std=True)[1]
         x2 = _as_rows(x.contiguous())
         out = torch.empty(x2.shape[0], dtype=cdt, device=x.device)
         for r0, r1 in _row_blocks(*x2.shape):

@@ -116,17 +116,18 @@ class HPOW(ExponentReadingMixin, AlphaRegularizedMixin, nn.Module):
         self._check_alpha_reg_handled()
         holder: dict = {}
         raw = self.predict_alpha(x, holder)
-        alpha = raw.clamp(*self.alpha_range)
-        self.last_alpha = (alpha[..., 0] if self.num_splits == 1 else alpha).detach()
+        alpha = raw.detach().clamp(*self.alpha_range)
+        self.last_alpha = alpha[..., 0] if self.num_splits == 1 else alpha
         keep = self.alpha_reg is not None and self.training and torch.is_grad_enabled()
         self._alpha_for_reg = raw if keep else None
         y = pow_quant(x,
-                      alpha + 1 if self.reading.offset else alpha,
+                      raw,
                       self.split_width,
                       self.num_splits,
                       relu=self.with_relu,
                       inplace=self.inplace,
-                      holder=holder if self.with_relu else None)
+                      holder=holder if self.with_relu else None,
+                      clamp=(*self.alpha_range, self.reading.offset))
         if self.with_relu and torch.is_grad_enabled():
             holder['out'] = y.detach()  # ReLU mask for the pooling's backward
         return y

@@ -116,11 +116,12 @@ class POW(ExponentReadingMixin, AlphaRegularizedMixin, nn.Module):
                 f'POW built for {self.channels} channels got input of shape {tuple(x.shape)}')
         self._check_alpha_reg_handled()
         return pow_quant(x,
-                         self.exponents(),
+                         self.alpha.view(1, self.channels, self.num_splits),
                          self.current_width(),
                          self.num_splits,
                          relu=self.with_relu,
-                         inplace=self.inplace)
+                         inplace=self.inplace,
+                         clamp=(*self.alpha_range, self.reading.offset))
 
     def alpha_penalty(self) -> Tensor:
         if self.alpha_reg is None:

@@ -14,6 +14,7 @@
  *             gx    = y > 0 ? g*p_j*exp2(l2*(p_j-1)) : 0   (NaN where y is NaN)
  * dp is summed in float per row; a row whose float sum is not finite is summed again in
  * double (so finite outputs never give inf - inf = NaN), which costs nothing otherwise.
+ * A NaN output (k > 1) adds a NaN term to segment 0, as in the torch path.
  * No headers beyond the C library: compiled at first use (kernels.py), no torch ABI.
  */
 #include <float.h>
@@ -130,11 +131,11 @@ static void exponent_grad_row(const float *yr, const float *gr, int64_t cols, co
                               int32_t k, float inv_w, double *out) {
     const float last = (float)(k - 1);
     for (int64_t i = 0; i < cols; ++i) {
-        float a = yr[i] * inv_w;
-        a = a > 0.0f ? a : 0.0f;
+        float a0 = yr[i] * inv_w;
+        float a = a0 > 0.0f ? a0 : 0.0f;
         float j = floorf(a);
         j = j < last ? j : last;
-        float u = a - j;
+        float u = a0 != a0 ? a0 : a - j; /* a NaN output: a NaN term in segment 0 */
         float pe = pr[(int32_t)j];
         float uc = u > TINY ? u : TINY;
         uc = uc < FLT_MAX ? uc : FLT_MAX;
@@ -185,11 +186,11 @@ void pow_relu_backward(const float *y, const float *g, float *gx, double *dp, in
 #pragma omp simd
                 for (int64_t i = 0; i < n; ++i) {
                     float yv = yr[c0 + i], gv = gr[c0 + i];
-                    float a = yv * inv_w;
-                    a = a > 0.0f ? a : 0.0f;
+                    float a0 = yv * inv_w;
+                    float a = a0 > 0.0f ? a0 : 0.0f;
                     float j = floorf(a);
                     j = j < last ? j : last;
-                    float u = a - j;
+                    float u = a0 != a0 ? a0 : a - j; /* NaN output: NaN term in segment 0 */
                     float pe = pr[(int32_t)j];
                     float uc = u > TINY ? u : TINY;
                     uc = uc < FLT_MAX ? uc : FLT_MAX;
