@@ -229,7 +229,7 @@ def test_a_detection_study_on_coco_format_data(tmp_path, repo_root):
     """A study on the synthetic COCO-format set: trains, sweeps with CocoMetric, and its
     report carries coco/bbox_mAP with the image bootstrap between two variants."""
     from fq_det.evaluation.study import load_study, report_study, run_study
-    config = str(repo_root / 'configs/synthvoc/faster_rcnn_r18_synthcoco.py')
+    config = str(repo_root / 'configs/synthcoco/faster_rcnn_r18_synthcoco.py')
     study = dict(task='detection',
                  data=dict(type='synthcoco', num_train=4, num_test=3, image_size=(96, 72), seed=0),
                  variants=dict(plain=dict(config=config),
@@ -247,3 +247,22 @@ def test_a_detection_study_on_coco_format_data(tmp_path, repo_root):
     md = next((tmp_path / 'work').rglob('study.md')).read_text()
     assert 'metric `coco/bbox_mAP`' in md and 'synthetic set in the COCO layout' in md
     assert 'paired image bootstrap' in md and '| plain_bn | ± ' in md
+
+
+def test_the_coco_config_reads_the_coco_layout(coco_root, repo_root):
+    """configs/synthcoco/: CocoDataset for both splits and CocoMetric, read from --data-root."""
+    from mmdet.registry import DATASETS
+    from mmdet.utils import register_all_modules
+    from fq_det.datasets.data_check import set_data_root
+    from fq_det.datasets.synthetic_voc import SYNTH_CLASSES
+    register_all_modules(init_default_scope=True)
+    cfg = Config.fromfile(str(repo_root / 'configs/synthcoco/faster_rcnn_r18_synthcoco.py'))
+    assert cfg.train_dataloader.dataset.type == cfg.test_dataloader.dataset.type == 'CocoDataset'
+    assert cfg.test_evaluator.type == 'CocoMetric' and cfg.test_evaluator.metric == 'bbox'
+    assert tuple(cfg.metainfo.classes) == SYNTH_CLASSES
+    set_data_root(cfg, str(coco_root))
+    assert cfg.test_evaluator.ann_file == f'{coco_root}/annotations/instances_test.json'
+    train = DATASETS.build(cfg.train_dataloader.dataset)
+    test = DATASETS.build(cfg.test_dataloader.dataset)
+    assert (len(train), len(test)) == (8, 4)
+    assert len(train[0]['data_samples'].gt_instances) > 0

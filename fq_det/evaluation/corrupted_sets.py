@@ -25,8 +25,8 @@ corrupted set unchanged. ``<folder>`` is the distortion's name with ``:`` writte
   naming what changed, as is a finished pair whose corruption now gives other pixels
   (its *fingerprint*, the digest of a fixed probe image corrupted through the same
   route, differs: the code or its parameters changed).
-* **Parallel**: ``workers`` processes corrupt and write images; mmengine's
-  ``ProgressBar`` counts them.
+* **Parallel**: ``workers`` processes (started with ``spawn``; each builds the test set
+  once) corrupt and write images; mmengine's ``ProgressBar`` counts them.
 
 ``pair.json`` lists, per image, its id, its key (:func:`~fq_det.datasets.distortion_route.image_key`),
 the 128-bit seed of its generator (:func:`~fq_det.datasets.distortion_route.distortion_seed`),
@@ -147,7 +147,7 @@ _STATE: dict = {}
 
 
 def _init_worker(dataset_cfg: dict, threads: int) -> None:
-    """Build the test data set once per process (inherited as is under fork)."""
+    """Build the test data set once per process."""
     cv2.setNumThreads(threads)
     if 'dataset' in _STATE:
         return
@@ -287,8 +287,9 @@ def _run_tasks(tasks: list[tuple], dataset_cfg: dict, workers: int, total: int, 
         results = map(_export_chunk, tasks)
         pool = None
     else:
-        method = 'fork' if 'fork' in mp.get_all_start_methods() else 'spawn'
-        pool = mp.get_context(method).Pool(workers, _init_worker, (dataset_cfg, 1))
+        # spawn, not fork: a child forked while another thread of the parent (OpenCV's or
+        # torch's pool) holds a lock waits on it for ever (seen in a test process)
+        pool = mp.get_context('spawn').Pool(workers, _init_worker, (dataset_cfg, 1))
         results = pool.imap_unordered(_export_chunk, tasks)
     try:
         for pid, records in results:
@@ -333,7 +334,7 @@ def export_corrupted(cfg: Config, out_dir: str, distortions: str | Iterable[str]
         _remove_export(out_dir)
     manifest = _check_manifest(out_dir, settings, 'export') or dict(pairs={})
     pairs = dict(manifest.get('pairs') or {})
-    _init_worker(dataset_cfg, cv2.getNumThreads())  # the parent's copy, inherited by fork
+    _init_worker(dataset_cfg, cv2.getNumThreads())  # the parent's copy (annotation files)
     dataset = _STATE['dataset']
     if not len(dataset):
         raise ValueError(f'The test set of {cfg.filename or "the config"} is empty: nothing to '

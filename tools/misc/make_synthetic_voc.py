@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f'synthetic COCO-format set ({args.num_train} trainval + {args.num_test} test '
               f'images, {args.size[0]}x{args.size[1]}, seed {args.seed}) written to {root}; '
               f'train on it with: python tools/train.py '
-              f'configs/synthvoc/faster_rcnn_r18_synthcoco.py --data-root {root}')
+              f'configs/synthcoco/faster_rcnn_r18_synthcoco.py --data-root {root}')
         return
     print(f'synthetic VOC ({args.num_train} trainval + {args.num_test} test images, '
           f'{args.size[0]}x{args.size[1]}, seed {args.seed}, classes {", ".join(gen.SYNTH_CLASSES)})')

@@ -3,7 +3,7 @@
 # by its CocoMetric (bbox mAP over IoU 0.5:0.95 and AP50, 101-point interpolation). The same
 # generator seed gives the same images and objects as the VOC layout; VOC's difficult
 # objects are iscrowd=1 here (ignored by the evaluation, as VOCMetric ignores difficult).
-_base_ = './faster_rcnn_r18_synthvoc.py'
+_base_ = '../synthvoc/faster_rcnn_r18_synthvoc.py'
 
 data_root = 'data/synthcoco/'
 metainfo = dict(
