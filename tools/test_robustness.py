@@ -4,12 +4,15 @@
         [--severities 1 2 3 4 5] [--out-dir DIR] [--seed 0] [--metric-key pascal_voc/mAP]
         [--cfg-options k=v ...] [--launcher none|pytorch|slurm|mpi] [--overwrite]
         [--save-per-image] [--allow-partial-load] [--bn-adapt [N]] [--bn-adapt-images n]
+        [--corrupted-root DIR]
 
 Loads the model once, evaluates clean + every (distortion, severity) with the config's
 own evaluator, writes ``results.json`` after every pair (a rerun with the same
 ``--out-dir``, checkpoint, config and data skips the pairs already done; another one is
 refused unless ``--overwrite``) and prints/writes ``results.md``.
-Default ``--out-dir``: ``work_dirs/<config name>/robustness``.
+Default ``--out-dir``: ``work_dirs/<config name>/robustness``. ``--corrupted-root DIR``
+reads the distorted test sets that ``tools/misc/export_corrupted.py`` wrote into DIR
+instead of distorting on the fly (the same numbers).
 """
 from __future__ import annotations
 
@@ -50,6 +53,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         '(per-image detections and ground truth)')
     parser.add_argument('--allow-partial-load', action='store_true',
                         help="evaluate a checkpoint that lacks some of the model's weights")
+    parser.add_argument('--corrupted-root', metavar='DIR',
+                        help='read each (distortion, severity) from the corrupted sets '
+                        'tools/misc/export_corrupted.py wrote into DIR (same seed, same data) '
+                        'instead of distorting on the fly')
     add_bn_adapt_args(parser)
     add_config_args(parser)
     add_launcher_args(parser)
@@ -75,7 +82,8 @@ def main(argv: list[str] | None = None) -> dict:
     return run_robustness_sweep(cfg, args.checkpoint, out_dir, distortions=distortions,
                                 severities=severities, seed=args.seed,
                                 metric_key=args.metric_key, overwrite=args.overwrite,
-                                save_per_image=args.save_per_image)
+                                save_per_image=args.save_per_image,
+                                corrupted_root=args.corrupted_root)
 
 
 if __name__ == '__main__':

@@ -1,5 +1,5 @@
-"""The content digest of a VOC-layout split: what results are keyed by, so a data set
-regenerated in place under the same image ids counts as changed.
+"""The content digest of a VOC-layout split (or a COCO annotation file): what results are
+keyed by, so a data set regenerated in place under the same image ids counts as changed.
 
 :func:`voc_content_digest` reads every annotation and image the split names. A study asks
 for the same digest once per run and stage (``changed_settings`` for every run of a
@@ -19,7 +19,7 @@ import os.path as osp
 import time
 from collections import OrderedDict
 
-__all__ = ['voc_content_digest', 'clear_digest_cache', 'SETTLED_S']
+__all__ = ['voc_content_digest', 'coco_content_digest', 'clear_digest_cache', 'SETTLED_S']
 
 #: files whose status changed less than this many seconds before a digest are not cached
 SETTLED_S = 2.0
@@ -104,3 +104,19 @@ def voc_content_digest(root: str, ann_file: str, sub_data_root: str = '',
         while len(_CACHE) > _CACHE_SIZE:
             _CACHE.popitem(last=False)
     return digest
+
+
+def coco_content_digest(ann_path: str, img_folder: str) -> str:
+    """sha256 over a COCO annotation file and, for every image it lists, its path in
+    ``img_folder`` and the sha256 of its bytes (``<missing>`` for a file that is not
+    there), as :func:`voc_content_digest` reads a VOC split (without its cache).
+    ``ValueError`` naming the file when it is not COCO JSON."""
+    import json
+    with open(ann_path, 'rb') as f:
+        text = f.read()
+    try:
+        images = json.loads(text).get('images') or []
+    except (ValueError, AttributeError) as err:
+        raise ValueError(f'{ann_path} is not a COCO annotation file ({err})') from None
+    return _read_digest(text, [osp.join(img_folder, str(im.get('file_name', '')))
+                               for im in images])

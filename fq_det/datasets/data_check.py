@@ -81,11 +81,34 @@ def _split_datasets(cfg: Config, splits: Sequence[str]) -> Iterator[tuple[str, d
 
 
 def set_data_root(cfg: Config, root: str) -> None:
-    """Point every data set of ``cfg`` (and its top-level ``data_root``) at ``root``, in place."""
+    """Point every data set of ``cfg`` (and its top-level ``data_root``) at ``root``, in place.
+
+    An evaluator's ``ann_file`` below an old data root (``CocoMetric(ann_file=data_root +
+    'annotations/...')``, as MMDetection's COCO configs write it) moves along.
+    """
     root = root if root.endswith(('/', '\\')) else root + '/'
+    old_roots = {leaf.get('data_root') for _, leaf in _split_datasets(cfg, tuple(DATALOADERS))}
+    old_roots = sorted({r for r in old_roots | {cfg.get('data_root')} if r}, key=len, reverse=True)
     cfg.data_root = root
     for _, leaf in _split_datasets(cfg, tuple(DATALOADERS)):
         leaf['data_root'] = root
+    for key in ('val_evaluator', 'test_evaluator'):
+        for metric in _metric_cfgs(cfg.get(key)):
+            ann = metric.get('ann_file')
+            old = next((r for r in old_roots if isinstance(ann, str)
+                        and ann.startswith(r.rstrip('/') + '/')), None)
+            if old is not None:
+                metric['ann_file'] = root + ann[len(old.rstrip('/')) + 1:]
+
+
+def _metric_cfgs(evaluator) -> list:
+    """The metric configs of an evaluator config (a dict, a list, or ``metrics=[...]``)."""
+    if not evaluator:
+        return []
+    if isinstance(evaluator, dict) and 'metrics' in evaluator:
+        evaluator = evaluator['metrics']
+    return [m for m in (evaluator if isinstance(evaluator, (list, tuple)) else [evaluator])
+            if isinstance(m, dict)]
 
 
 def required_paths(dataset_cfg: dict) -> list[str]:
@@ -169,9 +192,11 @@ def _check_paths(cfg: Config, splits: Sequence[str], config_name: str) -> None:
     lines += [f'  {osp.abspath(p)}' for p in missing]
     roots = sorted({leaf.get('data_root') or '.' for _, leaf in _split_datasets(cfg, splits)})
     if _is_synthetic(cfg, splits):
-        lines += ['This config reads the synthetic VOC set; write it there with:']
-        lines += [f'  python tools/misc/make_synthetic_voc.py --out {r} --num-train 200 --num-test 50'
-                  for r in roots]
+        coco = any('Coco' in str(leaf.get('type', '')) for _, leaf in _split_datasets(cfg, splits))
+        lines += [f'This config reads the synthetic {"COCO-format" if coco else "VOC"} set; '
+                  'write it there with:']
+        lines += [f'  python tools/misc/make_synthetic_voc.py --out {r} --num-train 200 '
+                  f'--num-test 50{" --format coco" if coco else ""}' for r in roots]
         lines += ['or point the config at an existing copy with --data-root DIR.']
     else:
         lines += [f'Put Pascal VOC there: {", ".join(osp.abspath(r) for r in roots)} must hold '

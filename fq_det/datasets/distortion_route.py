@@ -15,7 +15,8 @@ the same pixels for the same image, distortion, severity and seed:
   with that generator (what :class:`~fq_det.datasets.transforms.Distort` does in a
   pipeline).
 * :func:`insert_distort`: where ``Distort`` goes in a test pipeline, for detection and
-  for classification.
+  for classification; :func:`distortion_block`: that pipeline up to ``Distort`` (what an
+  exported corrupted image holds, :mod:`fq_det.evaluation.corrupted_sets`).
 """
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ import numpy as np
 from .distortions import check_distortion, check_severity, distort, needs_boxes
 
 __all__ = ['image_key', 'file_image_key', 'stable_seed', 'distortion_seed', 'distortion_rng', 'distort_image',
-           'insert_distort', 'TASKS']
+           'insert_distort', 'distortion_block', 'TASKS']
 
 #: What :func:`insert_distort` inserts for: detection pipelines read image files and load
 #: the ground-truth boxes; classification pipelines may hold images in memory, and the
@@ -87,6 +88,20 @@ def _type_name(transform: dict) -> str:
     return (t if isinstance(t, str) else getattr(t, '__name__', str(t))).split('.')[-1]
 
 
+def _insert_at(pipeline: Sequence[dict], task: str) -> int:
+    """Index after the leading block of ``Load*`` transforms that starts with the first
+    ``LoadImage*`` (0 for a classification pipeline without one)."""
+    names = [_type_name(t) for t in pipeline]
+    starts = [i for i, n in enumerate(names) if n.startswith('LoadImage')]
+    if not starts and task == 'detection':
+        raise ValueError(f'The test pipeline has no LoadImage* transform to insert Distort '
+                         f'after; its transforms are: {", ".join(names)}')
+    end = starts[0] + 1 if starts else 0
+    while starts and end < len(names) and names[end].startswith('Load'):
+        end += 1
+    return end
+
+
 def insert_distort(pipeline: Sequence[dict], distortion: str, severity: int, seed: int = 0,
                    task: str = 'detection') -> list[dict]:
     """A copy of ``pipeline`` with ``Distort`` right after the image-loading transforms.
@@ -111,13 +126,8 @@ def insert_distort(pipeline: Sequence[dict], distortion: str, severity: int, see
     distortion, severity = check_distortion(distortion), check_severity(severity)
     pipeline = [copy.deepcopy(dict(t)) for t in pipeline]
     names = [_type_name(t) for t in pipeline]
+    end = _insert_at(pipeline, task)
     starts = [i for i, n in enumerate(names) if n.startswith('LoadImage')]
-    if not starts and task == 'detection':
-        raise ValueError(f'The test pipeline has no LoadImage* transform to insert Distort '
-                         f'after; its transforms are: {", ".join(names)}')
-    end = starts[0] + 1 if starts else 0
-    while starts and end < len(names) and names[end].startswith('Load'):
-        end += 1
     new = [dict(type='mmdet.Distort', distortion=distortion, severity=severity, seed=int(seed))]
     if needs_boxes(distortion) and task == 'classification':
         new.insert(0, dict(type='mmdet.WholeImageBox'))
@@ -132,3 +142,20 @@ def insert_distort(pipeline: Sequence[dict], distortion: str, severity: int, see
         new[0:0] = block
     pipeline[end:end] = new
     return pipeline
+
+
+def distortion_block(pipeline: Sequence[dict], distortion: str | None, severity: int = 1,
+                     seed: int = 0) -> list[dict]:
+    """The transforms of :func:`insert_distort`'s detection pipeline up to and including
+    ``Distort``.
+
+    Their output is the distorted image at its original resolution, before any resize:
+    what the sweep's pipeline holds right after ``Distort``, and what an exported
+    corrupted set stores. ``distortion=None``: the clean pipeline's leading ``Load*``
+    block, where ``Distort`` would go (the transforms an exported image stands for).
+    """
+    if distortion is None:
+        return [copy.deepcopy(dict(t)) for t in pipeline[:_insert_at(pipeline, 'detection')]]
+    block = insert_distort(pipeline, distortion, severity, seed)
+    at = [_type_name(t) for t in block].index('Distort')
+    return block[:at + 1]

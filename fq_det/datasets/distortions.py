@@ -29,6 +29,7 @@ corruptions of the benchmark), ``'benchmark-extra'`` (the 4 held-out ones).
 from __future__ import annotations
 
 import math
+import types
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -41,7 +42,7 @@ __all__ = [
     'DISTORTIONS', 'SEVERITIES', 'IC_CORRUPTIONS', 'SEVERITY_TABLE', 'DistortionSpec',
     'COMMON_CORRUPTIONS', 'BENCHMARK', 'BENCHMARK_EXTRA', 'PRESETS', 'resolve_preset',
     'distort', 'check_distortion', 'check_severity', 'available_distortions',
-    'needs_boxes', 'severity_table_markdown',
+    'needs_boxes', 'severity_table_markdown', 'import_imagecorruptions',
 ]
 
 SEVERITIES = (1, 2, 3, 4, 5)
@@ -327,15 +328,47 @@ def resolve_preset(names: str | Sequence[str]) -> tuple[str, ...]:
 
 
 # ------------------------------------------------------------ common corruptions
-def _import_ic():
+class _NumpyWithFloat(types.ModuleType):
+    """numpy as imagecorruptions 1.1.2 expects it: ``np.float_`` (removed in numpy 2.0)."""
+
+    float_ = np.float64
+
+    def __getattr__(self, name):
+        return getattr(np, name)
+
+
+def _gaussian_with_multichannel(image, sigma=1, multichannel=None, **kwargs):
+    """scikit-image's ``gaussian`` accepting the ``multichannel`` flag it dropped in 0.19."""
+    from skimage.filters import gaussian
+    if multichannel:
+        kwargs.setdefault('channel_axis', -1)
+    return gaussian(image, sigma=sigma, **kwargs)
+
+
+def import_imagecorruptions():
+    """The ``imagecorruptions`` package, with two shims for numpy >= 2 and scikit-image
+    >= 0.19 in its module only (``np.float_`` for ``fog``; ``gaussian(multichannel=True)``
+    for ``glass_blur``), which change no arithmetic; ``ImportError`` saying how to
+    install it when it is absent."""
     try:
         import imagecorruptions
+        from imagecorruptions import corruptions
     except ImportError as e:  # pragma: no cover - depends on the optional package
         raise ImportError(
             'The ic:<name> distortions need the optional package imagecorruptions '
             '(see requirements/optional.txt and docs/distortions.md): '
             'pip install --no-deps imagecorruptions scikit-image') from e
+    if not hasattr(np, 'float_') and not isinstance(corruptions.np, _NumpyWithFloat):
+        corruptions.np = _NumpyWithFloat('numpy')
+    if getattr(corruptions, 'gaussian', None) is not None and \
+            corruptions.gaussian is not _gaussian_with_multichannel:
+        import inspect
+        if 'multichannel' not in inspect.signature(corruptions.gaussian).parameters:
+            corruptions.gaussian = _gaussian_with_multichannel
     return imagecorruptions
+
+
+_import_ic = import_imagecorruptions
 
 
 def _ic_available() -> bool:
@@ -358,8 +391,9 @@ def _common_corruption(image: np.ndarray, corruption: str, severity: int,
     except Exception as e:  # pragma: no cover - depends on the optional package's version
         raise RuntimeError(
             f'imagecorruptions failed on {corruption!r} ({type(e).__name__}: {e}). '
-            'imagecorruptions 1.1.2 predates numpy 2 and scikit-image 0.19: fog and '
-            'glass_blur fail with them (see docs/distortions.md)') from e
+            'imagecorruptions 1.1.2 predates numpy 2 and scikit-image 0.19; '
+            'import_imagecorruptions() shims the two breaks known (fog, glass_blur), see '
+            'docs/distortions.md') from e
     finally:
         np.random.set_state(state)
     out = np.ascontiguousarray(np.asarray(out, dtype=np.uint8)[..., ::-1])

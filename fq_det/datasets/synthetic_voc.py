@@ -1,4 +1,5 @@
-"""A deterministic synthetic data set in the Pascal VOC layout (the project's embedded default).
+"""A deterministic synthetic data set in the Pascal VOC layout (the project's embedded
+default), or in the COCO layout.
 
 ``make_synthetic_voc(out_dir, num_train, num_test, seed, image_size)`` writes::
 
@@ -17,6 +18,21 @@ Annotation rules (as in VOC): boxes are 1-based inclusive pixel coordinates of t
 object's visible extent; ``truncated=1`` when the shape is cut by the image border;
 ``difficult=1`` when the object is tiny (shorter box side < 10 px) or more than 50 %
 of it is hidden by objects drawn on top of it.
+
+``make_synthetic_coco(out_dir, ...)`` writes the same images and objects in the COCO
+layout, for MMDetection's ``CocoDataset`` and ``CocoMetric``::
+
+    out_dir/annotations/instances_trainval.json   (images, annotations, categories)
+    out_dir/annotations/instances_test.json
+    out_dir/trainval/<id>.jpg
+    out_dir/test/<id>.jpg
+
+with image ids ``int(<id>)``, category ids 1..5 in :data:`SYNTH_CLASSES` order, boxes
+``[x, y, w, h]`` in 0-based pixels covering the same pixels as the VOC box (mmdet reads
+the VOC box ``x0..x1`` as ``[x0, y0, x1, y1]``, widths ``+ 1`` in VOCMetric's legacy
+convention, and the COCO box as ``[x0, y0, x1 + 1, y1 + 1]``), ``area`` the object's visible pixel count, and VOC's
+``difficult`` objects as ``iscrowd=1`` (COCO's way to make a ground-truth region
+ignored by the evaluation; ``CocoDataset`` sets their ``ignore_flag``).
 
 Determinism: image ``i`` of a split is drawn from ``numpy.random.default_rng((seed,
 split, i))`` so the same seed gives byte-identical files, and an image's content does not depend on
@@ -159,7 +175,8 @@ def _render(rng: np.random.Generator, w: int, h: int) -> tuple[np.ndarray, list[
         x0, y0, x1, y1 = int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max())
         difficult = (min(x1 - x0, y1 - y0) + 1 < _MIN_SIDE_DIFFICULT) or hidden > _MAX_HIDDEN
         objects.append(dict(name=cls, bbox=(x0 + 1, y0 + 1, x1 + 1, y1 + 1),
-                            truncated=int(trunc), difficult=int(difficult)))
+                            truncated=int(trunc), difficult=int(difficult),
+                            area=int(visible.sum())))
     objects.reverse()
     return np.clip(np.round(img), 0, 255).astype(np.uint8), objects
 
@@ -187,15 +204,64 @@ def _write_xml(path: Path, filename: str, w: int, h: int, objects: list[dict]) -
     ET.ElementTree(root).write(path, encoding='utf-8')
 
 
-def _write_image(job: tuple) -> str:
-    """Render and write one image and its XML (a picklable unit of work for ``workers``)."""
-    voc, img_id, seed, split, i, w, h = job
+def _write_image(job: tuple) -> tuple[str, list[dict]]:
+    """Render and write one image (and its XML in the VOC layout); a picklable unit of
+    work for ``workers``. Returns the id and the objects."""
+    layout, folder, img_id, seed, split, i, w, h = job
     rng = np.random.default_rng((int(seed), _SPLITS[split], i))
     image, objects = _render(rng, w, h)
-    cv2.imwrite(str(voc / 'JPEGImages' / f'{img_id}.jpg'), cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
+    img_dir = folder / 'JPEGImages' if layout == 'voc' else folder / split
+    cv2.imwrite(str(img_dir / f'{img_id}.jpg'), cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
                 [cv2.IMWRITE_JPEG_QUALITY, _JPEG_QUALITY])
-    _write_xml(voc / 'Annotations' / f'{img_id}.xml', f'{img_id}.jpg', w, h, objects)
-    return img_id
+    if layout == 'voc':
+        _write_xml(folder / 'Annotations' / f'{img_id}.xml', f'{img_id}.jpg', w, h, objects)
+    return img_id, objects
+
+
+def _coco_json(split: str, drawn: list[tuple[str, list[dict]]], w: int, h: int) -> dict:
+    """The COCO annotation file of one split (see the module docstring)."""
+    images, annotations = [], []
+    for img_id, objects in drawn:
+        images.append(dict(id=int(img_id), file_name=f'{img_id}.jpg', width=w, height=h))
+        for obj in objects:
+            x0, y0, x1, y1 = obj['bbox']  # VOC: 1-based, inclusive
+            annotations.append(dict(
+                id=len(annotations) + 1, image_id=int(img_id),
+                category_id=SYNTH_CLASSES.index(obj['name']) + 1,
+                bbox=[x0 - 1, y0 - 1, x1 - x0 + 1, y1 - y0 + 1], area=obj['area'],
+                iscrowd=obj['difficult'], truncated=obj['truncated']))
+    return dict(info=dict(description=f'fq-det synthetic set, {split} split'), images=images,
+                annotations=annotations,
+                categories=[dict(id=k + 1, name=c) for k, c in enumerate(SYNTH_CLASSES)])
+
+
+def _draw_all(jobs: list[tuple], workers: int) -> dict[str, list[dict]]:
+    """Run the jobs (``workers`` processes); ``{img_id: objects}``."""
+    if workers == 1:
+        return dict(map(_write_image, jobs))
+    import multiprocessing as mp
+    # fork: the workers need only this module (spawn would re-import the whole package)
+    method = 'fork' if 'fork' in mp.get_all_start_methods() else 'spawn'
+    with mp.get_context(method).Pool(min(workers, len(jobs))) as pool:
+        return dict(pool.imap_unordered(_write_image, jobs, chunksize=16))
+
+
+def _split_jobs(layout: str, folder: Path, num_train: int, num_test: int, seed: int,
+                image_size: Sequence[int], workers: int) -> dict[str, list[tuple]]:
+    """Check the arguments; the jobs of each split (ids numbered trainval first)."""
+    if int(num_train) < 1 or int(num_test) < 1:
+        raise ValueError(f'num_train and num_test must be >= 1, got {num_train}, {num_test}')
+    if len(image_size) != 2 or min(int(v) for v in image_size) < 32:
+        raise ValueError(f'image_size must be (W, H) with both >= 32, got {image_size!r}')
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f'workers must be an int >= 1, got {workers!r}')
+    w, h = int(image_size[0]), int(image_size[1])
+    jobs, offset = {}, 0
+    for split, count in (('trainval', int(num_train)), ('test', int(num_test))):
+        jobs[split] = [(layout, folder, f'{offset + i + 1:06d}', seed, split, i, w, h)
+                       for i in range(count)]
+        offset += count
+    return jobs
 
 
 def make_synthetic_voc(out_dir: str | Path, num_train: int, num_test: int, seed: int = 0,
@@ -210,34 +276,33 @@ def make_synthetic_voc(out_dir: str | Path, num_train: int, num_test: int, seed:
         image_size: ``(W, H)`` in pixels, each >= 32.
         workers: processes drawing the images (the files are the same for any number).
     """
-    if int(num_train) < 1 or int(num_test) < 1:
-        raise ValueError(f'num_train and num_test must be >= 1, got {num_train}, {num_test}')
-    if len(image_size) != 2 or min(int(v) for v in image_size) < 32:
-        raise ValueError(f'image_size must be (W, H) with both >= 32, got {image_size!r}')
-    w, h = int(image_size[0]), int(image_size[1])
     root = Path(out_dir)
     voc = root / 'VOC2007'
+    jobs = _split_jobs('voc', voc, num_train, num_test, seed, image_size, workers)
     for sub in ('JPEGImages', 'Annotations', 'ImageSets/Main'):
         (voc / sub).mkdir(parents=True, exist_ok=True)
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ValueError(f'workers must be an int >= 1, got {workers!r}')
-    counts = {'trainval': int(num_train), 'test': int(num_test)}
-    jobs, offset = {}, 0
-    for split, count in counts.items():
-        jobs[split] = [(voc, f'{offset + i + 1:06d}', seed, split, i, w, h) for i in range(count)]
-        offset += count
-    all_jobs = [job for split_jobs in jobs.values() for job in split_jobs]
-    if workers == 1:
-        for job in all_jobs:
-            _write_image(job)
-    else:
-        import multiprocessing as mp
-        # fork: the workers need only this module (spawn would re-import the whole package)
-        method = 'fork' if 'fork' in mp.get_all_start_methods() else 'spawn'
-        with mp.get_context(method).Pool(min(workers, len(all_jobs))) as pool:
-            for _ in pool.imap_unordered(_write_image, all_jobs, chunksize=16):
-                pass
+    _draw_all([job for split_jobs in jobs.values() for job in split_jobs], workers)
     for split, split_jobs in jobs.items():
-        ids = [job[1] for job in split_jobs]
+        ids = [job[2] for job in split_jobs]
         (voc / 'ImageSets' / 'Main' / f'{split}.txt').write_text('\n'.join(ids) + '\n')
+    return root
+
+
+def make_synthetic_coco(out_dir: str | Path, num_train: int, num_test: int, seed: int = 0,
+                        image_size: Sequence[int] = (320, 240), workers: int = 1) -> Path:
+    """The same data set as :func:`make_synthetic_voc` (same seed: the same images and
+    objects) in the COCO layout under ``out_dir``; return ``out_dir``.
+
+    Arguments as :func:`make_synthetic_voc`; the files are in the module docstring.
+    """
+    import json
+    root = Path(out_dir)
+    jobs = _split_jobs('coco', root, num_train, num_test, seed, image_size, workers)
+    for sub in ('annotations', *jobs):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    drawn = _draw_all([job for split_jobs in jobs.values() for job in split_jobs], workers)
+    w, h = int(image_size[0]), int(image_size[1])
+    for split, split_jobs in jobs.items():
+        data = _coco_json(split, [(job[2], drawn[job[2]]) for job in split_jobs], w, h)
+        (root / 'annotations' / f'instances_{split}.json').write_text(json.dumps(data, indent=1))
     return root

@@ -13,8 +13,10 @@ No object arrays: per-image arrays are concatenated, with ``<name>_offsets`` (N 
 giving image ``i``'s rows ``offsets[i]:offsets[i + 1]``; :func:`load_per_image` reads a
 file with ``allow_pickle=False``. :func:`voc_map_of_subset` recomputes the VOC mAP of a
 subset of images (the bootstrap's route, :mod:`fq_det.evaluation.statistics`), equal to
-``VOCMetric``'s on all images; :func:`topk_accuracy_of_subset` does the same for top-k
-accuracy.
+``VOCMetric``'s on all images; records of a ``CocoMetric`` evaluation (``eval_mode='coco'``)
+are matched as pycocotools does (:func:`~fq_det.evaluation.statistics.coco_detection_records`)
+and :func:`map_of_subset` gives their COCO bbox mAP (or AP50) on any subset, the VOC mAP
+for VOC records; :func:`topk_accuracy_of_subset` does the same for top-k accuracy.
 """
 from __future__ import annotations
 
@@ -30,11 +32,12 @@ from mmengine.evaluator import BaseMetric
 
 from mmdet.registry import METRICS
 
-from fq_det.evaluation.statistics import DetectionRecords, detection_records, top1, voc_ap50
+from fq_det.evaluation.statistics import (DetectionRecords, coco_detection_records, coco_map,
+                                         detection_map, detection_records, top1, voc_ap50)
 from fq_det.evaluation.sweep_store import umask_mode
 
 __all__ = ['PerImageDetRecords', 'PerImageClsRecords', 'load_per_image', 'image_slices',
-           'detection_records_of', 'voc_map_of_subset', 'topk_accuracy_of_subset', 'topk_correct']
+           'detection_records_of', 'voc_map_of_subset', 'map_of_subset', 'EVAL_MODES', 'topk_accuracy_of_subset', 'topk_correct']
 
 
 def _np(x) -> np.ndarray:
@@ -70,6 +73,10 @@ def _concat(parts: list[np.ndarray], width: int | None, dtype) -> np.ndarray:
     return np.zeros((0, width) if width else (0, ), dtype)
 
 
+#: Detection metrics the records reproduce: VOCMetric's two AP modes, CocoMetric's bbox mAP.
+EVAL_MODES = ('11points', 'area', 'coco')
+
+
 @METRICS.register_module()
 class PerImageDetRecords(BaseMetric):
     """Write every image's detections and ground truth to ``out_file`` (``.npz``).
@@ -77,17 +84,19 @@ class PerImageDetRecords(BaseMetric):
     Arrays: ``img_ids`` (N,) str; ``pred_bboxes`` (P, 4) xyxy, ``pred_scores`` (P,),
     ``pred_labels`` (P,), ``pred_offsets`` (N + 1,); ``gt_bboxes`` (G, 4), ``gt_labels``
     (G,), ``gt_ignore`` (G,) bool (VOC ``difficult``), ``gt_offsets`` (N + 1,);
-    ``classes`` (C,) str, ``dataset_type`` str, ``eval_mode`` str (as the VOCMetric).
+    ``classes`` (C,) str, ``dataset_type`` str, ``eval_mode`` str (``'11points'`` or
+    ``'area'`` as the VOCMetric; ``'coco'`` for a CocoMetric), ``max_dets`` int (COCO: the
+    detections per image and class counted, 100 as in COCOeval's mAP).
     """
 
     default_prefix = 'per_image'
 
-    def __init__(self, out_file: str, eval_mode: str = '11points', collect_device: str = 'cpu',
-                 prefix: str | None = None) -> None:
+    def __init__(self, out_file: str, eval_mode: str = '11points', max_dets: int = 100,
+                 collect_device: str = 'cpu', prefix: str | None = None) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
-        if eval_mode not in ('11points', 'area'):
-            raise ValueError(f"eval_mode must be '11points' or 'area', got {eval_mode!r}")
-        self.out_file, self.eval_mode = str(out_file), eval_mode
+        if eval_mode not in EVAL_MODES:
+            raise ValueError(f'eval_mode must be one of {", ".join(EVAL_MODES)}, got {eval_mode!r}')
+        self.out_file, self.eval_mode, self.max_dets = str(out_file), eval_mode, int(max_dets)
 
     def process(self, data_batch, data_samples: Sequence[dict]) -> None:
         for sample in data_samples:
@@ -114,7 +123,7 @@ class PerImageDetRecords(BaseMetric):
             img_ids=np.asarray([r['img_id'] for r in results], dtype=str),
             classes=np.asarray(list(self.dataset_meta.get('classes', ())), dtype=str),
             dataset_type=np.asarray(str(self.dataset_meta.get('dataset_type', ''))),
-            eval_mode=np.asarray(self.eval_mode))
+            eval_mode=np.asarray(self.eval_mode), max_dets=np.asarray(self.max_dets))
         for name, width, dtype in (('pred_bboxes', 4, np.float32), ('pred_scores', None, np.float32),
                                    ('pred_labels', None, np.int64), ('gt_bboxes', 4, np.float32),
                                    ('gt_labels', None, np.int64), ('gt_ignore', None, bool)):
@@ -182,12 +191,16 @@ def image_slices(records: dict, name: str) -> list[np.ndarray]:
 
 
 def detection_records_of(records: dict, iou_thr: float = 0.5) -> DetectionRecords:
-    """The per-image detection ``records`` as VOC matching sees them
-    (:class:`fq_det.evaluation.statistics.DetectionRecords`: TP/FP flag per detection,
-    ground-truth count per image and class, mmdet's ``tpfp_default`` rule)."""
+    """The per-image detection ``records`` as their metric's matching sees them
+    (:class:`fq_det.evaluation.statistics.DetectionRecords`: TP/FP flags per detection,
+    ground-truth count per image and class): mmdet's ``tpfp_default`` rule at ``iou_thr``
+    for VOC records, pycocotools' at its 10 thresholds for COCO ones (``eval_mode='coco'``)."""
     names = ('pred_bboxes', 'pred_scores', 'pred_labels', 'gt_bboxes', 'gt_labels', 'gt_ignore')
     images = [dict(zip(('bboxes', 'scores', 'labels', 'gt_bboxes', 'gt_labels', 'gt_ignore'),
                        parts)) for parts in zip(*(image_slices(records, n) for n in names))]
+    if str(records.get('eval_mode', '11points')) == 'coco':
+        return coco_detection_records(images, num_classes=len(records['classes']),
+                                      max_dets=int(records.get('max_dets', 100)))
     return detection_records(images, num_classes=len(records['classes']), iou_thr=iou_thr)
 
 
@@ -214,6 +227,19 @@ def voc_map_of_subset(records: dict, image_indices: Sequence[int] | np.ndarray,
     weights = _subset_weights(image_indices, len(records['img_ids']))
     mode = str(records['eval_mode'])
     return float(voc_ap50(detection_records_of(records, iou_thr), weights, mode=mode)[0])
+
+
+def map_of_subset(records: dict, image_indices: Sequence[int] | np.ndarray,
+                  iou: str | float = 'all') -> float:
+    """The records' own metric on the images ``image_indices`` (repeats allowed): COCO bbox
+    mAP (``iou='all'``) or AP at one threshold (``iou=0.5``) for COCO records, equal to
+    ``CocoMetric``'s ``coco/bbox_mAP`` / ``coco/bbox_mAP_50`` on all images; VOC mAP
+    (:func:`voc_map_of_subset`) for VOC records."""
+    mode = str(records['eval_mode'])
+    weights = _subset_weights(image_indices, len(records['img_ids']))
+    if mode == 'coco':
+        return float(coco_map(detection_records_of(records), weights, iou=iou)[0])
+    return float(detection_map(detection_records_of(records), weights, mode=mode)[0])
 
 
 def topk_accuracy_of_subset(records: dict, image_indices: Sequence[int] | np.ndarray,

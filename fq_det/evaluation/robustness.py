@@ -41,6 +41,7 @@ from mmengine.utils import ProgressBar
 
 from fq_det.datasets.distortion_route import TASKS, insert_distort
 from fq_det.datasets.distortions import SEVERITIES, check_severity, resolve_preset
+from .corrupted_sets import export_identity, open_corrupted_set
 from .sweep_store import (PER_IMAGE_DIR, RESULTS_JSON, RESULTS_MD, StaleResultsError,
                           SweepStore, atomic_write_text, check_writable, record_id, resume_key)
 
@@ -66,9 +67,15 @@ def _pipeline_holders(dataset_cfg: dict) -> list[dict]:
 
 
 def _distorted_dataloader_cfg(dataloader_cfg: dict, distortion: str | None, severity: int,
-                              seed: int, task: str = 'detection') -> dict:
+                              seed: int, task: str = 'detection',
+                              data_root: str | None = None) -> dict:
+    """The test dataloader with ``Distort`` inserted, or, with ``data_root`` (an exported
+    pair's folder, :mod:`~fq_det.evaluation.corrupted_sets`), reading the data there."""
     cfg = copy.deepcopy(dataloader_cfg)
-    if distortion is not None:
+    if data_root is not None:
+        for holder in _pipeline_holders(cfg['dataset']):
+            holder['data_root'] = data_root
+    elif distortion is not None:
         for holder in _pipeline_holders(cfg['dataset']):
             holder['pipeline'] = insert_distort(holder['pipeline'], distortion, severity, seed,
                                                 task=task)
@@ -204,6 +211,10 @@ def _per_image_metric(task: str, metrics: list[dict], out_file: str) -> dict:
     names = [str(m.get('type', '')).split('.')[-1] for m in metrics]
     if task == 'detection':
         voc = [m for m, n in zip(metrics, names) if n == 'VOCMetric']
+        coco = [m for m, n in zip(metrics, names) if n == 'CocoMetric']
+        if coco and not voc:  # COCOeval's mAP counts 100 detections per image and class
+            return dict(type='mmdet.PerImageDetRecords', out_file=out_file, eval_mode='coco',
+                        max_dets=100)
         return dict(type='mmdet.PerImageDetRecords', out_file=out_file,
                     eval_mode=voc[0].get('eval_mode', '11points') if voc else '11points')
     topk = [k for m, n in zip(metrics, names) if n == 'Accuracy'
@@ -213,13 +224,16 @@ def _per_image_metric(task: str, metrics: list[dict], out_file: str) -> dict:
 
 
 def _evaluate(runner: Runner, cfg: Config, distortion: str | None, severity: int, seed: int,
-              task: str = 'detection', per_image: str | None = None) -> dict:
-    """Evaluate with the config's test loop on a dataloader distorted as asked.
+              task: str = 'detection', per_image: str | None = None,
+              data_root: str | None = None) -> dict:
+    """Evaluate with the config's test loop on a dataloader distorted as asked (or reading
+    an exported corrupted set at ``data_root``).
 
     With ``per_image`` (a file path) a per-image record metric is appended to the
     evaluator; the loop itself is the config's.
     """
-    dataloader = _distorted_dataloader_cfg(cfg.test_dataloader, distortion, severity, seed, task)
+    dataloader = _distorted_dataloader_cfg(cfg.test_dataloader, distortion, severity, seed, task,
+                                           data_root)
     evaluator = copy.deepcopy(cfg.test_evaluator)
     if per_image is not None:
         metrics = _metric_cfgs(evaluator)
@@ -277,7 +291,7 @@ def run_sweep(cfg: Config | str, checkpoint: str, out_dir: str, *, task: str = '
               metric_key: str | None = None, overwrite: bool = False,
               save_per_image: bool = False, strict_load: bool = False,
               format_table: Callable[[dict], str] | None = None,
-              extra: dict | None = None) -> dict:
+              extra: dict | None = None, corrupted_root: str | None = None) -> dict:
     """Evaluate ``checkpoint`` on clean and distorted test data; write results.json/.md.
 
     Args:
@@ -300,6 +314,9 @@ def run_sweep(cfg: Config | str, checkpoint: str, out_dir: str, *, task: str = '
         format_table: results -> Markdown for results.md (default
             :func:`format_results_table`).
         extra: more top-level entries of results.json (e.g. a model name).
+        corrupted_root: read every (distortion, severity) from this export
+            (``tools/misc/export_corrupted.py``; one seed, detection) instead of
+            distorting on the fly; the same numbers, a resume key of its own.
     """
     if task not in TASKS:
         raise ValueError(f'Unknown task {task!r}; valid choices: {", ".join(TASKS)}')
@@ -314,6 +331,9 @@ def run_sweep(cfg: Config | str, checkpoint: str, out_dir: str, *, task: str = '
     if not osp.isfile(checkpoint):
         raise FileNotFoundError(f'Checkpoint not found: {checkpoint}')
     key = resume_key(task, cfg, checkpoint)
+    exported = _exported_roots(corrupted_root, cfg, task, distortions, severities, seeds)
+    if corrupted_root is not None:
+        key['corrupted_root'] = export_identity(corrupted_root)
     store = SweepStore(out_dir, key, overwrite=overwrite and is_main_process()).open()
     config_name = cfg.filename or ''
 
@@ -352,8 +372,10 @@ def run_sweep(cfg: Config | str, checkpoint: str, out_dir: str, *, task: str = '
             runner.register_hook(_SweepProgressHook())
             runner.call_hook('before_run')
             runner.load_checkpoint(checkpoint, map_location='cpu', strict=strict_load)
-        _print(f'pair {i}/{len(pairs)}: {label}')
-        metrics = _to_jsonable(_evaluate(runner, cfg, distortion, severity, seed, task, per_image))
+        data_root = exported.get((distortion, severity))
+        _print(f'pair {i}/{len(pairs)}: {label}' + (f' (from {data_root})' if data_root else ''))
+        metrics = _to_jsonable(_evaluate(runner, cfg, distortion, severity, seed, task, per_image,
+                                         data_root))
         if is_main_process():
             store.add(rid, metrics, write_results)
         else:
@@ -374,11 +396,23 @@ def run_sweep(cfg: Config | str, checkpoint: str, out_dir: str, *, task: str = '
     return results
 
 
+def _exported_roots(corrupted_root: str | None, cfg: Config, task: str,
+                    distortions: Sequence[str], severities: Sequence[int],
+                    seeds: Sequence[int]) -> dict[tuple[str, int], str]:
+    """Each pair's folder in the export (checked against ``cfg``), or ``{}``."""
+    if corrupted_root is None:
+        return {}
+    if task != 'detection' or len(seeds) != 1:
+        raise ValueError('An exported corrupted set serves a detection sweep of one seed; got '
+                         f'task {task!r} with seeds {list(seeds)}')
+    return open_corrupted_set(corrupted_root, cfg, distortions, severities, seeds[0])
+
+
 def run_robustness_sweep(cfg: Config | str, checkpoint: str, out_dir: str,
                          distortions: str | Iterable[str] = 'all',
                          severities: Iterable[int] = SEVERITIES, seed: int = 0,
                          metric_key: str | None = None, overwrite: bool = False,
-                         save_per_image: bool = False) -> dict:
+                         save_per_image: bool = False, corrupted_root: str | None = None) -> dict:
     """Evaluate a detector's ``checkpoint`` on clean and distorted test data.
 
     Args:
@@ -393,13 +427,16 @@ def run_robustness_sweep(cfg: Config | str, checkpoint: str, out_dir: str,
             ... whichever the evaluator returns).
         overwrite: start afresh, deleting the out-dir's previous results.
         save_per_image: also write per-image records (:mod:`fq_det.evaluation.per_image`).
+        corrupted_root: read the distorted test sets from this export
+            (:mod:`fq_det.evaluation.corrupted_sets`) instead of distorting on the fly.
 
     Returns:
         The results dict (schema in ``docs/distortions.md``).
     """
     return run_sweep(cfg, checkpoint, out_dir, task='detection', distortions=distortions,
                      severities=severities, seeds=(seed, ), metric_key=metric_key,
-                     overwrite=overwrite, save_per_image=save_per_image)
+                     overwrite=overwrite, save_per_image=save_per_image,
+                     corrupted_root=corrupted_root)
 
 
 def _rank0_decides(value):

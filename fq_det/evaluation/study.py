@@ -56,6 +56,8 @@ STUDY_KEYS = ('task', 'data', 'variants', 'reference', 'seeds', 'distortions', '
 VARIANT_KEYS = ('config', 'cfg_options', 'pretrain', 'pretrain_cfg_options', 'label',
                 'train_as', 'bn_adapt')
 DATA_KEYS = ('type', 'root', 'num_train', 'num_test', 'image_size', 'seed')
+#: The synthetic data types a study generates: the VOC layout, or the same set as COCO JSON.
+SYNTHETIC_DATA = ('synthvoc', 'synthcoco')
 #: What the ``train`` key may set, per task (what :func:`_trained` passes to the runner),
 #: and the ``pretrain`` and ``bootstrap`` keys.
 TRAIN_KEYS = {'detection': ('iters', ), 'classification': ('epochs', )}
@@ -280,11 +282,12 @@ def load_study(config: str | Mapping, work_dir: str | None = None,
         raise StudyError(f'{where}: task must be one of {", ".join(TASKS)}, got {task!r}')
     data = raw.get('data') or {}
     if not isinstance(data, dict):
-        raise StudyError(f"{where}: data must be dict(type='synthvoc', ...) or "
-                         f"dict(type='folder', root=...), got {data!r}")
+        raise StudyError(f"{where}: data must be dict(type='synthvoc', ...), "
+                         f"dict(type='synthcoco', ...) or dict(type='folder', root=...), "
+                         f"got {data!r}")
     data = dict(data)
     _unknown(data, DATA_KEYS, f'{where}: data')
-    if data.get('type', 'synthvoc' if 'root' not in data else 'folder') == 'synthvoc':
+    if data.get('type', 'synthvoc' if 'root' not in data else 'folder') in SYNTHETIC_DATA:
         data.setdefault('type', 'synthvoc')
         data = dict(dict(num_train=2000, num_test=300, image_size=(160, 120), seed=0), **data)
         for k in ('num_train', 'num_test', 'seed'):
@@ -302,8 +305,8 @@ def load_study(config: str | Mapping, work_dir: str | None = None,
             raise StudyError(f'{where}: data.root is not a folder: {data.get("root")!r}')
         data['root'] = osp.abspath(data['root'])
     else:
-        raise StudyError(f"{where}: data.type must be 'synthvoc' or 'folder', got "
-                         f"{data.get('type')!r}")
+        raise StudyError(f"{where}: data.type must be 'synthvoc', 'synthcoco' or 'folder', "
+                         f"got {data.get('type')!r}")
 
     variants_raw = raw.get('variants') or {}
     if not isinstance(variants_raw, dict) or not variants_raw:
@@ -471,21 +474,25 @@ def _stage_done(stage_dir: Path, key: dict, overwrite: bool) -> dict | None:
 
 
 def prepare_data(study: Study) -> Path:
-    """Generate the study's synthetic VOC set once (under a lock; no-op when present)."""
-    from fq_det.datasets.synthetic_voc import make_synthetic_voc
+    """Generate the study's synthetic set (VOC or COCO layout) once (under a lock; no-op
+    when present)."""
+    from fq_det.datasets.synthetic_voc import make_synthetic_coco, make_synthetic_voc
     root = study.data_root
-    if study.data['type'] != 'synthvoc':
+    if study.data['type'] not in SYNTHETIC_DATA:
         return root
     spec = {k: study.data[k] for k in ('num_train', 'num_test', 'image_size', 'seed')}
+    make = make_synthetic_voc
+    if study.data['type'] == 'synthcoco':
+        spec['format'] = 'coco'  # (the VOC spec keeps its keys: existing folders match)
+        make = make_synthetic_coco
     with _locked(root.parent / '.data.lock'):
         marker = _read_json(root / 'done.json')
         if marker is not None and marker.get('spec') != json.loads(json.dumps(spec)):
             raise StudyError(f'{root} holds another synthetic set ({marker.get("spec")}, the study '
                              f'asks for {spec}); use another work folder')
         if marker is None:
-            make_synthetic_voc(root, spec['num_train'], spec['num_test'], seed=spec['seed'],
-                               image_size=spec['image_size'],
-                               workers=max(1, min(4, os.cpu_count() or 1)))
+            make(root, spec['num_train'], spec['num_test'], seed=spec['seed'],
+                 image_size=spec['image_size'], workers=max(1, min(4, os.cpu_count() or 1)))
             _write_json(root / 'done.json', dict(spec=spec))
     return root
 

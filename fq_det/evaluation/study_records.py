@@ -3,8 +3,8 @@
 A sweep run with ``save_per_image=True`` writes ``<sweep dir>/per_image/<condition>.npz``
 (:mod:`fq_det.evaluation.per_image`). :func:`load_sweep_records` returns the test images'
 ids, one record per condition and the metric as a function of (record, bootstrap
-weights): top-1 accuracy for classification, VOC AP50 for detection
-(:mod:`fq_det.evaluation.statistics`). :func:`bootstrap_differences` resamples the test
+weights): top-1 accuracy for classification, VOC AP50 for detection (COCO bbox mAP
+for records of a ``CocoMetric`` sweep; :mod:`fq_det.evaluation.statistics`). :func:`bootstrap_differences` resamples the test
 images of several models evaluated on the same images and returns the percentile
 interval of each summary row's difference to a reference model.
 """
@@ -57,7 +57,7 @@ def load_sweep_records(sweep_dir: str | Path, task: str, distortions: Sequence[s
 
 def _metric_of(task: str, eval_mode: str = '11points') -> Callable:
     if task == 'detection':
-        return lambda rec, w=None: st.voc_ap50(rec, w, mode=eval_mode)
+        return lambda rec, w=None: st.detection_map(rec, w, mode=eval_mode)
     return st.top1
 
 

@@ -386,8 +386,9 @@ def _share(x: float) -> str:
 
 def _data_text(study) -> str:
     d = study.data
-    if d['type'] == 'synthvoc':
-        return (f'synthetic VOC, {d["num_train"]} trainval / {d["num_test"]} test images '
+    if d['type'] in ('synthvoc', 'synthcoco'):
+        layout = 'VOC' if d['type'] == 'synthvoc' else 'set in the COCO layout'
+        return (f'synthetic {layout}, {d["num_train"]} trainval / {d["num_test"]} test images '
                 f'{d["image_size"][0]}x{d["image_size"][1]}, data seed {d["seed"]}')
     return str(d['root'])
 

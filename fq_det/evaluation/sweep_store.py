@@ -6,7 +6,8 @@ identity of everything that determines a result::
     {"resume_key": {"task": "detection",
                     "checkpoint": {"path": abs path, "size": bytes, "sha256": hex},
                     "config_sha256": hex,     # what a test run reads of the config (config_digest)
-                    "data": [{"data_root": abs path, "ann_file": path, "ann_sha256": hex}]},
+                    "data": [{"data_root": abs path, "ann_file": path, "ann_sha256": hex}],
+                    "corrupted_root": {"path", "settings_sha256"}},  # a sweep read from an export
      "records": {"clean/0/0": {metric: value}, "<distortion>/<severity>/<seed>": {...}}}
 
 A record's id holds the distortion seed, so results of one seed are never read as
@@ -177,9 +178,10 @@ def _file_sha256(path: str) -> str | None:
 def data_identity(cfg: Config) -> list[dict]:
     """Data root and annotation file (with its sha256) of every test data set of ``cfg``;
     for a VOC-layout set also ``content_sha256``, the digest of every annotation and image
-    its split names (:func:`~fq_det.datasets.content_digest.voc_content_digest`), so a set
-    regenerated in place under the same ids is seen as changed."""
-    from fq_det.datasets.content_digest import voc_content_digest
+    its split names (:func:`~fq_det.datasets.content_digest.voc_content_digest`; for a COCO
+    annotation file every image it lists, :func:`~fq_det.datasets.content_digest.coco_content_digest`),
+    so a set regenerated in place under the same ids is seen as changed."""
+    from fq_det.datasets.content_digest import coco_content_digest, voc_content_digest
     from fq_det.datasets.data_check import leaf_datasets
     loader = cfg.get('test_dataloader') or {}
     out = []
@@ -193,6 +195,9 @@ def data_identity(cfg: Config) -> list[dict]:
             ident['content_sha256'] = voc_content_digest(
                 root, ann, (leaf.get('data_prefix') or {}).get('sub_data_root', ''),
                 leaf.get('img_subdir', 'JPEGImages'), leaf.get('ann_subdir', 'Annotations'))
+        elif ann_path.endswith('.json') and osp.isfile(ann_path):  # a COCO annotation file
+            ident['content_sha256'] = coco_content_digest(
+                ann_path, osp.join(root, (leaf.get('data_prefix') or {}).get('img', '')))
         out.append(ident)
     return out
 

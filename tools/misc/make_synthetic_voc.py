@@ -1,8 +1,9 @@
-"""Write the synthetic VOC2007-layout data set (fq_det.datasets.synthetic_voc).
+"""Write the synthetic data set (fq_det.datasets.synthetic_voc), VOC2007 or COCO layout.
 
 Example::
 
     python tools/misc/make_synthetic_voc.py --out data/synthvoc --num-train 200 --num-test 50 --seed 0
+    python tools/misc/make_synthetic_voc.py --out data/synthcoco --format coco   # the same images, COCO JSON
 """
 from __future__ import annotations
 
@@ -55,6 +56,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--seed', type=_count, default=0, help='random seed (>= 0)')
     parser.add_argument('--size', type=_positive, nargs=2, metavar=('W', 'H'), default=(320, 240),
                         help='image width and height in pixels')
+    parser.add_argument('--format', choices=('voc', 'coco'), default='voc',
+                        help='voc: VOC2007/{JPEGImages,Annotations,ImageSets/Main}; coco: '
+                        'annotations/instances_{trainval,test}.json and {trainval,test}/ images')
     parser.add_argument('--workers', type=_positive, default=min(4, os.cpu_count() or 1),
                         help='processes drawing images (the output does not depend on it)')
     return parser.parse_args(argv)
@@ -65,8 +69,15 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     paths.check_output_dir(args.out, '--out folder')
     gen = _load_module('fq_det/datasets/synthetic_voc.py')
-    root = gen.make_synthetic_voc(args.out, args.num_train, args.num_test, seed=args.seed,
-                                  image_size=tuple(args.size), workers=args.workers)
+    make = gen.make_synthetic_coco if args.format == 'coco' else gen.make_synthetic_voc
+    root = make(args.out, args.num_train, args.num_test, seed=args.seed,
+                image_size=tuple(args.size), workers=args.workers)
+    if args.format == 'coco':
+        print(f'synthetic COCO-format set ({args.num_train} trainval + {args.num_test} test '
+              f'images, {args.size[0]}x{args.size[1]}, seed {args.seed}) written to {root}; '
+              f'train on it with: python tools/train.py '
+              f'configs/synthcoco/faster_rcnn_r18_synthcoco.py --data-root {root}')
+        return
     print(f'synthetic VOC ({args.num_train} trainval + {args.num_test} test images, '
           f'{args.size[0]}x{args.size[1]}, seed {args.seed}, classes {", ".join(gen.SYNTH_CLASSES)})')
     print(f'written to {root / "VOC2007"}; train on it with: python tools/train.py configs/synthvoc/faster_rcnn_r18_pow_synthvoc.py --data-root {root}')
