@@ -125,9 +125,32 @@ def _submitted(cluster: str, fn: Callable, calls: Sequence[tuple], jobs: int, fo
         with _terminate_raises():
             yield from _top_up(executor, fn, waiting, running, jobs, folder, POLL_S[cluster])
     except BaseException:
-        for job, _ in running:
-            job.cancel(check=False)
+        _cancel([job for job, _ in running], cluster)
         raise
+
+
+#: Seconds a cancelled local job gets to end on SIGINT before it is killed.
+LOCAL_CANCEL_GRACE_S = 5.0
+
+
+def _cancel(jobs: list, cluster: str) -> None:
+    """Cancel ``jobs``. submitit cancels a local job with SIGINT, which a job can ignore
+    (a process started with SIGINT ignored) or outlive (seen under load: still running 30 s
+    later): a local job still running after :data:`LOCAL_CANCEL_GRACE_S` is killed."""
+    for job in jobs:
+        job.cancel(check=False)
+    if cluster != 'local':
+        return
+    deadline = time.time() + LOCAL_CANCEL_GRACE_S
+    for job in jobs:
+        process = getattr(job, '_process', None)
+        if process is None:
+            continue
+        try:
+            process.wait(timeout=max(0.0, deadline - time.time()))
+        except Exception:  # subprocess.TimeoutExpired: still running
+            process.kill()
+            process.wait()
 
 
 def _top_up(executor, fn: Callable, waiting: list, running: list, jobs: int, folder: Path,
