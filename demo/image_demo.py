@@ -21,7 +21,7 @@ import argparse
 from pathlib import Path
 
 import fq_det  # noqa: F401  (registers everything; makes mmengine checkpoints loadable)
-from fq_det.apis import (check_checkpoint_matches, check_output_file, load_config,
+from fq_det.cli import (check_checkpoint_matches, check_output_file, load_config,
                          report_user_errors)
 from fq_det.datasets.distortions import (DISTORTIONS, SEVERITIES, check_distortion,
                                          check_severity, needs_boxes)

@@ -16,11 +16,13 @@ from __future__ import annotations
 import argparse
 import sys
 
+from mmengine.config import DictAction
+
 import fq_det  # noqa: F401  (first: registers the plugin, quiets the stack's import warnings)
-from fq_det.apis import report_user_errors
-from fq_det.evaluation.study import (export_results, load_study, plan_study, report_study,
-                                     run_study)
-from fq_det.evaluation.study_dispatch import EXECUTORS
+from fq_det.cli import report_user_errors
+from fq_det.studies import (export_results, load_study, parse_runs, plan_study, report_study,
+                            run_study)
+from fq_det.studies.dispatch import EXECUTORS
 
 #: A submitit job's resources per run (over the study config's ``cluster`` dict).
 RESOURCE_FLAGS = (
@@ -42,6 +44,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         s = sub.add_parser(name, help=text, description=text)
         s.add_argument('config', help='study config (configs/studies/*.py)')
         s.add_argument('--work-dir', help='study folder (default: work_dirs/studies/<name>)')
+        s.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
+                       metavar='KEY=VALUE', help='override values of the study dict, e.g. '
+                       'data.num_train=40 train.iters=10 seeds=[0,1]')
         if name == 'run':
             s.add_argument('--executor', choices=EXECUTORS, default='pool',
                            help='pool: processes of this machine (default); local / slurm: one '
@@ -66,23 +71,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def _only(items: list[str] | None) -> list[tuple[str, int]] | None:
-    if not items:
-        return None
-    out = []
-    for item in items:
-        variant, _, seed = item.rpartition(':')
-        if not variant or not seed.isdigit():
-            raise ValueError(f'--only expects VARIANT:SEED (e.g. pow1:0), got {item!r}')
-        out.append((variant, int(seed)))
-    return out
-
-
 @report_user_errors
 def main(argv: list[str] | None = None) -> int:
     """Exit status: 0 done, 1 some runs failed (listed), 2 bad input (one ``error:`` line)."""
     args = parse_args(argv)
-    study = load_study(args.config, args.work_dir)
+    study = load_study(args.config, args.work_dir, options=args.cfg_options)
     if args.command == 'plan':
         print('\n'.join(plan_study(study, python=sys.executable)))
         return 0
@@ -98,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     resources = {flag[2:].replace('-', '_'): getattr(args, flag[2:].replace('-', '_'))
                  for flag, _, _ in RESOURCE_FLAGS}
-    failures = run_study(study, jobs=args.jobs, only=_only(args.only), overwrite=args.overwrite,
+    failures = run_study(study, jobs=args.jobs, only=parse_runs(args.only), overwrite=args.overwrite,
                          threads=args.threads, report=not args.no_report, executor=args.executor,
                          resources=resources)
     if not args.no_report:

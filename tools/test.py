@@ -11,7 +11,7 @@ import copy
 
 import fq_det  # noqa: F401  (first: registers the plugin, quiets the stack's import warnings)
 from mmengine.config import ConfigDict
-from fq_det.apis import (add_config_args, add_launcher_args, build_runner,
+from fq_det.cli import (add_config_args, add_launcher_args, build_runner,
                          check_checkpoint_matches, check_output_dir, check_output_file,
                          config_from_args, end_process_group, report_user_errors)
 

@@ -20,12 +20,11 @@ import argparse
 import os.path as osp
 
 import fq_det  # noqa: F401  (registers the plugin and makes checkpoints loadable)
-from fq_det.apis import (add_bn_adapt_args, add_config_args, add_launcher_args,
+from fq_det.cli import (add_bn_adapt_args, add_config_args, add_launcher_args,
                          apply_bn_adapt_args, check_checkpoint_matches, config_from_args,
                          end_process_group, report_user_errors)
 from fq_det.datasets.distortions import DISTORTIONS, PRESETS, SEVERITIES, check_severity
-from fq_det.evaluation.robustness import resolve_distortions, run_robustness_sweep
-from fq_det.evaluation.sweep_store import check_writable
+from fq_det.evaluation.robustness import resolve_distortions, run_sweep
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -77,13 +76,11 @@ def main(argv: list[str] | None = None) -> dict:
     cfg = config_from_args(args, splits=('test',))
     apply_bn_adapt_args(cfg, args)
     out_dir = args.out_dir or osp.join(cfg.work_dir, 'robustness')
-    check_writable(out_dir)
     check_checkpoint_matches(cfg, args.checkpoint, allow_partial=args.allow_partial_load)
-    return run_robustness_sweep(cfg, args.checkpoint, out_dir, distortions=distortions,
-                                severities=severities, seed=args.seed,
-                                metric_key=args.metric_key, overwrite=args.overwrite,
-                                save_per_image=args.save_per_image,
-                                corrupted_root=args.corrupted_root)
+    return run_sweep('detection', cfg, args.checkpoint, out_dir, distortions=distortions,
+                     severities=severities, seeds=(args.seed, ), metric_key=args.metric_key,
+                     overwrite=args.overwrite, save_per_image=args.save_per_image,
+                     corrupted_root=args.corrupted_root)
 
 
 if __name__ == '__main__':

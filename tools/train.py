@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 
 import fq_det  # noqa: F401  (registers the plugin and makes checkpoints loadable)
-from fq_det.apis import (add_config_args, add_launcher_args, build_runner, config_from_args,
+from fq_det.cli import (add_config_args, add_launcher_args, build_runner, config_from_args,
                          enable_amp, end_process_group, report_user_errors, set_resume, set_seed)
 
 

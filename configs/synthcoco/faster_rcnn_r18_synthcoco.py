@@ -6,9 +6,7 @@
 _base_ = '../synthvoc/faster_rcnn_r18_synthvoc.py'
 
 data_root = 'data/synthcoco/'
-metainfo = dict(
-    classes=('circle', 'square', 'triangle', 'cross', 'star'),
-    palette=[(220, 20, 60), (0, 130, 200), (60, 180, 75), (245, 130, 48), (145, 30, 180)])
+metainfo = {{_base_.metainfo}}  # (through ../synthvoc/faster_rcnn_r18_synthvoc.py)
 
 train_dataloader = dict(
     dataset=dict(

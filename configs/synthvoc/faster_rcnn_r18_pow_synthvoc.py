@@ -1,11 +1,6 @@
 # Small Faster R-CNN with a ResNet-18+POW-1 backbone on the synthetic VOC set
-# (faster_rcnn_r18_synthvoc.py + the POW recipe of ../faster_rcnn_r50_pow.py).
-_base_ = './faster_rcnn_r18_synthvoc.py'
+# (faster_rcnn_r18_synthvoc.py + the POW-1 recipe of the VOC detectors).
+_base_ = ['./faster_rcnn_r18_synthvoc.py', '../_base_/models/pow1_recipe.py']
 
-model = dict(
-    backbone=dict(
-        type='ResNetPOW',
-        quant_cfg=dict(num_splits=1, alpha_reg=dict(type='L1', weight=1e-4)),
-        stage_with_quant=(False, True, True, True)))
-
-custom_hooks = [dict(type='AlphaRegularizationHook')]
+model = dict(backbone={{_base_._pow1_backbone}})
+custom_hooks = {{_base_._pow1_hooks}}

@@ -1,18 +1,16 @@
 # Small, fast Faster R-CNN (ResNet-18 at 1/4 width, from scratch) on the synthetic VOC set
 # (fq_det.datasets.synthetic_voc; write it with tools/misc/make_synthetic_voc.py). Plain baseline.
 # Point it at another folder with `tools/train.py CONFIG --data-root DIR` (or edit data_root).
-_base_ = '../faster_rcnn_r18.py'
+_base_ = ['../faster_rcnn_r18.py', '../_base_/datasets/synthvoc_metainfo.py']
 
 data_root = 'data/synthvoc/'
 image_scale = (160, 120)  # (W, H) the images are resized to (4:3, as the generator's default)
 max_iters = 1200  # with a pretrained backbone (demo/main_job.py); from scratch, see docs/detection.md
-# fq_det.datasets.synthetic_voc.SYNTH_CLASSES / SYNTH_PALETTE (tests check they agree)
-# The data sets are MMDetection's XMLDataset (VOCDataset's parent, same VOC reader): VOCDataset
-# marks any VOC2007/ folder as Pascal VOC, and VOCMetric then labels its tables with VOC's
-# 20 class names. VOCMetric still computes the 11-point VOC AP50.
-metainfo = dict(
-    classes=('circle', 'square', 'triangle', 'cross', 'star'),
-    palette=[(220, 20, 60), (0, 130, 200), (60, 180, 75), (245, 130, 48), (145, 30, 180)])
+# The classes and palette (``metainfo``): ../_base_/datasets/synthvoc_metainfo.py. The data
+# sets are MMDetection's XMLDataset (VOCDataset's parent, same VOC reader): VOCDataset marks
+# any VOC2007/ folder as Pascal VOC, and VOCMetric then labels its tables with VOC's 20 class
+# names. VOCMetric still computes the 11-point VOC AP50.
+metainfo = {{_base_.metainfo}}
 
 model = dict(
     backbone=dict(base_channels=16, frozen_stages=-1, norm_eval=False, init_cfg=None),
@@ -22,7 +20,7 @@ model = dict(
         anchor_generator=dict(scales=[4])),  # 16-256 px anchors over strides 4-64
     roi_head=dict(
         bbox_roi_extractor=dict(out_channels=32, roi_layer=dict(sampling_ratio=2)),
-        bbox_head=dict(in_channels=32, fc_out_channels=256, num_classes=len(metainfo['classes'])),
+        bbox_head=dict(in_channels=32, fc_out_channels=256, num_classes={{_base_._num_classes}}),
     ),
     # At most 5 objects per image: fewer proposals and RoIs keep CPU training fast
     # (RoIAlign dominated the iteration time with mmdet's 512 RoIs per image).

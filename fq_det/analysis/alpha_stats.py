@@ -21,10 +21,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from fq_det.utils.io import unwrap_state_dict
+
 ALPHA_SUFFIX = '.alpha'
 #: a channel with ``p`` below this counts as quantizing, above ``AMPLIFYING_ABOVE`` as amplifying
 QUANTIZING_BELOW = 0.5
 AMPLIFYING_ABOVE = 1.5
+#: a channel with ``|alpha| = |p - 1|`` above this has moved away from the identity
+MOVED_ABOVE = 0.1
+#: a channel with ``|alpha|`` below this counts as the identity (:func:`summarize_alphas`)
+NEAR_IDENTITY_BELOW = 0.05
 #: histogram bins of ``p`` (the last bin also counts every ``p`` above its edge)
 EXPONENT_BINS = tuple(float(x) for x in np.round(np.linspace(0.0, 3.0, 31), 6))
 SUMMARY_FIELDS = ('layer', 'count', 'mean', 'std', 'min', 'max', 'frac_near_zero', 'frac_positive')
@@ -40,10 +46,7 @@ def _state_dict_of(checkpoint: str | Path | Mapping) -> Mapping:
         checkpoint = torch.load(str(path), map_location='cpu', weights_only=True)
     if not isinstance(checkpoint, Mapping):
         raise TypeError(f'expected a checkpoint path or dict, got {type(checkpoint).__name__}')
-    for key in ('state_dict', 'model'):
-        if isinstance(checkpoint.get(key), Mapping):
-            return checkpoint[key]
-    return checkpoint
+    return unwrap_state_dict(checkpoint)
 
 
 def extract_alphas(checkpoint: str | Path | Mapping) -> 'OrderedDict[str, np.ndarray]':
@@ -89,7 +92,19 @@ def exponent_stats(p: np.ndarray) -> dict:
                 p_hist=[int(c) for c in counts])
 
 
-def summarize_alphas(alphas: Mapping[str, np.ndarray], zero_tol: float = 0.05) -> list[dict]:
+def exponent_layer_stats(name: str, p: np.ndarray) -> dict:
+    """One layer's row of a study run: of ``alpha = p - 1`` (the distance from the identity)
+    the count, mean, std, mean ``|alpha|`` and the share with ``|alpha| > MOVED_ABOVE``; of
+    ``p`` the :func:`exponent_stats`."""
+    p = np.asarray(p, dtype=np.float64).ravel()
+    a = p - 1
+    return dict(layer=name, count=int(a.size), mean=float(a.mean()), std=float(a.std()),
+                mean_abs=float(np.abs(a).mean()),
+                frac_moved=float((np.abs(a) > MOVED_ABOVE).mean()), **exponent_stats(p))
+
+
+def summarize_alphas(alphas: Mapping[str, np.ndarray],
+                     zero_tol: float = NEAR_IDENTITY_BELOW) -> list[dict]:
     """One row per layer with ``SUMMARY_FIELDS``, plus a final ``'ALL'`` row."""
     if zero_tol < 0:
         raise ValueError(f'zero_tol must be >= 0, got {zero_tol}')

@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from fq_det.utils.io import unwrap_state_dict
+
 from .moments import RunningMoments, moment_shift, summarize_shift
 
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
@@ -276,7 +278,7 @@ def build_torchvision_model(arch: str, weights: str | Path | None = None, seed: 
     model = getattr(torchvision.models, arch)(weights=None)
     if weights:
         state = torch.load(str(weights), map_location='cpu', weights_only=True)
-        state = state.get('state_dict', state) if isinstance(state, dict) else state
+        state = unwrap_state_dict(state, keys=('state_dict', )) if isinstance(state, dict) else state
         _load_torchvision_state(model, state, f'{weights} does not hold the weights of '
                                               f'torchvision {arch}')
     return model.eval()

@@ -12,12 +12,12 @@ from . import datasets, small_nets, transforms  # noqa: F401
 from .datasets import (DataFolderNotFoundError, SafeCIFAR10, SafeCIFAR100, SyntheticClsDataset,
                        VOCObjectCropsDataset)
 from .export import export_backbone, extract_backbone_state_dict
-from .robustness import format_classification_table, run_classification_robustness
 from .small_nets import CifarSmallNet, Plain10
+from .tables import format_classification_table
 from .transforms import WholeImageBox
 
 __all__ = [
     'CifarSmallNet', 'Plain10', 'SafeCIFAR10', 'SafeCIFAR100', 'SyntheticClsDataset',
     'VOCObjectCropsDataset', 'DataFolderNotFoundError', 'WholeImageBox', 'export_backbone',
-    'extract_backbone_state_dict', 'run_classification_robustness', 'format_classification_table'
+    'extract_backbone_state_dict', 'format_classification_table'
 ]

@@ -13,13 +13,14 @@ from pathlib import Path
 
 import torch
 
+from fq_det.utils.io import unwrap_state_dict
+
 
 def extract_backbone_state_dict(checkpoint: dict, prefix: str = 'backbone.') -> OrderedDict:
     """``backbone.*`` tensors of a classifier checkpoint (``module.`` wrappers stripped)."""
-    state = checkpoint.get('state_dict', checkpoint)
+    state = unwrap_state_dict(checkpoint, keys=('state_dict', ))
     out = OrderedDict()
     for key, value in state.items():
-        key = key[len('module.'):] if key.startswith('module.') else key
         if key.startswith(prefix):
             out[key[len(prefix):]] = value
     if not out:

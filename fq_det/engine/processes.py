@@ -1,5 +1,6 @@
-"""Worker processes that end with the process that started them (the studies' runs and the
-main job's models): a stopped or killed parent leaves no run behind writing into its folder.
+"""Worker processes that end with the process that started them (the studies' runs): a
+stopped or killed parent leaves no run behind writing into its folder; and a process's
+output sent to a log file for a while (:func:`output_to`).
 """
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ import multiprocessing as mp
 import os
 import sys
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 from typing import Iterator
 
-__all__ = ['die_with_parent', 'worker_pool']
+__all__ = ['die_with_parent', 'worker_pool', 'output_to']
 
 
 def die_with_parent(parent_pid: int) -> None:
@@ -47,3 +49,24 @@ def worker_pool(jobs: int) -> Iterator[ProcessPoolExecutor]:
                 child.terminate()
         raise
     pool.shutdown()
+
+
+@contextlib.contextmanager
+def output_to(log: Path) -> Iterator[None]:
+    """This process's stdout and stderr appended to ``log`` for the block, restored after
+    (at the descriptor level: progress bars keep the stdout they were created with)."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with open(log, 'a', buffering=1) as f:
+        os.dup2(f.fileno(), 1)
+        os.dup2(f.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            for fd, copy_of in zip((1, 2), saved):
+                os.dup2(copy_of, fd)
+                os.close(copy_of)

@@ -4,11 +4,11 @@ config set up for a data root, a work folder and a seed, trained to its final ch
 a detector to start from (``init_cfg=dict(type='Pretrained', ...)``)."""
 from __future__ import annotations
 
-import contextlib
 import copy
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Mapping
+
+from fq_det.utils.io import read_scalars
 
 if TYPE_CHECKING:
     from mmengine.config import Config
@@ -96,18 +96,10 @@ def pretrain_backbone(cfg: Config) -> dict:
                 epochs=cfg.train_cfg.max_epochs, curve=loss_curve(cfg.work_dir))
 
 
-def _scalars(work_dir: str | Path):
-    """The records of mmengine's ``vis_data/scalars.json`` files (all resumed parts)."""
-    for f in sorted(Path(work_dir).glob('*/vis_data/scalars.json')):
-        for line in f.read_text().splitlines():
-            with contextlib.suppress(ValueError):
-                yield json.loads(line)
-
-
 def loss_curve(work_dir: str | Path) -> list[list[float]]:
     """``[[step, loss], ...]`` of the run in ``work_dir``."""
     points = {}
-    for rec in _scalars(work_dir):
+    for rec in read_scalars(work_dir):
         if 'loss' in rec:
             points[int(rec.get('step', rec.get('iter', len(points))))] = float(rec['loss'])
     return [[k, points[k]] for k in sorted(points)]
@@ -116,7 +108,7 @@ def loss_curve(work_dir: str | Path) -> list[list[float]]:
 def last_val_top1(work_dir: str | Path) -> float | None:
     """The last validation top-1 (%) of the run in ``work_dir``, if it validated."""
     top1 = None
-    for rec in _scalars(work_dir):
+    for rec in read_scalars(work_dir):
         if 'accuracy/top1' in rec:
             top1 = float(rec['accuracy/top1'])
     return top1

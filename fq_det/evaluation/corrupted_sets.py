@@ -61,7 +61,8 @@ from fq_det.datasets.distortion_route import (distort_image, distortion_block,
                                               distortion_seed, image_key)
 from fq_det.datasets.distortions import (SEVERITY_TABLE, check_severity, needs_boxes,
                                          resolve_preset)
-from .sweep_store import atomic_write_text, data_identity, read_json
+from fq_det.utils.io import atomic_write_text, read_json
+from .sweep_store import data_identity
 
 __all__ = ['export_corrupted', 'open_corrupted_set', 'export_identity', 'pair_folder', 'pair_root',
            'corruption_fingerprint', 'StaleExportError', 'MANIFEST', 'PAIR_FILE',

@@ -21,8 +21,6 @@ for VOC records; :func:`topk_accuracy_of_subset` does the same for top-k accurac
 from __future__ import annotations
 
 import os
-import os.path as osp
-import tempfile
 import zipfile
 from typing import Sequence
 
@@ -34,7 +32,7 @@ from mmdet.registry import METRICS
 
 from fq_det.evaluation.statistics import (DetectionRecords, coco_detection_records, coco_map,
                                          detection_map, detection_records, top1, voc_ap50)
-from fq_det.evaluation.sweep_store import umask_mode
+from fq_det.utils.io import atomic_save_npz
 
 __all__ = ['PerImageDetRecords', 'PerImageClsRecords', 'load_per_image', 'image_slices',
            'detection_records_of', 'voc_map_of_subset', 'map_of_subset', 'EVAL_MODES', 'topk_accuracy_of_subset', 'topk_correct']
@@ -50,21 +48,6 @@ def _np(x) -> np.ndarray:
 
 def _offsets(parts: Sequence[np.ndarray]) -> np.ndarray:
     return np.concatenate([[0], np.cumsum([len(p) for p in parts])]).astype(np.int64)
-
-
-def _save_npz(path: str, arrays: dict) -> None:
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix='.per_image.', suffix='.npz', dir=folder)
-    os.chmod(tmp, umask_mode())
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def _concat(parts: list[np.ndarray], width: int | None, dtype) -> np.ndarray:
@@ -130,7 +113,7 @@ class PerImageDetRecords(BaseMetric):
             arrays[name] = _concat([r[name] for r in results], width, dtype)
         arrays['pred_offsets'] = _offsets([r['pred_labels'] for r in results])
         arrays['gt_offsets'] = _offsets([r['gt_labels'] for r in results])
-        _save_npz(self.out_file, arrays)
+        atomic_save_npz(self.out_file, arrays)
         return {}
 
 
@@ -164,7 +147,7 @@ class PerImageClsRecords(BaseMetric):
                                  int((score > score[label]).sum())))
 
     def compute_metrics(self, results: list) -> dict:
-        _save_npz(self.out_file, dict(
+        atomic_save_npz(self.out_file, dict(
             img_ids=np.asarray([r[0] for r in results], dtype=str),
             gt_label=np.asarray([r[1] for r in results], np.int64),
             topk_labels=np.stack([r[2] for r in results]).astype(np.int64) if results

@@ -1,8 +1,7 @@
 """Robustness sweep: a model's metric on clean and distorted test sets.
 
-:func:`run_sweep` (detection: :func:`run_robustness_sweep`; classification:
-:func:`fq_det.classification.robustness.run_classification_robustness`) builds the
-runner and loads the checkpoint once, then for clean and every ``(distortion, severity,
+:func:`run_sweep` (``task='detection'`` or ``'classification'``, each with its
+:data:`SWEEP_PRESETS` entry) builds the runner and loads the checkpoint once, then for clean and every ``(distortion, severity,
 seed)`` rebuilds only the test dataloader, with ``Distort`` inserted by
 :func:`fq_det.datasets.distortion_route.insert_distort`, and evaluates with the config's
 own test loop and evaluator (``VOCMetric`` for VOC, mmpretrain's ``Accuracy`` for classification).
@@ -25,6 +24,7 @@ from __future__ import annotations
 
 import copy
 import json
+from dataclasses import dataclass
 import math
 import os.path as osp
 import sys
@@ -35,17 +35,22 @@ import numpy as np
 from mmengine.config import Config
 from mmengine.dist import broadcast_object_list, is_distributed, is_main_process
 from mmengine.hooks import Hook
-from mmengine.registry import LOOPS, RUNNERS
+from mmengine.registry import LOOPS
 from mmengine.runner import Runner, TestLoop
 from mmengine.utils import ProgressBar
 
+from fq_det.classification.tables import METRIC_KEY as TABLE3_METRIC_KEY
+from fq_det.classification.tables import format_classification_table
 from fq_det.datasets.distortion_route import TASKS, insert_distort
 from fq_det.datasets.distortions import SEVERITIES, check_severity, resolve_preset
+from fq_det.engine.runner import build_runner
 from .corrupted_sets import export_identity, open_corrupted_set
+from .summary import summarize
+from fq_det.utils.io import atomic_write_text
 from .sweep_store import (PER_IMAGE_DIR, RESULTS_JSON, RESULTS_MD, StaleResultsError,
-                          SweepStore, atomic_write_text, check_writable, record_id, resume_key)
+                          SweepStore, check_out_dir, record_id, resume_key)
 
-__all__ = ['run_robustness_sweep', 'run_sweep', 'format_results_table', 'summarize',
+__all__ = ['run_sweep', 'SweepPreset', 'SWEEP_PRESETS', 'format_results_table',
            'insert_distort', 'resolve_distortions', 'assemble_results', 'per_image_file',
            'KNOWN_METRIC_KEYS']
 
@@ -90,10 +95,6 @@ def resolve_distortions(distortions: str | Iterable[str]) -> tuple[str, ...]:
 
 
 # ---------------------------------------------------------------------- results
-def _mean(values: Sequence[float]) -> float:
-    return sum(values) / len(values) if values else float('nan')
-
-
 def _pick_metric_key(metrics: dict, metric_key: str | None) -> str:
     if metric_key is not None:
         if metrics and metric_key not in metrics:
@@ -106,22 +107,6 @@ def _pick_metric_key(metrics: dict, metric_key: str | None) -> str:
     if not metrics:
         raise ValueError('The evaluator returned no metrics')
     return next(iter(metrics))
-
-
-def summarize(results: dict) -> dict:
-    """``P``, ``mPC``, ``rPC`` and the per-distortion mean of ``results['metric_key']``."""
-    key = results['metric_key']
-    per_distortion = {}
-    for name, by_severity in results.get('distorted', {}).items():
-        values = [m[key] for m in by_severity.values() if key in m]
-        if values:
-            per_distortion[name] = _mean(values)
-    all_values = [m[key] for by_sev in results.get('distorted', {}).values()
-                  for m in by_sev.values() if key in m]
-    p = results.get('clean', {}).get(key, float('nan'))
-    mpc = _mean(all_values)
-    rpc = mpc / p if p and not math.isnan(p) else float('nan')
-    return dict(P=p, mPC=mpc, rPC=rpc, per_distortion=per_distortion)
 
 
 def _fmt(value: float | None) -> str:
@@ -185,10 +170,6 @@ class _SweepProgressHook(Hook):
         if self.bar is not None:
             self.bar.file.write('\n')
             self.bar = None
-
-
-def _build_runner(cfg: Config) -> Runner:
-    return Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
 
 
 def per_image_file(out_dir: str, distortion: str | None, severity: int, seed: int) -> str:
@@ -285,49 +266,65 @@ def assemble_results(records: dict[str, dict], *, config: str, checkpoint: str, 
     return results
 
 
-def run_sweep(cfg: Config | str, checkpoint: str, out_dir: str, *, task: str = 'detection',
+@dataclass(frozen=True)
+class SweepPreset:
+    """What differs between the tasks' sweeps: the metric summarised (None: the first of
+    :data:`KNOWN_METRIC_KEYS` the evaluator returns), whether the checkpoint must match the
+    model exactly, and the Markdown table of ``results.md``."""
+    metric_key: str | None
+    strict_load: bool
+    format_table: Callable[[dict], str]
+    #: ``results.json`` names the model (the table's row label)
+    names_model: bool = False
+
+
+SWEEP_PRESETS = {
+    'detection': SweepPreset(None, False, format_results_table),
+    'classification': SweepPreset(TABLE3_METRIC_KEY, True, format_classification_table,
+                                  names_model=True),
+}
+
+
+def run_sweep(task: str, cfg: Config | str, checkpoint: str, out_dir: str, *,
               distortions: str | Iterable[str] = 'all',
               severities: Iterable[int] = SEVERITIES, seeds: Iterable[int] = (0, ),
               metric_key: str | None = None, overwrite: bool = False,
-              save_per_image: bool = False, strict_load: bool = False,
-              format_table: Callable[[dict], str] | None = None,
-              extra: dict | None = None, corrupted_root: str | None = None) -> dict:
+              save_per_image: bool = False, corrupted_root: str | None = None,
+              model_name: str | None = None) -> dict:
     """Evaluate ``checkpoint`` on clean and distorted test data; write results.json/.md.
 
     Args:
+        task: ``'detection'`` or ``'classification'``: where ``Distort`` is inserted and
+            the task's :data:`SWEEP_PRESETS` (metric, strict load, table).
         cfg: the model's config (object or path); ``launcher``, ``cfg_options`` and the
             like are applied by the caller.
         checkpoint: the weights, loaded once for the whole sweep.
         out_dir: where partial.json, results.json, results.md, per_image/ and the
             runner's logs go. Finished pairs of the same resume key are skipped; pairs of
             another key raise :class:`~fq_det.evaluation.sweep_store.StaleResultsError`.
-        task: ``'detection'`` or ``'classification'`` (where ``Distort`` is inserted).
         distortions: a preset (``'all'``, ``'paper'``, ``'benchmark'``,
             ``'benchmark-extra'``) or names from ``DISTORTIONS``, ``c:*`` (or ``ic:*``).
         severities: subset of 1..5.
         seeds: distortion seeds; several give means and standard deviations.
-        metric_key: the metric summarised; default: the first of
-            :data:`KNOWN_METRIC_KEYS` that the evaluator returns.
+        metric_key: the metric summarised (default: the preset's).
         overwrite: delete the out-dir's previous results instead of resuming them.
         save_per_image: also write ``per_image/<clean|distortion_sN>.npz`` per pair.
-        strict_load: load the checkpoint with ``strict=True``.
-        format_table: results -> Markdown for results.md (default
-            :func:`format_results_table`).
-        extra: more top-level entries of results.json (e.g. a model name).
         corrupted_root: read every (distortion, severity) from this export
             (``tools/misc/export_corrupted.py``; one seed, detection) instead of
             distorting on the fly; the same numbers, a resume key of its own.
+        model_name: the ``model`` entry of a classification results.json (default: the
+            config's file name).
+
+    Returns:
+        The results dict (schema in ``docs/distortions.md``).
     """
     if task not in TASKS:
         raise ValueError(f'Unknown task {task!r}; valid choices: {", ".join(TASKS)}')
+    preset = SWEEP_PRESETS[task]
+    out_dir, checkpoint = str(out_dir), str(checkpoint)
     cfg = Config.fromfile(cfg) if isinstance(cfg, str) else copy.deepcopy(cfg)
-    distortions = resolve_distortions(distortions)
-    severities = tuple(check_severity(s) for s in severities)
-    seeds = tuple(int(s) for s in seeds)
-    if not seeds:
-        raise ValueError('need at least one seed')
-    format_table = format_table or format_results_table
-    check_writable(out_dir)  # before any work
+    distortions, severities, seeds = _conditions(distortions, severities, seeds)
+    check_out_dir(out_dir)  # before any work
     if not osp.isfile(checkpoint):
         raise FileNotFoundError(f'Checkpoint not found: {checkpoint}')
     key = resume_key(task, cfg, checkpoint)
@@ -335,29 +332,76 @@ def run_sweep(cfg: Config | str, checkpoint: str, out_dir: str, *, task: str = '
     if corrupted_root is not None:
         key['corrupted_root'] = export_identity(corrupted_root)
     store = SweepStore(out_dir, key, overwrite=overwrite and is_main_process()).open()
-    config_name = cfg.filename or ''
+    metric_key = metric_key or preset.metric_key
+    _check_metric_key(store, metric_key, out_dir)
+    extra = dict(model=model_name or osp.splitext(osp.basename(cfg.filename or 'model'))[0]
+                 ) if preset.names_model else {}
+    writer = _ResultsWriter(out_dir, dict(config=cfg.filename or '', checkpoint=checkpoint,
+                                          key=key, distortions=distortions,
+                                          severities=severities, seeds=seeds,
+                                          metric_key=metric_key), extra)
+    pairs = [(None, 0, 0)] + [(d, s, seed) for seed in seeds for d in distortions
+                              for s in severities]
+    _evaluate_pairs(pairs, cfg, checkpoint, out_dir, task, store, writer.write, exported,
+                    save_per_image, preset.strict_load, len(seeds) > 1)
+    return writer.finish(store, preset.format_table)
 
-    def assemble(records: dict) -> dict:
-        results = assemble_results(records, config=config_name, checkpoint=checkpoint, key=key,
-                                   distortions=distortions, severities=severities, seeds=seeds,
-                                   metric_key=metric_key)
-        results.update(extra or {})
+
+def _conditions(distortions, severities, seeds) -> tuple[tuple, tuple, tuple]:
+    """The checked ``(distortions, severities, seeds)`` of a sweep."""
+    seeds = tuple(int(s) for s in seeds)
+    if not seeds:
+        raise ValueError('need at least one seed')
+    return (resolve_distortions(distortions), tuple(check_severity(s) for s in severities),
+            seeds)
+
+
+class _ResultsWriter:
+    """``results.json`` (rewritten from the store's records after every pair) and, at the
+    end, ``results.md``."""
+
+    def __init__(self, out_dir: str, settings: dict, extra: dict) -> None:
+        self.out_dir, self.settings, self.extra = out_dir, settings, extra
+
+    def assemble(self, records: dict) -> dict:
+        return dict(assemble_results(records, **self.settings), **self.extra)
+
+    def write(self, records: dict) -> None:
+        atomic_write_text(osp.join(self.out_dir, RESULTS_JSON),
+                          json.dumps(self.assemble(records), indent=2))
+
+    def finish(self, store: SweepStore, format_table: Callable[[dict], str]) -> dict:
+        """The final results (printed as ``format_table`` gives them, also in results.md)."""
+        results = self.assemble(store.refresh() if is_main_process() else store.records)
+        if results['metric_key'] is None:
+            raise RuntimeError(f'{self.out_dir} has no metric yet; nothing was evaluated')
+        table = format_table(results)
+        if is_main_process():
+            with store.locked():
+                self.write(store.records)
+                atomic_write_text(osp.join(self.out_dir, RESULTS_MD), table)
+        _print(table)
         return results
 
-    def write_results(records: dict) -> None:
-        atomic_write_text(osp.join(out_dir, RESULTS_JSON), json.dumps(assemble(records), indent=2))
 
+def _check_metric_key(store: SweepStore, metric_key: str | None, out_dir: str) -> None:
+    """Refuse a store whose clean pair lacks the metric asked for."""
     clean_record = store.records.get(record_id(None, 0, 0))
     if metric_key is not None and clean_record and metric_key not in clean_record:
         raise StaleResultsError(f'{out_dir} holds metrics {", ".join(clean_record)}, not '
                                 f'{metric_key!r}; its pairs are not reused: start fresh with '
                                 '--overwrite (overwrite=True) or use another out_dir')
-    pairs = [(None, 0, 0)] + [(d, s, seed) for seed in seeds for d in distortions
-                              for s in severities]
+
+
+def _evaluate_pairs(pairs: list[tuple], cfg: Config, checkpoint: str, out_dir: str, task: str,
+                    store: SweepStore, write_results: Callable[[dict], None], exported: dict,
+                    save_per_image: bool, strict_load: bool, several_seeds: bool) -> None:
+    """Evaluate every ``(distortion, severity, seed)`` pair not yet in the store; the runner
+    is built and the checkpoint loaded once, at the first pair that needs it."""
     runner = None
     for i, (distortion, severity, seed) in enumerate(pairs, start=1):
         label = 'clean' if distortion is None else \
-            f'{distortion} {severity}' + (f' seed {seed}' if len(seeds) > 1 else '')
+            f'{distortion} {severity}' + (f' seed {seed}' if several_seeds else '')
         rid = record_id(distortion, severity, seed)
         per_image = per_image_file(out_dir, distortion, severity, seed) if save_per_image else None
         records = store.refresh()  # a concurrent sweep may have finished this pair
@@ -365,13 +409,7 @@ def run_sweep(cfg: Config | str, checkpoint: str, out_dir: str, *, task: str = '
             _print(f'pair {i}/{len(pairs)}: {label} (in {RESULTS_JSON}, skipped)')
             continue
         if runner is None:
-            cfg.work_dir = out_dir
-            cfg.load_from = None
-            cfg.resume = False
-            runner = _build_runner(cfg)
-            runner.register_hook(_SweepProgressHook())
-            runner.call_hook('before_run')
-            runner.load_checkpoint(checkpoint, map_location='cpu', strict=strict_load)
+            runner = _sweep_runner(cfg, checkpoint, out_dir, strict_load)
         data_root = exported.get((distortion, severity))
         _print(f'pair {i}/{len(pairs)}: {label}' + (f' (from {data_root})' if data_root else ''))
         metrics = _to_jsonable(_evaluate(runner, cfg, distortion, severity, seed, task, per_image,
@@ -383,17 +421,17 @@ def run_sweep(cfg: Config | str, checkpoint: str, out_dir: str, *, task: str = '
     if runner is not None:
         runner.call_hook('after_run')
 
-    records = store.refresh() if is_main_process() else store.records
-    results = assemble(records)
-    if results['metric_key'] is None:
-        raise RuntimeError(f'{out_dir} has no metric yet; nothing was evaluated')
-    table = format_table(results)
-    if is_main_process():
-        with store.locked():
-            write_results(store.records)
-            atomic_write_text(osp.join(out_dir, RESULTS_MD), table)
-    _print(table)
-    return results
+
+def _sweep_runner(cfg: Config, checkpoint: str, out_dir: str, strict_load: bool) -> Runner:
+    """The config's runner in ``out_dir`` with ``checkpoint`` loaded and a progress bar."""
+    cfg.work_dir = out_dir
+    cfg.load_from = None
+    cfg.resume = False
+    runner = build_runner(cfg)
+    runner.register_hook(_SweepProgressHook())
+    runner.call_hook('before_run')
+    runner.load_checkpoint(checkpoint, map_location='cpu', strict=strict_load)
+    return runner
 
 
 def _exported_roots(corrupted_root: str | None, cfg: Config, task: str,
@@ -406,37 +444,6 @@ def _exported_roots(corrupted_root: str | None, cfg: Config, task: str,
         raise ValueError('An exported corrupted set serves a detection sweep of one seed; got '
                          f'task {task!r} with seeds {list(seeds)}')
     return open_corrupted_set(corrupted_root, cfg, distortions, severities, seeds[0])
-
-
-def run_robustness_sweep(cfg: Config | str, checkpoint: str, out_dir: str,
-                         distortions: str | Iterable[str] = 'all',
-                         severities: Iterable[int] = SEVERITIES, seed: int = 0,
-                         metric_key: str | None = None, overwrite: bool = False,
-                         save_per_image: bool = False, corrupted_root: str | None = None) -> dict:
-    """Evaluate a detector's ``checkpoint`` on clean and distorted test data.
-
-    Args:
-        cfg: the detector's config (object or path).
-        checkpoint: the weights, loaded once for the whole sweep.
-        out_dir: results.json, results.md, partial.json, per_image/ and logs.
-        distortions: a preset (``'all'``, ``'paper'``, ``'benchmark'``,
-            ``'benchmark-extra'``) or names from ``DISTORTIONS``, ``c:*`` (or ``ic:*``).
-        severities: subset of 1..5.
-        seed: base seed of :class:`~fq_det.datasets.transforms.Distort`.
-        metric_key: the metric summarised (default: ``pascal_voc/mAP``, ``coco/bbox_mAP``,
-            ... whichever the evaluator returns).
-        overwrite: start afresh, deleting the out-dir's previous results.
-        save_per_image: also write per-image records (:mod:`fq_det.evaluation.per_image`).
-        corrupted_root: read the distorted test sets from this export
-            (:mod:`fq_det.evaluation.corrupted_sets`) instead of distorting on the fly.
-
-    Returns:
-        The results dict (schema in ``docs/distortions.md``).
-    """
-    return run_sweep(cfg, checkpoint, out_dir, task='detection', distortions=distortions,
-                     severities=severities, seeds=(seed, ), metric_key=metric_key,
-                     overwrite=overwrite, save_per_image=save_per_image,
-                     corrupted_root=corrupted_root)
 
 
 def _rank0_decides(value):

@@ -26,21 +26,20 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import fcntl
 import hashlib
 import json
 import os
 import os.path as osp
 import re
 import shutil
-import tempfile
-from typing import Callable, Iterator
+from typing import Callable
 
 from mmengine.config import Config
 
+from fq_det.utils.io import atomic_write_text, check_writable, file_lock, read_json, sha256_file
+
 __all__ = ['SweepStore', 'StaleResultsError', 'SweepFileError', 'OutDirNotWritableError',
-           'resume_key', 'checkpoint_identity', 'config_digest', 'record_id',
-           'atomic_write_text', 'read_json', 'check_writable',
+           'resume_key', 'checkpoint_identity', 'config_digest', 'record_id', 'check_out_dir',
            'RESULTS_JSON', 'RESULTS_MD', 'PARTIAL_JSON', 'LOCK_FILE', 'PER_IMAGE_DIR',
            'TEST_CONFIG_KEYS', 'IGNORED_LOADER_KEYS']
 
@@ -74,70 +73,22 @@ class OutDirNotWritableError(PermissionError):
 
 
 # ------------------------------------------------------------------------- files
-def umask_mode() -> int:
-    """The mode a plain ``open(..., 'w')`` gives a new file: ``0o666`` less the umask
-    (``mkstemp``'s own 0600 would keep a shared cluster folder's files from the group)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
+def _read_sweep_file(path: str) -> dict | None:
+    return read_json(path, error=SweepFileError,
+                     remedy='delete it, or re-run with --overwrite (overwrite=True) to start '
+                     'this out-dir afresh')
 
 
-def atomic_write_text(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` through a unique temporary file and ``os.replace`` (with
-    the user's umask, as a plain write would)."""
-    folder = osp.dirname(osp.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f'.{osp.basename(path)}.', suffix='.tmp', dir=folder)
-    os.chmod(tmp, umask_mode())
-    try:
-        with os.fdopen(fd, 'w') as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
-        raise
-
-
-def read_json(path: str) -> dict | None:
-    """The JSON object in ``path``; ``None`` if there is no file; a named error if it is invalid."""
-    if not osp.isfile(path):
-        return None
-    try:
-        with open(path) as f:
-            data = json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise SweepFileError(
-            f'{path} is not valid JSON ({err}); it was cut short or edited by hand. Delete it, '
-            f'or re-run with --overwrite (overwrite=True) to start this out-dir afresh') from None
-    if not isinstance(data, dict):
-        raise SweepFileError(f'{path} holds a JSON {type(data).__name__}, not the object a sweep '
-                             'writes; delete it or re-run with --overwrite (overwrite=True)')
-    return data
-
-
-def check_writable(out_dir: str) -> None:
+def check_out_dir(out_dir: str) -> None:
     """Create ``out_dir`` if needed and check that a file can be written in it."""
-    try:
-        os.makedirs(out_dir, exist_ok=True)
-        with tempfile.TemporaryFile(dir=out_dir):
-            pass
-    except OSError as err:
-        raise OutDirNotWritableError(
-            f'The out-dir {out_dir} is not writable ({err.strerror or err}); choose another '
-            'one with --out-dir') from None
+    check_writable(out_dir, 'out-dir', error=OutDirNotWritableError)
 
 
 # ---------------------------------------------------------------------- identity
 def checkpoint_identity(checkpoint: str) -> dict:
     """``{'path', 'size', 'sha256'}`` of a checkpoint file (its whole content hashed)."""
-    digest = hashlib.sha256()
-    with open(checkpoint, 'rb') as f:
-        for chunk in iter(lambda: f.read(1 << 20), b''):
-            digest.update(chunk)
     return dict(path=osp.abspath(checkpoint), size=osp.getsize(checkpoint),
-                sha256=digest.hexdigest())
+                sha256=sha256_file(checkpoint))
 
 
 def _strip(node, in_loader: bool = False):
@@ -160,19 +111,18 @@ def _stable_default(obj) -> str:
     return _ADDRESS.sub('', repr(obj))
 
 
-def config_digest(cfg: Config) -> str:
-    """sha256 of the config's :data:`TEST_CONFIG_KEYS` after overrides, without the data
-    roots (compared on their own) and :data:`IGNORED_LOADER_KEYS`."""
-    tree = {k: v for k, v in copy.deepcopy(cfg.to_dict()).items() if k in TEST_CONFIG_KEYS}
+def config_digest(cfg: Config, keys: tuple[str, ...] | None = TEST_CONFIG_KEYS) -> str:
+    """sha256 of the config's ``keys`` (default :data:`TEST_CONFIG_KEYS`; None: every key but
+    the ``_``-prefixed helper variables of config files, which no runner reads) after
+    overrides, without the data roots (compared on their own) and :data:`IGNORED_LOADER_KEYS`."""
+    tree = {k: v for k, v in copy.deepcopy(cfg.to_dict()).items()
+            if (k in keys if keys is not None else not k.startswith('_'))}
     text = json.dumps(_strip(tree), sort_keys=True, default=_stable_default)
     return hashlib.sha256(text.encode('utf-8')).hexdigest()
 
 
 def _file_sha256(path: str) -> str | None:
-    if not osp.isfile(path):
-        return None
-    with open(path, 'rb') as f:
-        return hashlib.sha256(f.read()).hexdigest()
+    return sha256_file(path) if osp.isfile(path) else None
 
 
 def data_identity(cfg: Config) -> list[dict]:
@@ -266,20 +216,13 @@ class SweepStore:
         self.results_path = osp.join(self.out_dir, RESULTS_JSON)
         self.records: dict[str, dict] = {}
 
-    @contextlib.contextmanager
-    def locked(self) -> Iterator[None]:
+    def locked(self):
         """An exclusive ``flock`` on ``<out_dir>/.lock`` (waits for the other writer)."""
-        fd = os.open(osp.join(self.out_dir, LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
+        return file_lock(osp.join(self.out_dir, LOCK_FILE))
 
     def open(self) -> 'SweepStore':
-        """Check the out-dir, refuse or clear results of another key, read the records."""
-        check_writable(self.out_dir)
+        """Refuse or clear results of another key, read the records (the caller checked
+        that the out-dir is writable: :func:`check_out_dir`)."""
         with self.locked():
             if self.overwrite:
                 for name in (PARTIAL_JSON, RESULTS_JSON, RESULTS_MD):
@@ -294,7 +237,7 @@ class SweepStore:
         return self
 
     def _read_checked(self) -> dict | None:
-        data = read_json(self.partial_path)
+        data = _read_sweep_file(self.partial_path)
         if data is None:
             if osp.isfile(self.results_path):
                 raise StaleResultsError(

@@ -27,7 +27,7 @@ CURVE_FIELDS = ('model', 'distortion', 'severity', 'metric', 'value')
 
 def load_results(path: str | Path) -> dict:
     """Read a ``results.json`` and check the keys this module needs (errors name the file)."""
-    from fq_det.evaluation.sweep_store import read_json
+    from fq_det.utils.io import read_json
     if not Path(path).is_file():
         raise FileNotFoundError(f'{path}: no such results file')
     results = read_json(str(path))

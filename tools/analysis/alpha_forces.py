@@ -17,7 +17,7 @@ import json
 import warnings
 from pathlib import Path
 
-from fq_det.apis import report_user_errors  # (imports fq_det: quiets the stack)
+from fq_det.cli import report_user_errors  # (imports fq_det: quiets the stack)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -44,7 +44,7 @@ def main(argv=None) -> list[dict]:
 
     import fq_det  # noqa: F401  (registers the plugin)
     from fq_det.analysis.alpha_dynamics import AlphaForcesHook, format_forces_table, summarize_forces
-    from fq_det.apis import check_output_dir, check_output_file, load_config
+    from fq_det.cli import check_output_dir, check_output_file, load_config
     from fq_det.datasets.data_check import set_data_root
 
     cfg = load_config(args.config, args.cfg_options)

@@ -14,7 +14,8 @@ from pathlib import Path
 import fq_det  # noqa: F401  (registers everything; makes mmengine checkpoints loadable)
 from fq_det.analysis import (extract_alphas, extract_exponents, format_summary_table,
                              summarize_alphas, write_summary_csv)
-from fq_det.apis import check_output_dir, load_checkpoint_file, report_user_errors
+from fq_det.analysis.alpha_stats import NEAR_IDENTITY_BELOW
+from fq_det.cli import check_output_dir, load_checkpoint_file, report_user_errors
 from fq_det.visualization import plot_histogram_panels
 
 
@@ -22,7 +23,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('checkpoint', help='checkpoint (.pth) of a POW model')
     p.add_argument('--out-dir', default=None, help='output folder (default: beside the checkpoint)')
-    p.add_argument('--zero-tol', type=float, default=0.05, help='|alpha| below this counts as identity')
+    p.add_argument('--zero-tol', type=float, default=NEAR_IDENTITY_BELOW,
+                   help='|alpha| below this counts as identity')
     p.add_argument('--bins', type=int, default=30)
     p.add_argument('--ncols', type=int, default=4, help='histogram panels per row')
     return p.parse_args(argv)

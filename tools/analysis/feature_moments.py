@@ -28,7 +28,7 @@ import fq_det  # noqa: F401  (registers everything; makes mmengine checkpoints l
 from fq_det.analysis import (MOMENT_NAMES, build_detector_backbone, build_torchvision_model,
                              compute_feature_moment_shift, list_images)
 from fq_det.analysis.feature_shift import IDENTITY, IMAGENET_MEAN, IMAGENET_STD, TORCHVISION_ARCHS
-from fq_det.apis import (check_checkpoint_matches, check_output_dir, load_checkpoint_file,
+from fq_det.cli import (check_checkpoint_matches, check_output_dir, load_checkpoint_file,
                          load_config, report_user_errors)
 from fq_det.visualization import plot_histogram_panels
 

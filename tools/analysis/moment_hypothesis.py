@@ -19,7 +19,7 @@ import json
 import warnings
 from pathlib import Path
 
-from fq_det.apis import report_user_errors  # (imports fq_det: quiets the stack)
+from fq_det.cli import report_user_errors  # (imports fq_det: quiets the stack)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -46,7 +46,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def check_models(models: list[list[str]]) -> None:
     """Each ``(label, config, checkpoint)``: the config loads, the checkpoint is readable and
     holds that config's model (named errors otherwise)."""
-    from fq_det.apis import check_checkpoint_matches, load_config
+    from fq_det.cli import check_checkpoint_matches, load_config
     for label, cfg, ckpt in models:
         check_checkpoint_matches(load_config(cfg), ckpt, flag=None)
 
@@ -60,7 +60,7 @@ def main(argv=None) -> dict:
     from fq_det.analysis.moment_hypothesis import (build_classifier_backbone,
                                                    compare_moment_shifts, format_comparison,
                                                    plot_comparison, save_crops)
-    from fq_det.apis import check_output_dir
+    from fq_det.cli import check_output_dir
     from fq_det.datasets.distortions import check_distortion, check_severity
     check_distortion(args.distortion)
     check_severity(args.severity)

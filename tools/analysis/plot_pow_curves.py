@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 
 import fq_det  # noqa: F401  (registers the plugin)
-from fq_det.apis import check_output_file, report_user_errors
+from fq_det.cli import check_output_file, report_user_errors
 from fq_det.visualization import plot_pow_curves
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from fq_det.apis import check_output_file, report_user_errors
+from fq_det.cli import check_output_file, report_user_errors
 from fq_det.visualization import load_results, plot_robustness
 
 

@@ -42,6 +42,7 @@ def main(argv=None) -> dict:
 
     import fq_det  # noqa: F401
     from fq_det.datasets.data_check import set_data_root
+    from fq_det.evaluation import run_sweep
     torch.set_num_threads(1)
     cfg = Config.fromfile(args.config)
     set_data_root(cfg, args.data_root)
@@ -55,15 +56,9 @@ def main(argv=None) -> dict:
                 c.custom_hooks = list(c.get('custom_hooks') or []) + [hook]
             with tempfile.TemporaryDirectory() as out:
                 start = time.process_time()
-                if args.detection:
-                    from fq_det.evaluation import run_robustness_sweep
-                    run_robustness_sweep(c, args.checkpoint, out, distortions=args.distortions,
-                                         severities=args.severities)
-                else:
-                    from fq_det.classification.robustness import run_classification_robustness
-                    run_classification_robustness(c, args.checkpoint, out,
-                                                  distortions=args.distortions,
-                                                  severities=args.severities)
+                run_sweep('detection' if args.detection else 'classification', c,
+                          args.checkpoint, out, distortions=args.distortions,
+                          severities=args.severities)
                 times[name].append(time.process_time() - start)
     med = {k: statistics.median(v) for k, v in times.items()}
     conditions = 1 + len(args.distortions) * len(args.severities)

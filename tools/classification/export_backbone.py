@@ -9,7 +9,7 @@ import argparse
 import sys
 
 import fq_det  # noqa: F401
-from fq_det.apis import (check_not_same_file, check_output_file, load_checkpoint_file,
+from fq_det.cli import (check_not_same_file, check_output_file, load_checkpoint_file,
                          report_user_errors)
 from fq_det.classification.export import export_backbone
 

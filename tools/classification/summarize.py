@@ -14,7 +14,7 @@ import json
 import sys
 
 import fq_det  # noqa: F401
-from fq_det.apis import report_user_errors
+from fq_det.cli import report_user_errors
 from fq_det.classification.robustness import format_classification_table
 from fq_det.classification.tables import best_metric, format_table1
 

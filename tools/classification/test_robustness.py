@@ -14,13 +14,10 @@ import os.path as osp
 import sys
 
 import fq_det  # noqa: F401
-from fq_det.apis import (add_bn_adapt_args, add_config_args, apply_bn_adapt_args,
+from fq_det.cli import (add_bn_adapt_args, add_config_args, apply_bn_adapt_args,
                          check_checkpoint_matches, load_config, report_user_errors)
-from fq_det.classification.robustness import (format_classification_table,
-                                              run_classification_robustness)
-from fq_det.datasets.distortions import check_severity
-from fq_det.evaluation.robustness import resolve_distortions
-from fq_det.evaluation.sweep_store import check_writable
+from fq_det.datasets.distortions import SEVERITIES, check_severity
+from fq_det.evaluation.robustness import resolve_distortions, run_sweep
 
 
 @report_user_errors
@@ -55,19 +52,11 @@ def main(argv: list[str] | None = None) -> int:
     apply_bn_adapt_args(cfg, args)
     name = osp.splitext(osp.basename(args.config))[0]
     out_dir = args.out_dir or osp.join('./work_dirs', name, 'robustness')
-    check_writable(out_dir)
     check_checkpoint_matches(cfg, args.checkpoint, flag=None)  # loaded with strict=True
-    results = run_classification_robustness(
-        cfg,
-        args.checkpoint,
-        out_dir,
-        distortions=args.distortions,
-        severities=args.severities,
-        seeds=args.seeds,
-        model_name=args.name or name,
-        overwrite=args.overwrite,
-        save_per_image=args.save_per_image)
-    print(format_classification_table(results))
+    run_sweep('classification', cfg, args.checkpoint, out_dir,
+              distortions=args.distortions or 'all', severities=args.severities or SEVERITIES,
+              seeds=args.seeds, model_name=args.name or name, overwrite=args.overwrite,
+              save_per_image=args.save_per_image)  # prints the Table 3 layout
     print(f'written: {osp.join(out_dir, "results.json")}, {osp.join(out_dir, "results.md")}')
     return 0
 

@@ -9,7 +9,7 @@ import argparse
 import sys
 
 import fq_det  # noqa: F401  (registers everything; checkpoint compat before any load)
-from fq_det.apis import (add_config_args, build_runner, config_from_args, enable_amp,
+from fq_det.cli import (add_config_args, build_runner, config_from_args, enable_amp,
                          report_user_errors, set_resume, set_seed)
 from mmengine.config import Config
 

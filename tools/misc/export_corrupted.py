@@ -17,7 +17,7 @@ import argparse
 import os
 
 import fq_det  # noqa: F401  (registers the plugin's transforms and data sets)
-from fq_det.apis import (add_config_args, check_output_dir, config_from_args,
+from fq_det.cli import (add_config_args, check_output_dir, config_from_args,
                          report_user_errors)
 from fq_det.datasets.distortions import PRESETS, SEVERITIES, check_severity
 from fq_det.evaluation.corrupted_sets import ANNOTATION_MODES, export_corrupted

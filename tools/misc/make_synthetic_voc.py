@@ -30,8 +30,8 @@ def _load_module(rel: str) -> ModuleType:
     return module
 
 
-errors = _load_module('fq_det/apis/errors.py')
-paths = _load_module('fq_det/apis/paths.py')
+errors = _load_module('fq_det/cli/errors.py')
+paths = _load_module('fq_det/cli/paths.py')
 
 
 def _count(value: str) -> int:
