@@ -1,8 +1,9 @@
 """The supplement's classification tables.
 
 Table 1: error mean ± std over training seeds; ``best_metric(work_dir)`` reads what
-mmengine's ``LocalVisBackend`` logged (``<work_dir>/<timestamp>/vis_data/scalars.json``)
-and returns the best validation ``accuracy/top1``; error = 100 - top-1.
+mmengine's ``LocalVisBackend`` logged (``<work_dir>/<timestamp>/vis_data/scalars.json``,
+read by :func:`fq_det.utils.io.read_scalars`) and returns the best validation
+``accuracy/top1``; error = 100 - top-1.
 
 Table 3: a classification sweep's ``results.json`` (``metric_key='accuracy/top1'``, and
 ``accuracy/top5`` when the evaluator measures it; with several seeds ``distorted`` holds
@@ -14,11 +15,12 @@ classification sweep's ``results.md``.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
+
+from fq_det.utils.io import read_scalars
 
 METRIC_KEY = 'accuracy/top1'
 TOP5_KEY = 'accuracy/top5'
@@ -37,15 +39,10 @@ TOP1_DISTORTIONS = ('targeted_occlusion', )
 
 def best_metric(work_dir: str | Path, key: str = 'accuracy/top1') -> float:
     """Largest ``key`` logged under ``work_dir`` (all timestamps, resumed runs included)."""
-    files = sorted(Path(work_dir).glob('**/vis_data/scalars.json'))
-    values = []
-    for f in files:
-        for line in f.read_text().splitlines():
-            if line.strip():
-                record = json.loads(line)
-                if key in record:
-                    values.append(float(record[key]))
+    values = [float(record[key]) for record in read_scalars(work_dir, recursive=True)
+              if key in record]
     if not values:
+        files = list(Path(work_dir).glob('**/vis_data/scalars.json'))
         raise FileNotFoundError(f"no '{key}' logged under '{work_dir}' (looked for "
                                 f"{work_dir}/*/vis_data/scalars.json; {len(files)} file(s) found)")
     return max(values)

@@ -12,15 +12,14 @@ one ``.npz`` per evaluation (atomically) and return ``{}``:
 No object arrays: per-image arrays are concatenated, with ``<name>_offsets`` (N + 1)
 giving image ``i``'s rows ``offsets[i]:offsets[i + 1]``; :func:`load_per_image` reads a
 file with ``allow_pickle=False``. :func:`voc_map_of_subset` recomputes the VOC mAP of a
-subset of images (the bootstrap's route, :mod:`fq_det.evaluation.statistics`), equal to
+subset of images (the bootstrap's route, :mod:`fq_det.evaluation.detection_ap`), equal to
 ``VOCMetric``'s on all images; records of a ``CocoMetric`` evaluation (``eval_mode='coco'``)
-are matched as pycocotools does (:func:`~fq_det.evaluation.statistics.coco_detection_records`)
+are matched as pycocotools does (:func:`~fq_det.evaluation.detection_ap.coco_detection_records`)
 and :func:`map_of_subset` gives their COCO bbox mAP (or AP50) on any subset, the VOC mAP
 for VOC records; :func:`topk_accuracy_of_subset` does the same for top-k accuracy.
 """
 from __future__ import annotations
 
-import os
 import zipfile
 from typing import Sequence
 
@@ -30,8 +29,9 @@ from mmengine.evaluator import BaseMetric
 
 from mmdet.registry import METRICS
 
-from fq_det.evaluation.statistics import (DetectionRecords, coco_detection_records, coco_map,
-                                         detection_map, detection_records, top1, voc_ap50)
+from fq_det.evaluation.detection_ap import (DetectionRecords, coco_detection_records, coco_map,
+                                           detection_map, detection_records, voc_ap50)
+from fq_det.evaluation.statistics import top1
 from fq_det.utils.io import atomic_save_npz
 
 __all__ = ['PerImageDetRecords', 'PerImageClsRecords', 'load_per_image', 'image_slices',
@@ -175,7 +175,7 @@ def image_slices(records: dict, name: str) -> list[np.ndarray]:
 
 def detection_records_of(records: dict, iou_thr: float = 0.5) -> DetectionRecords:
     """The per-image detection ``records`` as their metric's matching sees them
-    (:class:`fq_det.evaluation.statistics.DetectionRecords`: TP/FP flags per detection,
+    (:class:`fq_det.evaluation.detection_ap.DetectionRecords`: TP/FP flags per detection,
     ground-truth count per image and class): mmdet's ``tpfp_default`` rule at ``iou_thr``
     for VOC records, pycocotools' at its 10 thresholds for COCO ones (``eval_mode='coco'``)."""
     names = ('pred_bboxes', 'pred_scores', 'pred_labels', 'gt_bboxes', 'gt_labels', 'gt_ignore')
@@ -203,7 +203,7 @@ def voc_map_of_subset(records: dict, image_indices: Sequence[int] | np.ndarray,
     """VOC mAP of the images ``image_indices`` (repeats allowed, e.g. a bootstrap sample).
 
     The images enter as weights (how often each is drawn) into
-    :func:`fq_det.evaluation.statistics.voc_ap50`, the route of every bootstrap, with the
+    :func:`fq_det.evaluation.detection_ap.voc_ap50`, the route of every bootstrap, with the
     records' ``eval_mode``; with all images and ``iou_thr=0.5`` it equals ``VOCMetric``'s
     ``pascal_voc/mAP`` (tested against it, on subsets too).
     """

@@ -4,7 +4,7 @@ A sweep run with ``save_per_image=True`` writes ``<sweep dir>/per_image/<conditi
 (:mod:`fq_det.evaluation.per_image`). :func:`load_sweep_records` returns the test images'
 ids, one record per condition and the metric as a function of (record, bootstrap
 weights): top-1 accuracy for classification, VOC AP50 for detection (COCO bbox mAP
-for records of a ``CocoMetric`` sweep; :mod:`fq_det.evaluation.statistics`). :func:`bootstrap_differences` resamples the test
+for records of a ``CocoMetric`` sweep; :mod:`fq_det.evaluation.detection_ap`). :func:`bootstrap_differences` resamples the test
 images of several models evaluated on the same images and returns the percentile
 interval of each summary row's difference to a reference model.
 """
@@ -16,6 +16,7 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
+from fq_det.evaluation import detection_ap
 from fq_det.evaluation import statistics as st
 from fq_det.evaluation.per_image import detection_records_of, load_per_image, topk_correct
 from fq_det.evaluation.robustness import per_image_file
@@ -59,7 +60,7 @@ def load_sweep_records(sweep_dir: str | Path, task: str, distortions: Sequence[s
 
 def _metric_of(task: str, eval_mode: str = '11points') -> Callable:
     if task == 'detection':
-        return lambda rec, w=None: st.detection_map(rec, w, mode=eval_mode)
+        return lambda rec, w=None: detection_ap.detection_map(rec, w, mode=eval_mode)
     return st.top1
 
 
@@ -112,7 +113,7 @@ def load_compact_records(path: str | Path, distortions: Sequence[str],
         if f'{name}/correct' not in arrays and f'{name}/image' not in arrays:
             raise FileNotFoundError(f'{path} has no records of {name}')
         if task == 'detection':
-            return st.DetectionRecords(
+            return detection_ap.DetectionRecords(
                 image=arrays[f'{name}/image'].astype(np.int64),
                 label=arrays[f'{name}/label'].astype(np.int64),
                 score=arrays[f'{name}/score'].astype(np.float64),

@@ -83,13 +83,39 @@ def draw_detection_grid(model, image_paths: Sequence[str | Path],
 
     Returns ``{'figure': Path, 'json': Path, 'size': (width, height)}``.
     """
-    from mmdet.apis import inference_detector
     from mmdet.visualization import DetLocalVisualizer
     from mmengine.utils import ProgressBar
 
-    from fq_det.datasets.distortion_route import distort_image, file_image_key
-    from fq_det.datasets.distortions import needs_boxes
+    conditions, boxes = _check_grid_args(image_paths, conditions, score_thr, cell_px, boxes,
+                                         allow_detection_boxes)
+    classes = tuple((getattr(model, 'dataset_meta', None) or {}).get('classes', ()))
+    visualizer = DetLocalVisualizer(name=f'fq_det_grid_{id(model)}_{zlib.crc32(str(out_file).encode())}')
+    visualizer.dataset_meta = model.dataset_meta
+    images = _read_images(image_paths)
 
+    bar = ProgressBar(len(images) * len(conditions)) if progress else None
+    cells, records = [], []
+    for path, img in zip(image_paths, images):
+        row, row_records = _grid_row(model, visualizer, path, img, conditions, score_thr, seed,
+                                     classes, boxes, bar)
+        cells.append(row)
+        records += row_records
+
+    out = Path(out_file)
+    size = _save_grid(cells, [Path(p).name for p in image_paths],
+                      [condition_title(c) for c in conditions], out, cell_px, dpi)
+    json_path = out.with_suffix('.json')
+    json_path.write_text(json.dumps(dict(score_thr=score_thr, seed=seed, results=records), indent=1))
+    return {'figure': out, 'json': json_path, 'size': size}
+
+
+def _check_grid_args(image_paths: Sequence[str | Path], conditions: Sequence[tuple[str, int]],
+                     score_thr: float, cell_px: int, boxes: Mapping[str, np.ndarray] | None,
+                     allow_detection_boxes: bool
+                     ) -> tuple[list[tuple[str, int]], dict[str, np.ndarray]]:
+    """Check :func:`draw_detection_grid`'s arguments; the checked conditions and the
+    ground-truth boxes keyed by path."""
+    from fq_det.datasets.distortions import needs_boxes
     if not image_paths:
         raise ValueError('no images given')
     conditions = check_conditions(conditions)
@@ -103,53 +129,58 @@ def draw_detection_grid(model, image_paths: Sequence[str | Path],
         if lacking:
             raise ValueError(f'targeted_occlusion needs ground-truth boxes; none given for: '
                              f'{", ".join(lacking)}')
-    classes = tuple((getattr(model, 'dataset_meta', None) or {}).get('classes', ()))
-    visualizer = DetLocalVisualizer(name=f'fq_det_grid_{id(model)}_{zlib.crc32(str(out_file).encode())}')
-    visualizer.dataset_meta = model.dataset_meta
+    return conditions, boxes
 
+
+def _read_images(image_paths: Sequence[str | Path]) -> list[np.ndarray]:
+    """Every image as BGR uint8; a file OpenCV cannot read is an error naming it."""
     images = []
     for p in image_paths:
         img = cv2.imread(str(p), cv2.IMREAD_COLOR)
         if img is None:
             raise FileNotFoundError(f'cannot read image {p}')
         images.append(img)
+    return images
 
-    bar = ProgressBar(len(images) * len(conditions)) if progress else None
-    cells, records = [], []
-    for path, img in zip(image_paths, images):
-        clean_sample = inference_detector(model, img)
-        clean_dets = _predictions(clean_sample, score_thr, classes)
-        if str(path) in boxes:
-            occ_boxes, occ_src = np.asarray(boxes[str(path)], float).reshape(-1, 4), 'annotations'
+
+def _grid_row(model, visualizer, path: str | Path, img: np.ndarray,
+              conditions: list[tuple[str, int]], score_thr: float, seed: int,
+              classes: Sequence[str], boxes: Mapping[str, np.ndarray],
+              bar) -> tuple[list[np.ndarray], list[dict]]:
+    """One image's cells (the drawn detections per condition) and their JSON records.
+
+    Targeted occlusion hides ``boxes[path]`` when given, else the clean image's detections."""
+    from mmdet.apis import inference_detector
+
+    from fq_det.datasets.distortion_route import distort_image, file_image_key
+    from fq_det.datasets.distortions import needs_boxes
+
+    clean_sample = inference_detector(model, img)
+    clean_dets = _predictions(clean_sample, score_thr, classes)
+    if str(path) in boxes:
+        occ_boxes, occ_src = np.asarray(boxes[str(path)], float).reshape(-1, 4), 'annotations'
+    else:
+        occ_boxes = np.asarray([d['bbox'] for d in clean_dets], float).reshape(-1, 4)
+        occ_src = 'clean detections'
+    row, records = [], []
+    for name, sev in conditions:
+        if (name, sev) == CLEAN:
+            shown, sample, dets = img, clean_sample, clean_dets
         else:
-            occ_boxes = np.asarray([d['bbox'] for d in clean_dets], float).reshape(-1, 4)
-            occ_src = 'clean detections'
-        row = []
-        for name, sev in conditions:
-            if (name, sev) == CLEAN:
-                shown, sample, dets = img, clean_sample, clean_dets
-            else:
-                shown = distort_image(img, name, sev, seed, file_image_key(path),
-                                      boxes=occ_boxes if needs_boxes(name) else None)
-                sample = inference_detector(model, shown)
-                dets = _predictions(sample, score_thr, classes)
-            visualizer.add_datasample(Path(path).name, shown[..., ::-1].copy(), sample,
-                                      draw_gt=False, pred_score_thr=score_thr)
-            row.append(visualizer.get_image())
-            rec = dict(image=str(path), distortion=name, severity=sev, detections=dets)
-            if needs_boxes(name):
-                rec['occlusion_boxes_from'] = occ_src
-            records.append(rec)
-            if bar:
-                bar.update()
-        cells.append(row)
-
-    out = Path(out_file)
-    size = _save_grid(cells, [Path(p).name for p in image_paths],
-                      [condition_title(c) for c in conditions], out, cell_px, dpi)
-    json_path = out.with_suffix('.json')
-    json_path.write_text(json.dumps(dict(score_thr=score_thr, seed=seed, results=records), indent=1))
-    return {'figure': out, 'json': json_path, 'size': size}
+            shown = distort_image(img, name, sev, seed, file_image_key(path),
+                                  boxes=occ_boxes if needs_boxes(name) else None)
+            sample = inference_detector(model, shown)
+            dets = _predictions(sample, score_thr, classes)
+        visualizer.add_datasample(Path(path).name, shown[..., ::-1].copy(), sample,
+                                  draw_gt=False, pred_score_thr=score_thr)
+        row.append(visualizer.get_image())
+        rec = dict(image=str(path), distortion=name, severity=sev, detections=dets)
+        if needs_boxes(name):
+            rec['occlusion_boxes_from'] = occ_src
+        records.append(rec)
+        if bar:
+            bar.update()
+    return row, records
 
 
 def _save_grid(cells: list[list[np.ndarray]], row_names: list[str], col_names: list[str],

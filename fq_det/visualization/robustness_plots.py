@@ -77,7 +77,6 @@ def plot_robustness(results: Sequence[dict], labels: Sequence[str], out_file: st
         raise ValueError(f'{len(labels)} labels for {len(results)} results')
     for r, lab in zip(results, labels):
         _check(r, lab)
-    metric = results[0]['metric_key']
     distortions = list(dict.fromkeys(d for r in results for d in r['distorted']))
     n_panels = len(distortions) + 2
     ncols = max(1, min(ncols, n_panels))
@@ -85,8 +84,31 @@ def plot_robustness(results: Sequence[dict], labels: Sequence[str], out_file: st
     fig, axes = plt.subplots(nrows, ncols, squeeze=False, figsize=(3.2 * ncols, 2.6 * nrows))
     flat = list(axes.flat)
     colors = plt.rcParams['axes.prop_cycle'].by_key()['color']
+    rows = _curve_panels(flat, distortions, results, labels, colors)
+    rows += _summary_panels(flat[len(distortions):len(distortions) + 2], results, labels, colors)
+    for ax in flat[n_panels:]:
+        ax.axis('off')
+    bottom = _legend(fig, flat, n_panels)
+    fig.tight_layout(rect=(0, bottom, 1, 1))
+    out = Path(out_file)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=dpi)
+    plt.close(fig)
+    csv_path = out.with_suffix('.csv')
+    with csv_path.open('w', newline='') as f:
+        writer = csv.DictWriter(f, fieldnames=CURVE_FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+    return {'figure': out, 'csv': csv_path}
+
+
+def _curve_panels(axes: list, distortions: list[str], results: Sequence[dict],
+                  labels: Sequence[str], colors: list[str]) -> list[dict]:
+    """One panel per distortion: the metric against severity, a line per model; returns
+    the plotted points as CSV rows."""
+    metric = results[0]['metric_key']
     rows = []
-    for ax, dist in zip(flat, distortions):
+    for ax, dist in zip(axes, distortions):
         for i, (r, lab) in enumerate(zip(results, labels)):
             if dist not in r['distorted']:
                 continue
@@ -100,8 +122,16 @@ def plot_robustness(results: Sequence[dict], labels: Sequence[str], out_file: st
         ax.set_ylabel(metric, fontsize=8)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
+    return rows
+
+
+def _summary_panels(axes: list, results: Sequence[dict], labels: Sequence[str],
+                    colors: list[str]) -> list[dict]:
+    """mPC and rPC bars, a bar per model, on the two ``axes``; returns P, mPC, rPC of each
+    model as CSV rows (distortion 'summary')."""
+    metric = results[0]['metric_key']
     summaries = [_summary(r) for r in results]
-    for ax, name in zip(flat[len(distortions):len(distortions) + 2], ('mPC', 'rPC')):
+    for ax, name in zip(axes, ('mPC', 'rPC')):
         vals = [s[name] for s in summaries]
         bars = ax.bar(range(len(labels)), vals, color=[colors[i % len(colors)] for i in range(len(labels))])
         ax.bar_label(bars, labels=['n/a' if math.isnan(v) else f'{v:.3g}' for v in vals], fontsize=7)
@@ -109,26 +139,18 @@ def plot_robustness(results: Sequence[dict], labels: Sequence[str], out_file: st
         ax.set_title(f'{name} ({metric})' if name == 'mPC' else 'rPC = mPC / P', fontsize=9)
         ax.tick_params(axis='y', labelsize=7)
         ax.margins(y=0.15)
-    for lab, s in zip(labels, summaries):
-        rows += [dict(model=lab, distortion='summary', severity='', metric=k, value=s[k])
-                 for k in ('P', 'mPC', 'rPC')]
-    for ax in flat[n_panels:]:
-        ax.axis('off')
-    handles, names = flat[0].get_legend_handles_labels()
+    return [dict(model=lab, distortion='summary', severity='', metric=k, value=s[k])
+            for lab, s in zip(labels, summaries) for k in ('P', 'mPC', 'rPC')]
+
+
+def _legend(fig, axes: list, n_panels: int) -> float:
+    """The models' legend in the first free panel, or below the panels when none is free;
+    returns the figure height fraction it takes at the bottom."""
+    handles, names = axes[0].get_legend_handles_labels()
     bottom = 0.0
-    if handles and len(flat) > n_panels:  # a free panel holds the legend
-        flat[n_panels].legend(handles, names, loc='center', fontsize=9, title='model')
+    if handles and len(axes) > n_panels:  # a free panel holds the legend
+        axes[n_panels].legend(handles, names, loc='center', fontsize=9, title='model')
     elif handles:
         fig.legend(handles, names, loc='lower center', fontsize=8, ncol=min(len(names), 4))
         bottom = 0.06
-    fig.tight_layout(rect=(0, bottom, 1, 1))
-    out = Path(out_file)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=dpi)
-    plt.close(fig)
-    csv_path = out.with_suffix('.csv')
-    with csv_path.open('w', newline='') as f:
-        writer = csv.DictWriter(f, fieldnames=CURVE_FIELDS)
-        writer.writeheader()
-        writer.writerows(rows)
-    return {'figure': out, 'csv': csv_path}
+    return bottom

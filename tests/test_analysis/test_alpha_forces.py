@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from fq_det.analysis.alpha_dynamics import AlphaForcesHook, format_forces_table, summarize_forces
+from fq_det.analysis.alpha_forces import AlphaForcesHook, format_forces_table, summarize_forces
 from fq_det.models.quantizers import POW
 
 

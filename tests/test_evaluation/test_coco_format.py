@@ -183,7 +183,7 @@ def test_coco_map_equals_pycocotools_with_crowds_and_many_detections():
     import io
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
-    from fq_det.evaluation.statistics import coco_detection_records, coco_map
+    from fq_det.evaluation.detection_ap import coco_detection_records, coco_map
     rng = np.random.default_rng(3)
     images, gts, dets, items = [], [], [], []
     for i in range(6):

@@ -6,7 +6,7 @@ the L1 pull and the share of inputs above the split width, per layer.
 
 Trains CONFIG (a POW classification or detection config) for ``--epochs`` (epoch loops)
 or ``--iters`` (iteration loops) in ``--work-dir`` and prints one row per POW layer
-(fq_det.analysis.alpha_dynamics explains the columns); ``--out`` also writes them as JSON.
+(fq_det.analysis.alpha_forces explains the columns); ``--out`` also writes them as JSON.
 A missing config or data folder, or an unwritable --work-dir or --out: one ``error:`` line
 (exit status 2) before training.
 """
@@ -43,7 +43,7 @@ def main(argv=None) -> list[dict]:
     from mmengine.runner import Runner
 
     import fq_det  # noqa: F401  (registers the plugin)
-    from fq_det.analysis.alpha_dynamics import AlphaForcesHook, format_forces_table, summarize_forces
+    from fq_det.analysis.alpha_forces import AlphaForcesHook, format_forces_table, summarize_forces
     from fq_det.cli import check_output_dir, check_output_file, load_config
     from fq_det.datasets.data_check import set_data_root
 

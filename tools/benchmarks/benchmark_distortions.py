@@ -26,6 +26,11 @@ import argparse
 import os
 import sys
 import time
+from types import ModuleType
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:  # numpy is imported after the thread limits are set
+    import numpy as np
 
 # Distortion -> (imagecorruptions' counterpart, speed target in ms).
 TARGETS_MS = {'motion_blur': 20, 'jpeg': 20, 'salt_pepper': 20, 'ngrn': 20,
@@ -76,45 +81,86 @@ def median_ms(fn, repeats: int, clock=time.process_time) -> float:
 
 
 def main(argv=None) -> list[dict]:
+    """Time the distortions and the common corruptions, print both tables, return their rows."""
     args = parse_args(argv)
     for var in ('OMP_NUM_THREADS', 'MKL_NUM_THREADS', 'OPENBLAS_NUM_THREADS'):
         os.environ[var] = str(args.threads)
     import cv2
     import numpy as np
 
-    from fq_det.datasets.distortions import (COMMON_CORRUPTIONS, C_PREFIX, DISTORTIONS,
-                                             check_severity, distort)
+    from fq_det.datasets.distortions import check_severity
     cv2.setNumThreads(args.threads)
     severity = check_severity(args.severity)
     w, h = args.size
     img = natural_image(w, h)
-    boxes = np.array([[0.1 * w, 0.15 * h, 0.5 * w, 0.55 * h], [0.5 * w, 0.4 * h, 0.9 * w, 0.9 * h],
-                      [0.3 * w, 0.1 * h, 0.45 * w, 0.3 * h]])
-    try:  # with its shims for numpy 2 / scikit-image >= 0.19 (fog, glass_blur)
-        from fq_det.datasets.distortions import import_imagecorruptions
-        imagecorruptions = import_imagecorruptions()
-    except ImportError:
-        imagecorruptions = None
+    imagecorruptions = load_imagecorruptions()
     rgb = np.ascontiguousarray(img[..., ::-1])
 
     clock = time.process_time if args.clock == 'cpu' else time.perf_counter
-    rows = []
-    for name in () if args.skip_distortions else DISTORTIONS:
-        rng = np.random.default_rng(0)
-        ms = median_ms(lambda: distort(img, name, severity, rng, boxes=boxes), args.repeats, clock)
-        other, other_ms = COUNTERPARTS.get(name), None
-        if other and imagecorruptions is not None:
-            other_ms = median_ms(lambda: imagecorruptions.corrupt(
-                rgb, severity=severity, corruption_name=other), args.repeats, clock)
-        ok = ms <= TARGETS_MS[name] and (other_ms is None or ms <= other_ms)
-        rows.append(dict(distortion=name, ms=ms, target_ms=TARGETS_MS[name], counterpart=other,
-                         counterpart_ms=other_ms, ok=ok))
-
+    rows = [] if args.skip_distortions else time_distortions(img, rgb, severity, args.repeats,
+                                                             clock, imagecorruptions)
     ic_state = 'not installed' if imagecorruptions is None else \
         getattr(imagecorruptions, '__version__', 'installed')
     if rows:
         print(f'{w}x{h} image, severity {severity}, {args.threads} thread(s), {args.clock} '
               f'time, median of {args.repeats}; imagecorruptions: {ic_state}')
+    print_distortion_table(rows)
+
+    # the built-in common corruptions, next to the package's own
+    c_severity = check_severity(args.corruption_severity)
+    repeats = args.corruption_repeats or args.repeats
+    crows = time_common_corruptions(img, rgb, c_severity, repeats, clock, imagecorruptions)
+    if rows:
+        print()
+    print(f'{w}x{h} image, severity {c_severity}, {args.threads} thread(s), {args.clock} time, '
+          f'median of {repeats}; imagecorruptions: {ic_state}')
+    print_corruption_table(crows, imagecorruptions is not None)
+    return rows + crows
+
+
+def load_imagecorruptions() -> ModuleType | None:
+    """The ``imagecorruptions`` package with its shims for numpy 2 / scikit-image >= 0.19
+    (fog, glass_blur), or ``None`` when it is not installed."""
+    try:
+        from fq_det.datasets.distortions import import_imagecorruptions
+        return import_imagecorruptions()
+    except ImportError:
+        return None
+
+
+def sample_boxes(w: int, h: int) -> np.ndarray:
+    """Three boxes ``(3, 4)`` xyxy on a ``w x h`` image, for the distortions that need boxes."""
+    import numpy as np
+    return np.array([[0.1 * w, 0.15 * h, 0.5 * w, 0.55 * h], [0.5 * w, 0.4 * h, 0.9 * w, 0.9 * h],
+                     [0.3 * w, 0.1 * h, 0.45 * w, 0.3 * h]])
+
+
+def time_distortions(img: np.ndarray, rgb: np.ndarray, severity: int, repeats: int,
+                     clock: Callable[[], float], imagecorruptions: ModuleType | None) -> list[dict]:
+    """Per distortion: its median ms, its target, the package counterpart's ms and whether
+    it meets both (``img`` BGR, ``rgb`` the same image as the package takes it)."""
+    import numpy as np
+
+    from fq_det.datasets.distortions import DISTORTIONS, distort
+    h, w = img.shape[:2]
+    boxes = sample_boxes(w, h)
+    rows = []
+    for name in DISTORTIONS:
+        rng = np.random.default_rng(0)
+        ms = median_ms(lambda: distort(img, name, severity, rng, boxes=boxes), repeats, clock)
+        other, other_ms = COUNTERPARTS.get(name), None
+        if other and imagecorruptions is not None:
+            other_ms = median_ms(lambda: imagecorruptions.corrupt(
+                rgb, severity=severity, corruption_name=other), repeats, clock)
+        ok = ms <= TARGETS_MS[name] and (other_ms is None or ms <= other_ms)
+        rows.append(dict(distortion=name, ms=ms, target_ms=TARGETS_MS[name], counterpart=other,
+                         counterpart_ms=other_ms, ok=ok))
+    return rows
+
+
+def print_distortion_table(rows: list[dict]) -> None:
+    """The distortions' markdown table (nothing when ``rows`` is empty)."""
+    if rows:
         print('| distortion | fq_det ms | target ms | imagecorruptions counterpart | its ms | ok |')
         print('|---|---:|---:|---|---:|---|')
     for r in rows:
@@ -125,27 +171,34 @@ def main(argv=None) -> list[dict]:
         print(f'| {r["distortion"]} | {r["ms"]:.1f} | {r["target_ms"]} | {other} | {other_ms} | '
               f'{"yes" if r["ok"] else "NO"} |')
 
-    # the built-in common corruptions, next to the package's own
-    c_severity = check_severity(args.corruption_severity)
-    repeats = args.corruption_repeats or args.repeats
+
+def time_common_corruptions(img: np.ndarray, rgb: np.ndarray, severity: int, repeats: int,
+                            clock: Callable[[], float],
+                            imagecorruptions: ModuleType | None) -> list[dict]:
+    """Per built-in common corruption: its median ms and the package's (a number, ``None``
+    without the package, or ``'fails (<error>)'``)."""
+    import numpy as np
+
+    from fq_det.datasets.distortions import C_PREFIX, COMMON_CORRUPTIONS, distort
     crows = []
     for name in COMMON_CORRUPTIONS:
         rng = np.random.default_rng(0)
-        ms = median_ms(lambda: distort(img, name, c_severity, rng), repeats, clock)
+        ms = median_ms(lambda: distort(img, name, severity, rng), repeats, clock)
         ic_ms = None
         if imagecorruptions is not None:
             bare = name[len(C_PREFIX):]
             try:
                 ic_ms = median_ms(lambda: imagecorruptions.corrupt(
-                    rgb, severity=c_severity, corruption_name=bare), repeats, clock)
+                    rgb, severity=severity, corruption_name=bare), repeats, clock)
             except Exception as err:  # noqa: BLE001 - 1.1.2 fails on some with numpy 2
                 ic_ms = f'fails ({type(err).__name__})'
         crows.append(dict(corruption=name, ms=ms, imagecorruptions_ms=ic_ms))
-    if rows:
-        print()
-    print(f'{w}x{h} image, severity {c_severity}, {args.threads} thread(s), {args.clock} time, '
-          f'median of {repeats}; imagecorruptions: {ic_state}')
-    if imagecorruptions is None:
+    return crows
+
+
+def print_corruption_table(crows: list[dict], with_package: bool) -> None:
+    """The common corruptions' markdown table, with the package's column ``with_package``."""
+    if not with_package:
         print('imagecorruptions is not installed: its column is skipped '
               '(pip install --no-deps imagecorruptions scikit-image to fill it)')
         print('| corruption | fq_det ms |')
@@ -155,13 +208,12 @@ def main(argv=None) -> list[dict]:
         print('|---|---:|---:|---:|')
     for r in crows:
         line = f'| {r["corruption"]} | {r["ms"]:.1f} |'
-        if imagecorruptions is not None:
+        if with_package:
             other = r['imagecorruptions_ms']
             ratio = other / max(r['ms'], 1e-9) if isinstance(other, float) else None
             line += (f' {other:.1f} | {ratio:.{0 if ratio >= 10 else 1}f}x |'
                      if ratio is not None else f' {other} | - |')
         print(line)
-    return rows + crows
 
 
 if __name__ == '__main__':  # pragma: no cover

@@ -17,10 +17,16 @@ alternative to hand-written Triton kernels that docs/quantizers.md measures.
 from __future__ import annotations
 
 import argparse
+import ctypes
+import math
 import statistics
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # torch is imported when the benchmark runs
+    import torch
 
 REPO_ROOT = str(Path(__file__).resolve().parents[2])
 if REPO_ROOT not in sys.path:
@@ -92,7 +98,8 @@ def time_inductor(xs, gs, k: int, gen) -> tuple[float, float, int]:
     return compile_s, run(), metrics.generated_kernel_count
 
 
-def main(argv=None) -> None:
+def parse_args(argv=None) -> argparse.Namespace:
+    """The benchmark's options (see the module docstring)."""
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--batch', type=int, default=2)
     p.add_argument('--size', type=int, default=512)
@@ -103,59 +110,96 @@ def main(argv=None) -> None:
                    help='plain ResNet-50 fwd+bwd seconds, for the implied time ratio')
     p.add_argument('--inductor', action='store_true',
                    help='also time POW-k compiled by torch.compile (see the docstring)')
-    args = p.parse_args(argv)
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> None:
+    """Time ReLU and the POW-k variants over ResNet-50's activations and print the table."""
+    args = parse_args(argv)
     import torch
 
-    from fq_det.models.quantizers import functional as F_q
     from fq_det.models.quantizers import kernels
     torch.set_num_threads(args.threads)
     lib = kernels.pow_kernel()
     shapes = resnet50_activation_shapes(args.batch, args.size)
-    numel = sum(torch.Size(s).numel() for s in shapes)
     gen = torch.Generator().manual_seed(0)
     xs = [torch.randn(s, generator=gen) for s in shapes]
     gs = [torch.randn(s, generator=gen) for s in shapes]
+    times = time_layers(xs, gs, args.splits, args.repeats, lib, gen)
+    kernels._lib, kernels._tried = lib, True
+    compiled = {}
+    if args.inductor:
+        compiled = time_inductor_variants(xs, gs, args.splits, args.repeats, gen, times)
+    print_table(times, compiled, shapes, args, bool(lib))
 
-    def run(k: int | None, use_kernel: bool) -> float:
-        kernels._lib, kernels._tried = (lib if use_kernel else None), True
-        total = 0.0
-        for x0, g in zip(xs, gs):
-            x = x0.clone().requires_grad_()
-            p_ = (1 + torch.empty(1, x0.shape[1], k or 1).uniform_(-0.3, 0.3, generator=gen)
-                  ).requires_grad_()
-            xx = x * 1  # a non-leaf, like the BatchNorm output the layer overwrites
-            t0 = time.process_time()
-            y = torch.relu_(xx) if k is None else F_q.pow_quant(xx, p_, 1.0, k, relu=True,
-                                                                inplace=True)
-            y.backward(g)
-            total += time.process_time() - t0
-        return total
 
+def time_layers(xs: list[torch.Tensor], gs: list[torch.Tensor], splits: list[int], repeats: int,
+                lib: ctypes.CDLL | None, gen: torch.Generator) -> dict[str, list[float]]:
+    """CPU seconds of every variant (ReLU, POW-k on the torch path and, where ``lib`` is
+    loaded, on the C kernel) per timed round; variants round-robin, one warm-up round."""
     variants = {'ReLU': (None, False)}
-    for k in args.splits:
+    for k in splits:
         variants[f'POW-{k} torch path'] = (k, False)
         if lib is not None:
             variants[f'POW-{k} C kernel'] = (k, True)
     times = {n: [] for n in variants}
-    for r in range(args.repeats + 1):
+    for r in range(repeats + 1):
         for name, (k, use) in variants.items():
-            t = run(k, use)
+            t = time_layer(xs, gs, k, lib if use else None, gen)
             if r:
                 times[name].append(t)
+    return times
+
+
+def time_layer(xs: list[torch.Tensor], gs: list[torch.Tensor], k: int | None,
+               lib: ctypes.CDLL | None, gen: torch.Generator) -> float:
+    """CPU seconds of forward + backward over all activations: ReLU for ``k=None``, else
+    POW-k with random exponents, on the C kernel ``lib`` or (``None``) the torch path."""
+    import torch
+
+    from fq_det.models.quantizers import functional as F_q
+    from fq_det.models.quantizers import kernels
     kernels._lib, kernels._tried = lib, True
+    total = 0.0
+    for x0, g in zip(xs, gs):
+        x = x0.clone().requires_grad_()
+        p_ = (1 + torch.empty(1, x0.shape[1], k or 1).uniform_(-0.3, 0.3, generator=gen)
+              ).requires_grad_()
+        xx = x * 1  # a non-leaf, like the BatchNorm output the layer overwrites
+        t0 = time.process_time()
+        y = torch.relu_(xx) if k is None else F_q.pow_quant(xx, p_, 1.0, k, relu=True,
+                                                            inplace=True)
+        y.backward(g)
+        total += time.process_time() - t0
+    return total
+
+
+def time_inductor_variants(xs: list[torch.Tensor], gs: list[torch.Tensor], splits: list[int],
+                           repeats: int, gen: torch.Generator,
+                           times: dict[str, list[float]]) -> dict[int, tuple[float, int]]:
+    """Adds ``POW-k inductor`` timings to ``times``; returns per k the shortest compile
+    time and the number of kernels inductor generated."""
     compiled = {}
-    if args.inductor:
-        for k in args.splits:
-            c_s, ts = None, []
-            for _ in range(args.repeats):
-                c, t, count = time_inductor(xs, gs, k, gen)
-                c_s = c if c_s is None else min(c_s, c)
-                ts.append(t)
-            times[f'POW-{k} inductor'] = ts
-            compiled[k] = (c_s, count)
+    for k in splits:
+        c_s, ts = None, []
+        for _ in range(repeats):
+            c, t, count = time_inductor(xs, gs, k, gen)
+            c_s = c if c_s is None else min(c_s, c)
+            ts.append(t)
+        times[f'POW-{k} inductor'] = ts
+        compiled[k] = (c_s, count)
+    return compiled
+
+
+def print_table(times: dict[str, list[float]], compiled: dict[int, tuple[float, int]],
+                shapes: list[tuple[int, int, int, int]], args: argparse.Namespace,
+                kernels_on: bool) -> None:
+    """Median time per variant, its overhead per element over ReLU and the network time
+    ratio that overhead implies; then the inductor compile times."""
+    numel = sum(math.prod(s) for s in shapes)
     base = statistics.median(times['ReLU'])
     print(f'{len(shapes)} activations, {numel / 1e6:.1f} M elements, {args.threads} thread(s), '
-          f'CPU time, median of {args.repeats}; kernels: {"on" if lib else "unavailable"}')
+          f'CPU time, median of {args.repeats}; kernels: {"on" if kernels_on else "unavailable"}')
     print('| layer | fwd+bwd (s) | over ReLU (ns/element) | implied network time ratio |')
     print('|---|---|---|---|')
     for name, ts in times.items():

@@ -379,6 +379,8 @@ def main_cuda(args) -> None:
 
 
 def main(argv=None) -> None:
+    """The CPU benchmark (or, with ``--device cuda``, the GPU one): time, peak memory and
+    kernel calls of each variant against plain ResNet, printed as markdown tables."""
     args = parse_args(argv)
     if args.memory_worker:
         memory_worker(args)
@@ -389,13 +391,32 @@ def main(argv=None) -> None:
     # the device path's kernels run on CPU in Triton's interpreter, on before Triton imports
     os.environ.setdefault('TRITON_INTERPRET', '1')
     import torch
-    from mmengine.utils import ProgressBar
 
     torch.set_num_threads(args.threads)
     malloc = 'glibc defaults'
     if args.malloc == 'reuse':
         malloc = 'freed memory reused' if keep_freed_memory() else 'glibc defaults (mallopt failed)'
     names = ['ResNet'] + [n for n in args.variants if n != 'ResNet']
+    times = time_backbones(names, args, malloc)
+    memory = {} if args.skip_memory else measure_memories(names, args)
+    print()
+    rows, results = backbone_table(names, times, memory, args.clock)
+    print('\n'.join(rows))
+    launches = {}
+    if not args.skip_launches:
+        launch_rows, launches = launch_table('cpu')
+        print('\nKernel calls per forward + backward (torch.profiler):\n' + '\n'.join(launch_rows))
+    if args.out:
+        write_results(args, results, launches)
+
+
+def time_backbones(names: list[str], args: argparse.Namespace,
+                   malloc: str) -> dict[str, list[float]]:
+    """Seconds per forward + backward of each backbone, ``--repeats`` timed rounds after one
+    warm-up, the backbones round-robin; prints what is measured first."""
+    import torch
+    from mmengine.utils import ProgressBar
+
     models = {n: build(n, args) for n in names}
     x = torch.randn(args.batch, 3, args.size, args.size)
     clock = time.process_time if args.clock == 'cpu' else time.perf_counter
@@ -414,17 +435,33 @@ def main(argv=None) -> None:
             if r > 0:
                 times[n].append(t)
             bar.update()
-    del models
+    return times
+
+
+def measure_memories(names: list[str], args: argparse.Namespace) -> dict[str, float]:
+    """Peak memory (MB) of each backbone, each in a fresh subprocess (:func:`measure_memory`)."""
+    from mmengine.utils import ProgressBar
+
     memory = {}
-    if not args.skip_memory:
-        mbar = ProgressBar(len(names))
-        for n in names:
-            memory[n] = measure_memory(n, args)
-            mbar.update()
-    print()
+    mbar = ProgressBar(len(names))
+    for n in names:
+        memory[n] = measure_memory(n, args)
+        mbar.update()
+    return memory
+
+
+def _mark(v: float, target: float | None) -> str:
+    """`` ok`` / `` OVER`` against a target; nothing without a target or for NaN."""
+    return '' if target is None or v != v else (' ok' if v <= target else ' OVER')
+
+
+def backbone_table(names: list[str], times: dict[str, list[float]], memory: dict[str, float],
+                   clock: str) -> tuple[list[str], dict]:
+    """Markdown rows of time and memory ratios against plain ResNet with their targets, and
+    the numbers per backbone."""
     base_t = statistics.median(times['ResNet'])
     rows, results = [], {}
-    header = (f'| backbone | {args.clock} time (s) | time ratio | target | peak memory (MB) | '
+    header = (f'| backbone | {clock} time (s) | time ratio | target | peak memory (MB) | '
               'memory ratio | target |')
     rows += [header, '|' + '---|' * 7]
     for n in names:
@@ -439,27 +476,22 @@ def main(argv=None) -> None:
                           peak_mb=memory.get(n),
                           memory_ratio=m_ratio,
                           memory_target=m_target)
-
-        def mark(v, target):
-            return '' if target is None or v != v else (' ok' if v <= target else ' OVER')
-
-        rows.append(f'| {n} | {med:.2f} | {t_ratio:.3f}{mark(t_ratio, t_target)} | '
+        rows.append(f'| {n} | {med:.2f} | {t_ratio:.3f}{_mark(t_ratio, t_target)} | '
                     f'{t_target or "-"} | {memory.get(n, float("nan")):.0f} | '
-                    f'{m_ratio:.3f}{mark(m_ratio, m_target)} | {m_target or "-"} |')
-    print('\n'.join(rows))
-    launches = {}
-    if not args.skip_launches:
-        launch_rows, launches = launch_table('cpu')
-        print('\nKernel calls per forward + backward (torch.profiler):\n' + '\n'.join(launch_rows))
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(
-            json.dumps(dict(args={
-                k: (str(v) if isinstance(v, Path) else v)
-                for k, v in vars(args).items()
-            },
-                            results=results, kernel_calls=launches),
-                       indent=2))
+                    f'{m_ratio:.3f}{_mark(m_ratio, m_target)} | {m_target or "-"} |')
+    return rows, results
+
+
+def write_results(args: argparse.Namespace, results: dict, launches: dict) -> None:
+    """``--out``: the arguments, the per-backbone numbers and the kernel calls as JSON."""
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(
+        json.dumps(dict(args={
+            k: (str(v) if isinstance(v, Path) else v)
+            for k, v in vars(args).items()
+        },
+                        results=results, kernel_calls=launches),
+                   indent=2))
 
 
 if __name__ == '__main__':

@@ -41,7 +41,7 @@ be ``inf`` or NaN.
 from __future__ import annotations
 
 import math
-from typing import Iterator, Optional, Tuple
+from typing import Iterator, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
@@ -225,15 +225,9 @@ def _pow_backward_torch(y: Tensor, grad: Tensor, p: Tensor, k: int, w: float, re
                         need_x: bool, need_p: bool, need_w: bool):
     """``(dL/dx, dL/dp per row (N*C, k) in float64, dL/dw)`` from the output ``y``."""
     cdt = _compute_dtype(y)
-    n = y.shape[0]
     y2, g2 = _as_rows(y), _as_rows(grad.contiguous())
-    prow = _row_exponents(p.detach(), n, cdt)
-    log2_tmin = math.log2(T_MIN)
-    big = torch.finfo(cdt).max  # u = +inf (y = +inf) is clamped here inside the derivatives
-    if k == 1:
-        umin = torch.exp2(prow * log2_tmin)  # u >= T_MIN**p (>= 1e-30: fast log)
-        e_row = (prow - 1) / prow  # dy/dx = p * u**((p-1)/p)
-        lp_row = prow.log2()
+    prow = _row_exponents(p.detach(), y.shape[0], cdt)
+    pow1 = _pow1_tables(prow) if k == 1 else None
     gx = torch.empty_like(y, dtype=grad.dtype) if need_x else None
     gx2 = _as_rows(gx) if need_x else None
     direct_out = need_x and gx.dtype == cdt
@@ -241,50 +235,97 @@ def _pow_backward_torch(y: Tensor, grad: Tensor, p: Tensor, k: int, w: float, re
     dw = torch.zeros((), dtype=torch.float64, device=y.device) if need_w else None
     for r0, r1 in _row_blocks(*y2.shape):
         yc, gc = y2[r0:r1].to(cdt), g2[r0:r1].to(cdt)  # may be views: read-only
-        pr = prow[r0:r1]
         if relu:  # y >= 0 (a -0.0 is harmless: its log is clamped, u * log t -> 0)
             a = yc / w if w != 1.0 else yc  # read-only below when it is yc
         else:
             a = yc.abs().div_(w) if w != 1.0 else yc.abs()
         if k == 1:
-            u, j = a, None
-            l2 = torch.clamp(u, min=umin[r0:r1]).clamp_(max=big).log2_()  # log2 u, finite
-            if need_p:  # dy/dp = s*w*u*ln t = y * ln(u) / p: divide by p after the sum
-                dp[r0:r1, 0] += torch.mul(gc, yc).mul_(l2).sum(1)
-            if need_w:
-                dw += _width_grad_block(gc, yc, u, pr, None, None, relu)
-            if need_x:
-                d = l2.mul_(e_row[r0:r1]).add_(lp_row[r0:r1]).exp2_().mul_(gc)
+            dp_block, dw_block, d = _pow1_block_grads(yc, gc, a, prow[r0:r1],
+                                                      [t[r0:r1] for t in pow1], relu, need_p,
+                                                      need_w, need_x)
         else:
-            j = a.floor().clamp_(0, k - 1)
-            jl = torch.nan_to_num(j, nan=0.0).long()  # a NaN output: its NaN term to segment 0
-            u = a - j
-            pe = torch.gather(pr, 1, jl)
-            l2 = torch.clamp(u, min=TINY, max=big).log2_().div_(pe).clamp_(min=log2_tmin)  # log2 t
-            if need_p:  # dy/dp = s*w*u*ln t, scattered to the segment's exponent
-                v = torch.mul(gc, u).mul_(l2)
-                if not relu:
-                    v.mul_(torch.sign(yc))
-                sums = torch.zeros(r1 - r0, k, dtype=cdt, device=y.device)
-                dp[r0:r1] += sums.scatter_add_(1, jl, v)
-            if need_w:
-                dw += _width_grad_block(gc, yc, u, pe, j, l2, relu)
-            if need_x:  # p * t**(p-1)
-                d = l2.mul_(pe.sub_(1)).exp2_().mul_(pe.add_(1)).mul_(gc)
+            dp_block, dw_block, d = _segment_block_grads(yc, gc, a, prow[r0:r1], k, relu, need_p,
+                                                         need_w, need_x)
+        if need_p:
+            dp[r0:r1] += dp_block
+        if need_w:
+            dw += dw_block
         if need_x:
-            if relu and direct_out:
-                torch.ops.aten.threshold_backward.grad_input(d, yc, 0, grad_input=gx2[r0:r1])
-            elif relu:
-                gx2[r0:r1].copy_(torch.ops.aten.threshold_backward(d, yc, 0))
-            else:
-                gx2[r0:r1].copy_(d)
+            _store_input_grad(d, yc, gx2[r0:r1], relu, direct_out)
     if need_p:
-        if cdt != torch.float64:
-            rows = (~torch.isfinite(dp)).any(1).nonzero().flatten()  # rare: a sum overflowed
-            if rows.numel():
-                dp[rows] = _exponent_grad_f64(y2[rows], g2[rows], prow[rows], k, w, relu)
-        dp.mul_(math.log(2) / prow.to(torch.float64) if k == 1 else w * math.log(2))
+        _finish_exponent_grad(dp, y2, g2, prow, k, w, relu, cdt)
     return gx, dp, dw
+
+
+def _pow1_tables(prow: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+    """Per-row constants of POW-1's backward: the lower clamp of ``u``, the exponent
+    ``(p-1)/p`` of ``dy/dx = p * u**((p-1)/p)`` and ``log2 p``."""
+    umin = torch.exp2(prow * math.log2(T_MIN))  # u >= T_MIN**p (>= 1e-30: fast log)
+    e_row = (prow - 1) / prow  # dy/dx = p * u**((p-1)/p)
+    lp_row = prow.log2()
+    return umin, e_row, lp_row
+
+
+def _pow1_block_grads(yc: Tensor, gc: Tensor, u: Tensor, pr: Tensor, tables: Sequence[Tensor],
+                      relu: bool, need_p: bool, need_w: bool, need_x: bool):
+    """One row block of POW-1 (``u = a``, one segment; ``tables``: the block's rows of
+    :func:`_pow1_tables`): ``(exponent sums (rows, 1) before the factor ln2/p, width
+    gradient, g * dy/dx)``, each ``None`` where not needed."""
+    umin, e_row, lp_row = tables
+    big = torch.finfo(yc.dtype).max  # u = +inf (y = +inf) is clamped here inside the derivatives
+    l2 = torch.clamp(u, min=umin).clamp_(max=big).log2_()  # log2 u, finite
+    dp = dw = d = None
+    if need_p:  # dy/dp = s*w*u*ln t = y * ln(u) / p: divide by p after the sum
+        dp = torch.mul(gc, yc).mul_(l2).sum(1).unsqueeze_(1)
+    if need_w:
+        dw = _width_grad_block(gc, yc, u, pr, None, None, relu)
+    if need_x:
+        d = l2.mul_(e_row).add_(lp_row).exp2_().mul_(gc)
+    return dp, dw, d
+
+
+def _segment_block_grads(yc: Tensor, gc: Tensor, a: Tensor, pr: Tensor, k: int, relu: bool,
+                         need_p: bool, need_w: bool, need_x: bool):
+    """One row block of POW-k, k > 1 (segment ``j = floor(a)``, ``u = a - j``): ``(exponent
+    sums per segment (rows, k) before the factor w*ln2, width gradient, g * dy/dx)``."""
+    big = torch.finfo(yc.dtype).max
+    j = a.floor().clamp_(0, k - 1)
+    jl = torch.nan_to_num(j, nan=0.0).long()  # a NaN output: its NaN term to segment 0
+    u = a - j
+    pe = torch.gather(pr, 1, jl)
+    l2 = torch.clamp(u, min=TINY, max=big).log2_().div_(pe).clamp_(min=math.log2(T_MIN))  # log2 t
+    dp = dw = d = None
+    if need_p:  # dy/dp = s*w*u*ln t, scattered to the segment's exponent
+        v = torch.mul(gc, u).mul_(l2)
+        if not relu:
+            v.mul_(torch.sign(yc))
+        dp = torch.zeros(yc.shape[0], k, dtype=yc.dtype, device=yc.device).scatter_add_(1, jl, v)
+    if need_w:
+        dw = _width_grad_block(gc, yc, u, pe, j, l2, relu)
+    if need_x:  # p * t**(p-1)
+        d = l2.mul_(pe.sub_(1)).exp2_().mul_(pe.add_(1)).mul_(gc)
+    return dp, dw, d
+
+
+def _store_input_grad(d: Tensor, yc: Tensor, out: Tensor, relu: bool, direct_out: bool) -> None:
+    """Write ``d`` into the rows ``out`` of ``dL/dx``, zeroed where ``y <= 0`` with the ReLU."""
+    if relu and direct_out:
+        torch.ops.aten.threshold_backward.grad_input(d, yc, 0, grad_input=out)
+    elif relu:
+        out.copy_(torch.ops.aten.threshold_backward(d, yc, 0))
+    else:
+        out.copy_(d)
+
+
+def _finish_exponent_grad(dp: Tensor, y2: Tensor, g2: Tensor, prow: Tensor, k: int, w: float,
+                          relu: bool, cdt: torch.dtype) -> None:
+    """In place: rows whose float32 sums overflowed summed again in float64, then the
+    constant factor (``ln2/p`` for k = 1, ``w*ln2`` otherwise)."""
+    if cdt != torch.float64:
+        rows = (~torch.isfinite(dp)).any(1).nonzero().flatten()  # rare: a sum overflowed
+        if rows.numel():
+            dp[rows] = _exponent_grad_f64(y2[rows], g2[rows], prow[rows], k, w, relu)
+    dp.mul_(math.log(2) / prow.to(torch.float64) if k == 1 else w * math.log(2))
 
 
 def _exponent_grad_f64(y: Tensor, g: Tensor, prow: Tensor, k: int, w: float, relu: bool) -> Tensor:

@@ -143,11 +143,138 @@ def _segment_sums(term, ji, KP2: tl.constexpr, K: tl.constexpr):
 
 
 @triton.jit
+def _pow1_channel_constants(p_row, cm, lo, hi, off, CLAMP: tl.constexpr):
+    """POW-1's per-channel constants in backward: the exponent ``p``, the lower clamp
+    ``max(T_MIN**p, TINY)`` of ``u``, ``(p-1)/p`` and ``log2 p``."""
+    pe1 = tl.load(p_row, mask=cm[:, None], other=1.0).to(tl.float32)
+    pe1 = _exponent(pe1, lo, hi, off, CLAMP)
+    umin = tl.exp2(pe1 * LOG2_TMIN)
+    umin = tl.where(umin > TINY, umin, TINY)
+    e_row = (pe1 - 1.0) / pe1
+    lp_row = tl.log2(pe1)
+    return pe1, umin, e_row, lp_row
+
+
+@triton.jit
+def _magnitude_and_sign(y, w, RELU: tl.constexpr):
+    """``a = y/w`` (``|y|/w`` without the ReLU) and the sign ``s`` of ``y`` (0 or 1 with the
+    ReLU, where ``y > 0`` is its mask)."""
+    if RELU:
+        a = y / w
+        sgn = tl.where(y > 0, 1.0, 0.0)
+    else:
+        a = tl.abs(y) / w
+        sgn = tl.where(y > 0, 1.0, tl.where(y < 0, -1.0, 0.0))
+    return a, sgn
+
+
+@triton.jit
+def _pow1_terms(y, g, a, umin, e_row, lp_row):
+    """POW-1 (``u = a``, segment 0): ``(j, j as int, u, log2 u, exponent term g*y*log2 u,
+    dy/dx = p * t**(p-1))``."""
+    j = tl.zeros_like(a)
+    ji = j.to(tl.int32)
+    u = a
+    uc = tl.where(u > umin, u, umin)
+    uc = tl.where(uc < FLT_MAX, uc, FLT_MAX)  # y = +inf: the derivative at FLT_MAX
+    l2 = tl.log2(uc)  # log2 u = p * log2 t
+    term = g * y * l2  # times ln2 / p in pow_reduce_kernel
+    d = tl.exp2(l2 * e_row + lp_row)  # p * t**(p-1)
+    return j, ji, u, l2, term, d
+
+
+@triton.jit
+def _segment_terms(g, a, sgn, p_row, mask, lo, hi, off, K: tl.constexpr, RELU: tl.constexpr,
+                   CLAMP: tl.constexpr):
+    """POW-k, k > 1 (segment ``j = min(floor(a), k-1)``, ``u = a - j``): ``(p_j, j, j as int,
+    u, log2 t, exponent term s*g*u*log2 t, dy/dx = p_j * t**(p_j-1))``."""
+    a0 = tl.where(a > 0, a, 0.0)
+    j = tl.floor(a0)
+    j = tl.where(j < K - 1, j, K - 1.0)
+    ji = j.to(tl.int32)
+    u = a0 - j
+    u = tl.where(a != a, a, u)  # a NaN output: a NaN term in segment 0
+    pe = tl.load(p_row + ji, mask=mask, other=1.0).to(tl.float32)
+    pe = _exponent(pe, lo, hi, off, CLAMP)
+    uc = tl.where(u > TINY, u, TINY)
+    uc = tl.where(uc < FLT_MAX, uc, FLT_MAX)
+    l2 = tl.log2(uc) / pe
+    l2 = tl.where(l2 > LOG2_TMIN, l2, LOG2_TMIN)  # log2 t
+    term = g * u * l2
+    if not RELU:
+        term = term * sgn
+    d = pe * tl.exp2(l2 * (pe - 1.0))
+    return pe, j, ji, u, l2, term, d
+
+
+@triton.jit
+def _input_grad(d, g, y, RELU: tl.constexpr):
+    """``dL/dx = g * dy/dx``: 0 where the ReLU blocked, NaN where ``y`` is NaN."""
+    gx = d * g
+    if RELU:
+        gx = tl.where(y > 0, gx, tl.where(y == y, 0.0, y))
+    else:
+        gx = tl.where(y == y, gx, y)
+    return gx
+
+
+@triton.jit
+def _add_exponent_terms(acc, term, g, y, u, l2, sgn, ji, mask, KP2: tl.constexpr,
+                        K: tl.constexpr, RELU: tl.constexpr):
+    """``acc`` plus this chunk's exponent terms per channel and segment, summed in float32;
+    a chunk whose float32 sums are not all finite is summed again from float64 products."""
+    term = tl.where(mask, term, 0.0)
+    sums = _segment_sums(term, ji, KP2, K)
+    nbad = tl.sum(tl.sum(tl.where(tl.abs(sums) <= FLT_MAX, 0, 1), axis=1), axis=0)
+    if nbad > 0:  # rare: redo this chunk from float64 products
+        if K == 1:
+            t64 = g.to(tl.float64) * y.to(tl.float64) * l2.to(tl.float64)
+        else:
+            t64 = g.to(tl.float64) * u.to(tl.float64) * l2.to(tl.float64)
+            if not RELU:
+                t64 = t64 * sgn.to(tl.float64)
+        acc += _segment_sums(tl.where(mask, t64, 0.0), ji, KP2, K)
+    else:
+        acc += sums.to(tl.float64)
+    return acc
+
+
+@triton.jit
+def _add_width_terms(wacc, u, pe, j, d, y, g, sgn, mask, K: tl.constexpr, RELU: tl.constexpr):
+    """``wacc`` plus this chunk's ``sum g * s*(j*(1 - dy/dx) + u*(1 - p))`` per channel,
+    products in float64."""
+    val = u.to(tl.float64) * (1.0 - pe.to(tl.float64))
+    if K > 1:
+        val += j.to(tl.float64) * (1.0 - d.to(tl.float64))
+    if RELU:
+        val = tl.where(y <= 0, 0.0, val)
+    else:
+        val = val * sgn.to(tl.float64)
+    wacc += tl.sum(tl.where(mask, val * g.to(tl.float64), 0.0), axis=1)
+    return wacc
+
+
+@triton.jit
+def _store_partials(part_ptr, acc, wacc, n, sb, NSB, C, c, cm, K: tl.constexpr,
+                    KP2: tl.constexpr, NEED_P: tl.constexpr, LEARN_W: tl.constexpr):
+    """The span's partial sums into ``part[(n*NSB + sb), c]``: columns ``0..K-1`` the
+    exponent terms, column ``K`` the width terms."""
+    kk = tl.arange(0, KP2)
+    base = part_ptr + ((n * NSB + sb) * C + c[:, None]) * (K + 1)
+    if NEED_P:
+        tl.store(base + kk[None, :], acc, mask=cm[:, None] & (kk < K)[None, :])
+    if LEARN_W:
+        tl.store(base + K, wacc[:, None], mask=cm[:, None])
+
+
+@triton.jit
 def pow_backward_kernel(y_ptr, g_ptr, gx_ptr, part_ptr, p_ptr, w_ptr, w_val, lo, hi, off, C, S,
                         SPAN, NSB, y_sn, y_sc, y_ss, g_sn, g_sc, g_ss, gx_sn, gx_sc, gx_ss, p_sn,
                         K: tl.constexpr, KP2: tl.constexpr, RELU: tl.constexpr,
                         LEARN_W: tl.constexpr, CLAMP: tl.constexpr, NEED_X: tl.constexpr,
                         NEED_P: tl.constexpr, BC: tl.constexpr, BS: tl.constexpr):
+    """``dL/dx`` of one span of spatial positions and the span's partial sums of the exponent
+    and width terms per channel (``(N*NSB, C, K + 1)`` float64, for :func:`pow_reduce_kernel`)."""
     n = tl.program_id(2).to(tl.int64)
     sb = tl.program_id(0)
     c = (tl.program_id(1) * BC + tl.arange(0, BC)).to(tl.int64)
@@ -155,12 +282,7 @@ def pow_backward_kernel(y_ptr, g_ptr, gx_ptr, part_ptr, p_ptr, w_ptr, w_val, lo,
     w = _width(w_ptr, w_val, LEARN_W)
     p_row = p_ptr + n * p_sn + c[:, None] * K
     if K == 1:
-        pe1 = tl.load(p_row, mask=cm[:, None], other=1.0).to(tl.float32)
-        pe1 = _exponent(pe1, lo, hi, off, CLAMP)
-        umin = tl.exp2(pe1 * LOG2_TMIN)
-        umin = tl.where(umin > TINY, umin, TINY)
-        e_row = (pe1 - 1.0) / pe1
-        lp_row = tl.log2(pe1)
+        pe1, umin, e_row, lp_row = _pow1_channel_constants(p_row, cm, lo, hi, off, CLAMP)
     acc = tl.zeros([BC, KP2], tl.float64)
     wacc = tl.zeros([BC], tl.float64)
     for s0 in range(0, SPAN, BS):  # SPAN: a multiple of BS
@@ -170,76 +292,22 @@ def pow_backward_kernel(y_ptr, g_ptr, gx_ptr, part_ptr, p_ptr, w_ptr, w_val, lo,
                     other=0.0).to(tl.float32)
         g = tl.load(g_ptr + n * g_sn + c[:, None] * g_sc + s[None, :] * g_ss, mask=mask,
                     other=0.0).to(tl.float32)
-        if RELU:
-            a = y / w
-            sgn = tl.where(y > 0, 1.0, 0.0)
-        else:
-            a = tl.abs(y) / w
-            sgn = tl.where(y > 0, 1.0, tl.where(y < 0, -1.0, 0.0))
+        a, sgn = _magnitude_and_sign(y, w, RELU)
         if K == 1:
             pe = pe1
-            j = tl.zeros_like(a)
-            ji = j.to(tl.int32)
-            u = a
-            uc = tl.where(u > umin, u, umin)
-            uc = tl.where(uc < FLT_MAX, uc, FLT_MAX)  # y = +inf: the derivative at FLT_MAX
-            l2 = tl.log2(uc)  # log2 u = p * log2 t
-            term = g * y * l2  # times ln2 / p in pow_reduce_kernel
-            d = tl.exp2(l2 * e_row + lp_row)  # p * t**(p-1)
+            j, ji, u, l2, term, d = _pow1_terms(y, g, a, umin, e_row, lp_row)
         else:
-            a0 = tl.where(a > 0, a, 0.0)
-            j = tl.floor(a0)
-            j = tl.where(j < K - 1, j, K - 1.0)
-            ji = j.to(tl.int32)
-            u = a0 - j
-            u = tl.where(a != a, a, u)  # a NaN output: a NaN term in segment 0
-            pe = tl.load(p_row + ji, mask=mask, other=1.0).to(tl.float32)
-            pe = _exponent(pe, lo, hi, off, CLAMP)
-            uc = tl.where(u > TINY, u, TINY)
-            uc = tl.where(uc < FLT_MAX, uc, FLT_MAX)
-            l2 = tl.log2(uc) / pe
-            l2 = tl.where(l2 > LOG2_TMIN, l2, LOG2_TMIN)  # log2 t
-            term = g * u * l2
-            if not RELU:
-                term = term * sgn
-            d = pe * tl.exp2(l2 * (pe - 1.0))
+            pe, j, ji, u, l2, term, d = _segment_terms(g, a, sgn, p_row, mask, lo, hi, off, K,
+                                                       RELU, CLAMP)
         if NEED_X:
-            gx = d * g
-            if RELU:
-                gx = tl.where(y > 0, gx, tl.where(y == y, 0.0, y))
-            else:
-                gx = tl.where(y == y, gx, y)
+            gx = _input_grad(d, g, y, RELU)
             tl.store(gx_ptr + n * gx_sn + c[:, None] * gx_sc + s[None, :] * gx_ss,
                      _cast_for(gx, gx_ptr), mask=mask)
         if NEED_P:
-            term = tl.where(mask, term, 0.0)
-            sums = _segment_sums(term, ji, KP2, K)
-            nbad = tl.sum(tl.sum(tl.where(tl.abs(sums) <= FLT_MAX, 0, 1), axis=1), axis=0)
-            if nbad > 0:  # rare: redo this chunk from float64 products
-                if K == 1:
-                    t64 = g.to(tl.float64) * y.to(tl.float64) * l2.to(tl.float64)
-                else:
-                    t64 = g.to(tl.float64) * u.to(tl.float64) * l2.to(tl.float64)
-                    if not RELU:
-                        t64 = t64 * sgn.to(tl.float64)
-                acc += _segment_sums(tl.where(mask, t64, 0.0), ji, KP2, K)
-            else:
-                acc += sums.to(tl.float64)
-        if LEARN_W:  # sum g * s*(j*(1 - dy/dx) + u*(1 - p)), products in float64
-            val = u.to(tl.float64) * (1.0 - pe.to(tl.float64))
-            if K > 1:
-                val += j.to(tl.float64) * (1.0 - d.to(tl.float64))
-            if RELU:
-                val = tl.where(y <= 0, 0.0, val)
-            else:
-                val = val * sgn.to(tl.float64)
-            wacc += tl.sum(tl.where(mask, val * g.to(tl.float64), 0.0), axis=1)
-    kk = tl.arange(0, KP2)
-    base = part_ptr + ((n * NSB + sb) * C + c[:, None]) * (K + 1)
-    if NEED_P:
-        tl.store(base + kk[None, :], acc, mask=cm[:, None] & (kk < K)[None, :])
-    if LEARN_W:
-        tl.store(base + K, wacc[:, None], mask=cm[:, None])
+            acc = _add_exponent_terms(acc, term, g, y, u, l2, sgn, ji, mask, KP2, K, RELU)
+        if LEARN_W:
+            wacc = _add_width_terms(wacc, u, pe, j, d, y, g, sgn, mask, K, RELU)
+    _store_partials(part_ptr, acc, wacc, n, sb, NSB, C, c, cm, K, KP2, NEED_P, LEARN_W)
 
 
 @triton.jit
