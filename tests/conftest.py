@@ -12,7 +12,7 @@ import torch
 # helpers (dataloader workers, torchrun ranks) from oversubscribing the cores.
 os.environ.setdefault('OMP_NUM_THREADS', '1')
 os.environ.setdefault('MKL_NUM_THREADS', '1')
-# Without a GPU, tests/test_fused_kernels.py runs the device path's Triton kernels in
+# Without a GPU, tests/test_models/test_fused_kernels.py runs the device path's Triton kernels in
 # Triton's interpreter, which must be on before Triton is first imported (its standard
 # library is decorated at import). It only changes anything where FQ_DET_FUSED_CPU=1.
 if not torch.cuda.is_available():

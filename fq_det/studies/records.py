@@ -94,7 +94,7 @@ def load_compact_records(path: str | Path, distortions: Sequence[str],
     """:func:`save_compact_records`' file back in :func:`load_sweep_records`' form.
 
     Raises ``FileNotFoundError`` when there is no file or it lacks a condition, and
-    :class:`~fq_det.evaluation.study_errors.StudyError` naming the file when it is not one
+    :class:`~fq_det.studies.errors.StudyError` naming the file when it is not one
     :func:`save_compact_records` wrote (truncated, other bytes, object arrays).
     """
     if not Path(path).is_file():

@@ -1,6 +1,6 @@
 """One distortion route: one seeding function, one pipeline insertion, one table.
 
-That the detection grid shows the sweep's pixels is tested in test_robustness_tool.py,
+That the detection grid shows the sweep's pixels is tested in test_evaluation/test_robustness_sweep.py,
 beside the tiny detector it needs."""
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Detection AP (fq_det/evaluation/detection_ap.py): the weighted VOC AP against mmdet's
 eval_map, on all images and on bootstrap-resampled image lists (COCO mAP against
-pycocotools: tests/test_coco_format.py)."""
+pycocotools: tests/test_evaluation/test_coco_format.py)."""
 from __future__ import annotations
 
 import numpy as np

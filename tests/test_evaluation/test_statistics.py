@@ -1,5 +1,5 @@
 """The study statistics: intervals against hand-computed numbers, the bootstrap, verdicts,
-mCE, and the paired bootstrap of two sweeps (the weighted VOC AP: tests/test_detection_ap.py)."""
+mCE, and the paired bootstrap of two sweeps (the weighted VOC AP: tests/test_evaluation/test_detection_ap.py)."""
 from __future__ import annotations
 
 import math

@@ -8,7 +8,7 @@ which adds its two shims for numpy 2 / scikit-image >= 0.19) and ``scikit-image`
 photographs ``astronaut``, ``chelsea``, ``coffee``, ``rocket``). Writes into ``--out``:
 
 * ``<photo>.png``: the photographs, long side ``--long-side`` (OpenCV ``INTER_AREA``), BGR
-  PNG: the inputs of both sides, and of ``tests/test_corruption_reference.py``;
+  PNG: the inputs of both sides, and of ``tests/test_datasets/test_corruption_reference.py``;
 * ``reference.json``: per corruption and severity the reference's mean PSNR and SSIM to
   the clean photo over photos x draws (``draws`` per corruption) with their standard errors from the draws
   (``fq_det.analysis.image_quality``); for the corruptions without randomness also, per
