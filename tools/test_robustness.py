@@ -21,7 +21,8 @@ import os.path as osp
 
 import fq_det  # noqa: F401  (registers the plugin and makes checkpoints loadable)
 from fq_det.cli import (add_bn_adapt_args, add_config_args, add_launcher_args,
-                         apply_bn_adapt_args, check_checkpoint_matches, config_from_args,
+                         apply_bn_adapt_args, check_checkpoint_matches, check_output_dir,
+                         config_from_args,
                          end_process_group, report_user_errors)
 from fq_det.datasets.distortions import DISTORTIONS, PRESETS, SEVERITIES, check_severity
 from fq_det.evaluation.robustness import resolve_distortions, run_sweep
@@ -76,6 +77,7 @@ def main(argv: list[str] | None = None) -> dict:
     cfg = config_from_args(args, splits=('test',))
     apply_bn_adapt_args(cfg, args)
     out_dir = args.out_dir or osp.join(cfg.work_dir, 'robustness')
+    check_output_dir(out_dir, 'out-dir')  # before the checkpoint is read
     check_checkpoint_matches(cfg, args.checkpoint, allow_partial=args.allow_partial_load)
     return run_sweep('detection', cfg, args.checkpoint, out_dir, distortions=distortions,
                      severities=severities, seeds=(args.seed, ), metric_key=args.metric_key,

@@ -189,11 +189,11 @@ def test_unwritable_outputs_are_named_before_any_work(synthvoc_checkpoints, synt
            [str(POW_CFG), pow_ckpt, *data, '--work-dir', str(tmp_path / 'w'), '--out',
             str(blocker / 'preds.pkl')], '--out file', 'is a file, not a folder')
     _fails(capsys, load_script('tools/test_robustness.py').main,
-           [str(POW_CFG), pow_ckpt, *data, '--out-dir', below], 'out-dir', below, 'not writable')
+           [str(POW_CFG), pow_ckpt, *data, '--out-dir', below], 'out-dir', below, 'is a file, not a folder')
     _fails(capsys, load_script('tools/classification/train.py').main,
            [str(CLS_CFG), '--work-dir', below], 'work dir', below)
     _fails(capsys, load_script('tools/classification/test_robustness.py').main,
-           [str(CLS_CFG), pow_ckpt, '--out-dir', below], 'out-dir', below, 'not writable')
+           [str(CLS_CFG), pow_ckpt, '--out-dir', below], 'out-dir', below, 'is a file, not a folder')
     _fails(capsys, load_script('tools/classification/export_backbone.py').main,
            [pow_ckpt, str(blocker / 'b.pth')], 'backbone checkpoint', 'is a file, not a folder')
     _fails(capsys, load_script('tools/misc/make_synthetic_voc.py').main,

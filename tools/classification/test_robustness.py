@@ -15,7 +15,8 @@ import sys
 
 import fq_det  # noqa: F401
 from fq_det.cli import (add_bn_adapt_args, add_config_args, apply_bn_adapt_args,
-                         check_checkpoint_matches, load_config, report_user_errors)
+                         check_checkpoint_matches, check_output_dir, load_config,
+                         report_user_errors)
 from fq_det.datasets.distortions import SEVERITIES, check_severity
 from fq_det.evaluation.robustness import resolve_distortions, run_sweep
 
@@ -52,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     apply_bn_adapt_args(cfg, args)
     name = osp.splitext(osp.basename(args.config))[0]
     out_dir = args.out_dir or osp.join('./work_dirs', name, 'robustness')
+    check_output_dir(out_dir, 'out-dir')  # before the checkpoint is read
     check_checkpoint_matches(cfg, args.checkpoint, flag=None)  # loaded with strict=True
     run_sweep('classification', cfg, args.checkpoint, out_dir,
               distortions=args.distortions or 'all', severities=args.severities or SEVERITIES,
