@@ -9,6 +9,7 @@ NVIDIA sm_80 / sm_90 (Triton's compiler, no GPU needed).
 """
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -70,10 +71,13 @@ def _arg_type(a):
     return 'i64' if abs(a) >= 2**31 else 'i32'
 
 
-def _pow_run(x, p, w, k, g, relu=True, learn_w=False, clamp=None):
-    xx = x.to(DEVICE).clone().requires_grad_()
-    pp = p.to(DEVICE).clone().requires_grad_()
-    ww = torch.tensor(w, device=DEVICE, requires_grad=True) if learn_w else w
+def _pow_run(x, p, w, k, g, relu=True, learn_w=False, clamp=None, learn_x=True, learn_p=True,
+             tensor_w=False):
+    """``[y, dL/dx, dL/dp, dL/dw]``, ``None`` for what does not require a gradient; the width
+    a tensor with ``learn_w`` or ``tensor_w`` (requiring a gradient with ``learn_w``)."""
+    xx = x.to(DEVICE).clone().requires_grad_(learn_x)
+    pp = p.to(DEVICE).clone().requires_grad_(learn_p)
+    ww = torch.tensor(w, device=DEVICE, requires_grad=learn_w) if learn_w or tensor_w else w
     y = F_q.pow_quant(xx * 1, pp, ww, k, relu=relu, inplace=True, clamp=clamp)
     y.backward(g.to(DEVICE, y.dtype))
     return [t.cpu() if t is not None else None
@@ -118,6 +122,36 @@ def test_pow_learnable_width_clamp_and_odd_symmetry(k, relu, device_path):
                      clamp=(-0.5, 4.0, 1.0))
     _close(got, ref)
     assert torch.equal(got[2][0, :4], torch.zeros_like(got[2][0, :4]))  # at / beyond the limits
+
+
+@pytest.mark.parametrize('k', [1, 4])
+@pytest.mark.parametrize('batch_exponents', [False, True], ids=['POW', 'HPOW'])
+def test_pow_width_gradient_with_frozen_exponents(k, batch_exponents, device_path):
+    """A learnable width with frozen exponents (``need_p=False``, ``need_w=True``): dL/dw is
+    the torch path's and the same on every call (the reduction once left it uninitialised)."""
+    x, p, g = parity_inputs(k, batch_exponents, seed=6)
+    device_path(True)
+    first = _pow_run(x, p, 0.8, k, g, learn_w=True, learn_p=False)
+    again = _pow_run(x, p, 0.8, k, g, learn_w=True, learn_p=False)
+    device_path(False)
+    ref = _pow_run(x, p, 0.8, k, g, learn_w=True, learn_p=False)
+    assert first[2] is None and ref[2] is None and first[3] is not None
+    assert torch.equal(first[3], again[3]), (first[3], again[3])
+    _close(first, ref)
+
+
+@pytest.mark.parametrize('learn_x,learn_p,learn_w',
+                         [c for c in itertools.product([True, False], repeat=3) if any(c)])
+def test_pow_every_needed_gradient_combination(learn_x, learn_p, learn_w, device_path):
+    """Whichever of dL/dx, dL/dp and dL/dw are needed, they are the torch path's (the width a
+    tensor throughout: the kernels read it from memory, needed or not; with neither dL/dp nor
+    dL/dw needed the backward kernel once wrote width sums past its one-element buffer)."""
+    x, p, g = parity_inputs(2, False, seed=7)
+    got, ref = _both(device_path, _pow_run, x, p, 0.8, 2, g, relu=False, learn_w=learn_w,
+                     learn_x=learn_x, learn_p=learn_p, tensor_w=True)
+    assert [t is None for t in got] == [t is None for t in ref] == \
+        [False, not learn_x, not learn_p, not learn_w]
+    _close(got, ref)
 
 
 def test_pow_identity_is_bit_exact(device_path):

@@ -193,7 +193,8 @@ def pow_backward(y: Tensor, grad: Tensor, p: Tensor, width, k: int, relu: bool, 
     _launch('pow_backward', kern.pow_backward_kernel, (nsb, cdiv(c, bc), n), y, grad,
             gx if need_x else y, part, pc, w_ptr, w_val, *limits, c, s, span, nsb, *ys, *gs,
             *(layout(gx) if need_x else (0, 0, 0)), p_sn, K=k, KP2=kp2, RELU=relu,
-            LEARN_W=learn, CLAMP=clamped, NEED_X=need_x, NEED_P=need_p, BC=bc, BS=bs)
+            LEARN_W=learn, CLAMP=clamped, NEED_X=need_x, NEED_P=need_p, NEED_W=need_w, BC=bc,
+            BS=bs)
     if sums:
         rows = (c if p.shape[0] == 1 else n * c) if need_p else 0
         _launch('pow_reduce', kern.pow_reduce_kernel, (rows + int(need_w), ), part, pc, w_ptr,

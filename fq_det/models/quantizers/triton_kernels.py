@@ -256,14 +256,15 @@ def _add_width_terms(wacc, u, pe, j, d, y, g, sgn, mask, K: tl.constexpr, RELU: 
 
 @triton.jit
 def _store_partials(part_ptr, acc, wacc, n, sb, NSB, C, c, cm, K: tl.constexpr,
-                    KP2: tl.constexpr, NEED_P: tl.constexpr, LEARN_W: tl.constexpr):
+                    KP2: tl.constexpr, NEED_P: tl.constexpr, NEED_W: tl.constexpr):
     """The span's partial sums into ``part[(n*NSB + sb), c]``: columns ``0..K-1`` the
-    exponent terms, column ``K`` the width terms."""
+    exponent terms (``NEED_P``), column ``K`` the width terms (``NEED_W``). Without either,
+    ``part`` is a one-element placeholder and nothing is stored."""
     kk = tl.arange(0, KP2)
     base = part_ptr + ((n * NSB + sb) * C + c[:, None]) * (K + 1)
     if NEED_P:
         tl.store(base + kk[None, :], acc, mask=cm[:, None] & (kk < K)[None, :])
-    if LEARN_W:
+    if NEED_W:
         tl.store(base + K, wacc[:, None], mask=cm[:, None])
 
 
@@ -272,9 +273,12 @@ def pow_backward_kernel(y_ptr, g_ptr, gx_ptr, part_ptr, p_ptr, w_ptr, w_val, lo,
                         SPAN, NSB, y_sn, y_sc, y_ss, g_sn, g_sc, g_ss, gx_sn, gx_sc, gx_ss, p_sn,
                         K: tl.constexpr, KP2: tl.constexpr, RELU: tl.constexpr,
                         LEARN_W: tl.constexpr, CLAMP: tl.constexpr, NEED_X: tl.constexpr,
-                        NEED_P: tl.constexpr, BC: tl.constexpr, BS: tl.constexpr):
+                        NEED_P: tl.constexpr, NEED_W: tl.constexpr, BC: tl.constexpr,
+                        BS: tl.constexpr):
     """``dL/dx`` of one span of spatial positions and the span's partial sums of the exponent
-    and width terms per channel (``(N*NSB, C, K + 1)`` float64, for :func:`pow_reduce_kernel`)."""
+    and width terms per channel (``(N*NSB, C, K + 1)`` float64, for :func:`pow_reduce_kernel`).
+    ``LEARN_W``: the width is read from ``w_ptr``; ``NEED_W``: its terms are summed (a width
+    tensor that needs no gradient is still read, but its terms are not stored)."""
     n = tl.program_id(2).to(tl.int64)
     sb = tl.program_id(0)
     c = (tl.program_id(1) * BC + tl.arange(0, BC)).to(tl.int64)
@@ -305,9 +309,9 @@ def pow_backward_kernel(y_ptr, g_ptr, gx_ptr, part_ptr, p_ptr, w_ptr, w_val, lo,
                      _cast_for(gx, gx_ptr), mask=mask)
         if NEED_P:
             acc = _add_exponent_terms(acc, term, g, y, u, l2, sgn, ji, mask, KP2, K, RELU)
-        if LEARN_W:
+        if NEED_W:
             wacc = _add_width_terms(wacc, u, pe, j, d, y, g, sgn, mask, K, RELU)
-    _store_partials(part_ptr, acc, wacc, n, sb, NSB, C, c, cm, K, KP2, NEED_P, LEARN_W)
+    _store_partials(part_ptr, acc, wacc, n, sb, NSB, C, c, cm, K, KP2, NEED_P, NEED_W)
 
 
 @triton.jit
@@ -315,11 +319,14 @@ def pow_reduce_kernel(part_ptr, p_ptr, w_ptr, w_val, lo, hi, off, gp_ptr, gw_ptr
                       p_sn, K: tl.constexpr, KP2: tl.constexpr, SHARED: tl.constexpr,
                       LEARN_W: tl.constexpr, CLAMP: tl.constexpr, NEED_P: tl.constexpr,
                       BLOCK: tl.constexpr):
-    """Program ``r < Np*C``: ``dL/dp`` of exponent row ``r``; program ``Np*C``: ``dL/dw``.
+    """Program ``r < rows``: ``dL/dp`` of exponent row ``r``; program ``rows``: ``dL/dw``
+    (``rows``: ``Np*C`` with ``NEED_P``, else 0, so the only program reduces the width).
     ``part`` is ``(N*NSB, C, K + 1)`` float64 (column ``K``: the width terms). With
     ``CLAMP`` the gradient is the raw parameter's: 0 where it is outside ``(lo, hi)``."""
     r = tl.program_id(0)
-    if SHARED:
+    if not NEED_P:
+        rows = 0
+    elif SHARED:
         rows = C
     else:
         rows = N * C
