@@ -53,20 +53,23 @@ def worker_pool(jobs: int) -> Iterator[ProcessPoolExecutor]:
 
 @contextlib.contextmanager
 def output_to(log: Path) -> Iterator[None]:
-    """This process's stdout and stderr appended to ``log`` for the block, restored after
-    (at the descriptor level: progress bars keep the stdout they were created with)."""
+    """This process's stdout and stderr appended to ``log`` for the block, restored after:
+    at the descriptor level (progress bars keep the stdout they were created with, C code
+    writes to fd 1) and as ``sys.stdout`` / ``sys.stderr`` (loggers created in the block
+    write to what they find there, also when it is not the descriptor, as under pytest)."""
     log.parent.mkdir(parents=True, exist_ok=True)
     sys.stdout.flush()
     sys.stderr.flush()
-    saved = os.dup(1), os.dup(2)
+    saved, streams = (os.dup(1), os.dup(2)), (sys.stdout, sys.stderr)
     with open(log, 'a', buffering=1) as f:
         os.dup2(f.fileno(), 1)
         os.dup2(f.fileno(), 2)
+        sys.stdout = sys.stderr = f
         try:
             yield
         finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
+            f.flush()
+            sys.stdout, sys.stderr = streams
             for fd, copy_of in zip((1, 2), saved):
                 os.dup2(copy_of, fd)
                 os.close(copy_of)

@@ -572,7 +572,7 @@ def test_a_corrupt_done_json_is_a_named_error(finished_study, tmp_path) -> None:
     study = _copied_study(finished_study, tmp_path)
     done = study.run_dir('plain', 0) / 'train' / 'done.json'
     done.write_text('[1]')
-    with pytest.raises(StudyError, match=rf'{done} holds a JSON list, not the object'):
+    with pytest.raises(StudyError, match=rf'{done} holds a JSON list, not the dict that was written there'):
         run_one(study, 'plain', 0)
 
 
