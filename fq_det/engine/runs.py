@@ -73,12 +73,12 @@ def train_to_final(cfg: Config) -> Path:
     A finished folder is not trained again; an interrupted one resumes from its latest
     checkpoint. Whoever calls this makes sure the folder holds a run of the same settings.
     """
-    from mmengine.runner import Runner
+    from fq_det.engine.runner import build_runner
     final = final_checkpoint(cfg)
     if final.is_file():
         return final
     cfg.resume = True  # mmengine: the latest checkpoint in work_dir, if there is one
-    Runner.from_cfg(cfg).train()
+    build_runner(cfg).train()
     if not final.is_file():
         raise RuntimeError(f'training finished without writing {final}')
     return final

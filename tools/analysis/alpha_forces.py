@@ -40,12 +40,11 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> list[dict]:
     warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
     args = parse_args(argv)
-    from mmengine.runner import Runner
-
     import fq_det  # noqa: F401  (registers the plugin)
     from fq_det.analysis.alpha_forces import AlphaForcesHook, format_forces_table, summarize_forces
     from fq_det.cli import check_output_dir, check_output_file, load_config
     from fq_det.datasets.data_check import set_data_root
+    from fq_det.engine.runner import build_runner
 
     cfg = load_config(args.config, args.cfg_options)
     if not Path(args.data_root).is_dir():
@@ -67,7 +66,7 @@ def main(argv=None) -> list[dict]:
         cfg.train_cfg.max_epochs = cfg.train_cfg.val_interval = args.epochs
     cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
     cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=10 ** 9)
-    runner = Runner.from_cfg(cfg)
+    runner = build_runner(cfg)
     hook = AlphaForcesHook()
     runner.register_hook(hook)
     runner.train()
