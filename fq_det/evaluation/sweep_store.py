@@ -37,6 +37,7 @@ from typing import Callable
 from mmengine.config import Config
 
 from fq_det.utils.io import atomic_write_text, check_writable, file_lock, read_json, sha256_file
+from fq_det.utils.keys import changed_keys
 
 __all__ = ['SweepStore', 'StaleResultsError', 'SweepFileError', 'OutDirNotWritableError',
            'resume_key', 'checkpoint_identity', 'config_digest', 'record_id', 'check_out_dir',
@@ -168,31 +169,45 @@ def _short(ident: dict) -> str:
     return f'{ident.get("path")} ({ident.get("size")} bytes, sha256 {str(ident.get("sha256"))[:12]})'
 
 
-def describe_changes(old: dict, new: dict) -> list[str]:
-    """One line per part of the resume key that differs."""
+def _checkpoint_change(old: dict, new: dict) -> list[str]:
     lines = []
-    if old.get('task') != new.get('task'):
-        lines.append(f'task: {old.get("task")} -> {new.get("task")}')
-    o, n = old.get('checkpoint') or {}, new.get('checkpoint') or {}
-    if o.get('path') != n.get('path'):
-        lines.append(f'checkpoint path: {o.get("path")} -> {n.get("path")}')
-    if (o.get('size'), o.get('sha256')) != (n.get('size'), n.get('sha256')):
-        lines.append(f'checkpoint content: {_short(o)} -> {_short(n)} (the file was replaced, '
+    if old.get('path') != new.get('path'):
+        lines.append(f'checkpoint path: {old.get("path")} -> {new.get("path")}')
+    if (old.get('size'), old.get('sha256')) != (new.get('size'), new.get('sha256')):
+        lines.append(f'checkpoint content: {_short(old)} -> {_short(new)} (the file was replaced, '
                      'e.g. by a new training)')
-    o_roots = [d.get('data_root') for d in old.get('data') or []]
-    n_roots = [d.get('data_root') for d in new.get('data') or []]
+    return lines
+
+
+def _data_change(old: list, new: list) -> list[str]:
+    o_roots, n_roots = [d.get('data_root') for d in old], [d.get('data_root') for d in new]
     if o_roots != n_roots:
-        lines.append(f'data root: {", ".join(map(str, o_roots))} -> {", ".join(map(str, n_roots))}')
-    elif [d.get('ann_sha256') for d in old.get('data') or []] != \
-            [d.get('ann_sha256') for d in new.get('data') or []]:
-        lines.append('test annotations: the annotation file(s) changed '
-                     f'({", ".join(str(d.get("ann_file")) for d in new.get("data") or [])})')
-    elif old.get('data') != new.get('data'):
-        lines.append('test data content: the annotations or images the split names changed '
-                     '(e.g. the data set was regenerated in place under the same ids)')
-    if old.get('config_sha256') != new.get('config_sha256'):
-        lines.append('config after overrides (--cfg-options and the like): sha256 '
-                     f'{str(old.get("config_sha256"))[:12]} -> {str(new.get("config_sha256"))[:12]}')
+        return [f'data root: {", ".join(map(str, o_roots))} -> {", ".join(map(str, n_roots))}']
+    if [d.get('ann_sha256') for d in old] != [d.get('ann_sha256') for d in new]:
+        return ['test annotations: the annotation file(s) changed '
+                f'({", ".join(str(d.get("ann_file")) for d in new)})']
+    return ['test data content: the annotations or images the split names changed '
+            '(e.g. the data set was regenerated in place under the same ids)']
+
+
+#: How a changed entry of the resume key is described (old value, new value -> lines).
+_DESCRIBE = {
+    'task': lambda o, n: [f'task: {o} -> {n}'],
+    'checkpoint': lambda o, n: _checkpoint_change(o or {}, n or {}),
+    'data': lambda o, n: _data_change(o or [], n or []),
+    'config_sha256': lambda o, n: ['config after overrides (--cfg-options and the like): '
+                                   f'sha256 {str(o)[:12]} -> {str(n)[:12]}'],
+}
+
+
+def describe_changes(old: dict, new: dict) -> list[str]:
+    """One line per part of the resume key that differs (:func:`~fq_det.utils.keys.changed_keys`,
+    each described in the words of :data:`_DESCRIBE`)."""
+    changed = changed_keys(new, old)
+    lines = [line for key in _DESCRIBE if key in changed
+             for line in _DESCRIBE[key](old.get(key), new.get(key))]
+    lines += [f'{key}: {json.dumps(old.get(key), sort_keys=True)} -> '
+              f'{json.dumps(new.get(key), sort_keys=True)}' for key in changed if key not in _DESCRIBE]
     return lines or ['resume key: ' + json.dumps(old, sort_keys=True) + ' -> '
                      + json.dumps(new, sort_keys=True)]
 

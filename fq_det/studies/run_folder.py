@@ -30,6 +30,7 @@ from typing import Any, Callable, Mapping
 from fq_det.studies.config import SYNTHETIC_DATA, Study, Variant, inside_folder, repo_relative
 from fq_det.studies.errors import StudyError
 from fq_det.utils.io import atomic_write_json, file_lock, read_json
+from fq_det.utils.keys import as_json, changed_keys
 
 #: Starts the line a run prints when it begins a stage (``[stage] train 1200 iterations``);
 #: a finished stage is followed by ``reusing <its result file>``.
@@ -40,7 +41,7 @@ RUN_RECORD = 'run.json'
 DONE, STARTED = 'done.json', 'started.json'
 
 __all__ = ['STAGE', 'RECORDS_FILE', 'RUN_RECORD', 'read_record', 'write_record', 'run_stage',
-           'prepare_data', 'pretrain_key', 'train_key', 'changed_settings', 'changed_keys',
+           'prepare_data', 'pretrain_key', 'train_key', 'changed_settings',
            'merged_config_digest', 'count']
 
 
@@ -56,10 +57,6 @@ def write_record(path: Path, obj: Any) -> None:
 
 def count(n: int, noun: str) -> str:
     return f'{n} {noun}' + ('' if n == 1 else 's')
-
-
-def changed_keys(current: Mapping, recorded: Mapping) -> list[str]:
-    return sorted(k for k in set(current) | set(recorded) if current.get(k) != recorded.get(k))
 
 
 def run_stage(stage_dir: Path, key: dict, overwrite: bool, work: Callable[[], dict],
@@ -115,11 +112,6 @@ def prepare_data(study: Study) -> Path:
 
 
 # ------------------------------------------------------------------ stage keys
-def _as_json(obj: Any) -> Any:
-    """``obj`` as it reads back from a JSON file (tuples become lists), for comparisons."""
-    return json.loads(json.dumps(obj))
-
-
 def _data_key(study: Study) -> dict:
     """A synthetic set's recipe, or a folder's root (relative when inside the repository, so
     exported keys stay valid in another clone) and the content digest of its trainval and
@@ -151,13 +143,13 @@ def merged_config_digest(path: str, options: Mapping) -> str:
     (``cfg_options``) merged, without data roots and loader worker settings
     (:func:`~fq_det.evaluation.sweep_store.config_digest` over every key). Cached per
     process by the file's modification time."""
-    options_json = json.dumps(_as_json(dict(options)), sort_keys=True)
+    options_json = json.dumps(as_json(dict(options)), sort_keys=True)
     return _merged_digest(osp.abspath(path), options_json, os.stat(path).st_mtime_ns)
 
 
 def pretrain_key(study: Study, v: Variant, seed: int) -> dict:
     """What determines ``v``'s backbone pretraining for ``seed``."""
-    return _as_json(dict(data=_data_key(study),
+    return as_json(dict(data=_data_key(study),
                          config=merged_config_digest(v.pretrain, v.pretrain_cfg_options),
                          seed=seed, epochs=study.pretrain.get('epochs')))
 
@@ -165,7 +157,7 @@ def pretrain_key(study: Study, v: Variant, seed: int) -> dict:
 def train_key(study: Study, v: Variant, seed: int, backbone_digest: str | None) -> dict:
     """What determines ``v``'s training for ``seed`` (``backbone``: the pretrained backbone's
     digest)."""
-    return _as_json(dict(data=_data_key(study),
+    return as_json(dict(data=_data_key(study),
                          config=merged_config_digest(v.config, v.cfg_options),
                          seed=seed, schedule=study.train, backbone=backbone_digest))
 
@@ -185,7 +177,7 @@ def changed_settings(study: Study, variant: str, seed: int) -> list[str]:
     changed = []
     if record.get('trained_as') != trained_as:
         changed.append('train_as')
-    if record.get('bn_adapt') != _as_json(v.bn_adapt):
+    if record.get('bn_adapt') != as_json(v.bn_adapt):
         changed.append('bn_adapt')
     trainer = study.variants[trained_as]
     backbone = None

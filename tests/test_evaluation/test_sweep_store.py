@@ -131,3 +131,13 @@ def test_sweep_files_follow_the_umask(tmp_path):
         os.umask(old)
     for name in ('a.json', 'b.npz'):
         assert (tmp_path / name).stat().st_mode & 0o777 == 0o664
+
+
+def test_a_changed_entry_without_its_own_words_is_named_with_both_values():
+    """Every changed entry of the resume key gets a line (fq_det.utils.keys.changed_keys):
+    the described ones in their words, any other (an export's identity) with both values."""
+    new = dict(KEY, corrupted_root=dict(path='/c', settings_sha256='s'))
+    assert describe_changes(KEY, new) == ['corrupted_root: null -> {"path": "/c", '
+                                          '"settings_sha256": "s"}']
+    both = dict(new, task='classification')
+    assert describe_changes(KEY, both)[0] == 'task: detection -> classification'
