@@ -252,7 +252,7 @@ def test_truncated_files_and_unwritable_out_dir_are_named(finished_sweep, tmp_pa
         tool.main(args + ['--out-dir', str(out_dir)])
     blocker = tmp_path / 'a_file'
     blocker.write_text('')
-    with pytest.raises(SystemExit, match=r'out-dir .*a_file/rob is not writable'):
+    with pytest.raises(SystemExit, match=r'out-dir .*a_file/rob: .*a_file is a file, not a folder'):
         tool.main(args + ['--out-dir', str(blocker / 'rob')])
     assert evaluations == []
 
