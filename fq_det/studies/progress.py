@@ -128,7 +128,8 @@ class ProgressDisplay:
         done = sum(r.stage == 'done' for r in self.runs)
         active = [r for r in self.runs if r.stage not in ('starting', 'done')]
         active = active or [r for r in self.runs if r.stage == 'starting'][:self.shown_waiting]
-        return f'  [{done}/{len(self.runs)}] ' + ' | '.join(r.describe() for r in active)
+        shown = ' | '.join(r.describe() for r in active) if active else 'all done'
+        return f'  [{done}/{len(self.runs)}] {shown}'
 
     def _update(self) -> None:
         for run in self.runs:

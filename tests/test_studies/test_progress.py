@@ -58,6 +58,9 @@ def test_without_a_terminal_stage_changes_are_printed(tmp_path: Path) -> None:
         '  [0/3] pow seed 0: sweep (2 pairs) pair 1/2 clean',
         '  pow seed 0: done in 5 s']
     assert display.line() == '  [1/3] plain seed 0: starting | pow seed 1: starting'
+    for label in ('plain seed 0', 'pow seed 1'):
+        display.note(f'  {label}: done in 1 s', finished=label)
+    assert display.line() == '  [3/3] all done'
 
 
 def test_on_a_terminal_one_line_is_rewritten(tmp_path: Path) -> None:
