@@ -6,6 +6,7 @@
     python tools/robustness_study.py run    STUDY_CONFIG --executor slurm --gpus 1 --time-min 240
                                             # one SLURM job per run, through submitit
     python tools/robustness_study.py report STUDY_CONFIG   # study.json / study.md / study.png
+    python tools/robustness_study.py run    STUDY_CONFIG --cfg-options seeds=[0,1] train.iters=300
     python tools/robustness_study.py export STUDY_CONFIG DIR   # the small result files, to commit
 
 Every run and every sweep pair resumes where it stopped; `report` aggregates whatever has

@@ -643,3 +643,24 @@ def test_a_run_on_data_regenerated_in_place_is_stale_and_the_report_says_why(tmp
                                                 r'0: made with other settings \(changed: train '
                                                 r'data\)'):
         report_study(study)
+
+
+def test_cfg_options_override_the_study_and_reach_the_plan(tmp_path, capsys) -> None:
+    """``--cfg-options`` (``load_study(options=...)``) overrides values of the study dict; the
+    study keeps them, so ``plan`` passes them on and the workers re-read the same study; a
+    misspelt key is refused like one in the file."""
+    from helpers import load_script
+    cfg = _write_study(tmp_path / 'toy.py')
+    options = {'seeds': [0, 7], 'data.num_train': 9}
+    study = load_study(str(cfg), str(tmp_path / 'w'), check_configs=False, options=options)
+    assert study.seeds == (0, 7) and study.data['num_train'] == 9 and study.options == options
+    lines = plan_study(study)
+    assert len(lines) == 6 and all("--cfg-options 'seeds=[0,7]' data.num_train=9 --only" in line
+                                   for line in lines)
+    assert load_script('tools/robustness_study.py').main(
+        ['plan', str(cfg), '--work-dir', str(tmp_path / 'w'), '--cfg-options', 'seeds=[0,7]',
+         'data.num_train=9']) == 0
+    import sys
+    assert capsys.readouterr().out.splitlines() == plan_study(study, python=sys.executable)
+    with pytest.raises(StudyError, match=r"data: unknown key\(s\) 'num_trian'; valid keys"):
+        load_study(str(cfg), check_configs=False, options={'data.num_trian': 3})
