@@ -12,10 +12,11 @@ set is the same for every run.
 
 Modules, each importing only those before it: :mod:`.errors`, :mod:`.dispatch` (the routes
 that run jobs: a process pool, submitit), :mod:`.config` (the study config and its checks),
-:mod:`.run_folder` (the folder layout, stage bookkeeping, keys), :mod:`.records` (per-image
-records for the bootstrap), :mod:`.stages` (pretrain, train, sweep, exponent statistics),
-:mod:`.running` (one run, all runs, the plan), :mod:`.report`, :mod:`.export`,
-:mod:`.progress` (the live progress line).
+:mod:`.run_folder` (the folder layout, stage bookkeeping, keys), :mod:`.progress` (the live
+progress line), :mod:`.records` (per-image records for the bootstrap), :mod:`.stages`
+(pretrain, train, sweep, exponent statistics), :mod:`.running` (one run, all runs, the
+plan), :mod:`.report`, :mod:`.export`, :mod:`.figures` (curves and detection grids of one
+seed).
 """
 from .config import Study, Variant, check_name, inside_folder, load_study, repo_relative
 from .errors import StudyError
