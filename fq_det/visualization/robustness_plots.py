@@ -11,7 +11,6 @@ Severity 0 on the x axis is the clean score.
 from __future__ import annotations
 
 import csv
-import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
