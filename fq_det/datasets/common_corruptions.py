@@ -24,8 +24,8 @@ Conventions, so that the maths follows the reference where it can:
   same result for the same offsets); ``motion_blur`` and ``snow``'s streaks apply the
   reference's one-sided Gaussian line as one OpenCV kernel (the same weighted sum as
   its shift-and-add); ``jpeg_compression`` uses OpenCV's JPEG codec where the
-  reference uses Pillow's (equal bytes with the pinned versions); ``pixelate`` is
-  Pillow's box filter reimplemented in integer arithmetic. See ``docs/distortions.md``.
+  reference uses Pillow's (equal bytes with the pinned versions). See
+  ``docs/distortions.md``.
 
 The parameters of every corruption and severity are in one table,
 :data:`CORRUPTION_TABLE` (rendered in ``docs/distortions.md`` by
@@ -233,72 +233,70 @@ def frost_texture(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
     return (t[..., None] * tint).astype(np.uint8)
 
 
-def _rgb_to_hsv(rgb: np.ndarray) -> np.ndarray:
-    """scikit-image's ``rgb2hsv`` (float64 in [0, 1], last axis R, G, B), the same operations.
+#: Which of (v, p, q, t) each channel takes in hue sectors 0..5 (scikit-image's hsv2rgb),
+#: rows R, G, B.
+_SECTOR_SOURCES = np.array([[0, 2, 1, 1, 3, 0],    # R: v q p p t v
+                            [3, 0, 0, 2, 1, 1],    # G: t v v q p p
+                            [1, 1, 3, 0, 0, 2]],   # B: p p t v v q
+                           np.uint32)
+
+
+def _hsv_planes(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """scikit-image's ``rgb2hsv`` of a uint8 BGR image / 255, the same float64 operations,
+    as three planes ``(h, s, v)``.
 
     ``V = max``, ``S = (max - min) / V`` (0 for grey), ``H = (h / 6) mod 1`` with ``h`` =
     ``(G - B) / d``, ``2 + (B - R) / d`` or ``4 + (R - G) / d`` for R, G or B the maximum
     (later ones win ties), 0 for grey.
     """
-    v = rgb.max(-1)
-    delta = rgb.min(-1)
-    np.subtract(v, delta, out=delta)
+    b, g, r = (x[..., k] / 255.0 for k in range(3))
+    v = np.maximum(np.maximum(r, g), b)
+    delta = v - np.minimum(np.minimum(r, g), b)
     grey = delta == 0
-    safe = np.where(grey, 1.0, delta)
     with np.errstate(invalid='ignore', divide='ignore'):
-        s = np.where(grey, 0.0, delta / v)
-    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
-    h = np.where(r == v, (g - b) / safe, 0.0)
-    h = np.where(g == v, 2. + (b - r) / safe, h)
-    h = np.where(b == v, 4. + (r - g) / safe, h)
-    h = (h / 6.) % 1.
-    h[grey] = 0.
-    return np.stack([h, s, v], -1)
+        s = delta / v
+    s[grey] = 0.0
+    g_max, b_max = g == v, b == v
+    np.copyto(delta, 1.0, where=grey)
+    h = np.subtract(g, b)
+    np.subtract(b, r, out=h, where=g_max)
+    np.subtract(r, g, out=h, where=b_max)
+    h /= delta
+    np.add(h, 2.0, out=h, where=g_max & ~b_max)
+    np.add(h, 4.0, out=h, where=b_max)
+    h /= 6.0
+    np.remainder(h, 1.0, out=h)
+    h[grey] = 0.0
+    return h, s, v
 
 
-def _hsv_to_rgb(hsv: np.ndarray) -> np.ndarray:
-    """scikit-image's ``hsv2rgb``, the same operations: ``p = V (1 - S)``, ``q = V (1 - f S)``,
-    ``t = V (1 - (1 - f) S)``, ``f = 6 H - floor(6 H)``, chosen by sector ``floor(6 H) mod 6``."""
-    h, s, v = hsv[..., 0], hsv[..., 1], hsv[..., 2]
-    hi = np.floor(h * 6)
-    f = h * 6 - hi
-    p, q, t = v * (1 - s), v * (1 - f * s), v * (1 - (1 - f) * s)
-    sector = hi.astype(np.uint8) % 6
-    choices = ((v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q))
-    out = np.empty(hsv.shape, np.float64)
-    for k in range(3):
-        out[..., k] = np.select([sector == i for i in range(5)],
-                                [c[k] for c in choices[:5]], choices[5][k])
-    return out
+def _unit_to_uint8(y: np.ndarray) -> np.ndarray:
+    """``uint8(255 clip(y, 0, 1))``, truncating, as the reference's ``np.uint8``."""
+    y = np.clip(y, 0, 1)
+    y *= 255
+    return y.astype(np.uint8)
 
 
-def _pil_box_axis(x: np.ndarray, size: int, axis: int) -> np.ndarray:
-    """Pillow's ``BOX`` resize of uint8 ``x`` to ``size`` along ``axis``, integer-exact.
+def _hsv_planes_to_bgr(h: np.ndarray, s: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """scikit-image's ``hsv2rgb``, the same operations, clipped to [0, 1] and truncated to
+    uint8 BGR: ``p = V (1 - S)``, ``q = V (1 - f S)``, ``t = V (1 - (1 - f) S)``,
+    ``f = 6 H - floor(6 H)``, chosen per channel by sector ``floor(6 H) mod 6``.
 
-    Output ``i`` is the mean of the inputs ``j`` with ``(j + 1/2 - c) / s in (-1/2, 1/2]``,
-    ``c = (i + 1/2) s``, ``s = n_in / size``; Pillow's 22-bit fixed point:
-    ``(sum x_j * round(2^22 / n) + 2^21) >> 22``.
+    Each candidate is converted to uint8 once and the four are packed into one uint32 per
+    pixel, from which each channel takes its byte (clipping and truncation are per value, so
+    converting before choosing gives the same bytes).
     """
-    n = x.shape[axis]
-    scale = n / size
-    support = 0.5 * scale
-    ss = 1.0 / max(scale, 1.0)
-    starts, ends = np.empty(size, np.int64), np.empty(size, np.int64)
-    for i in range(size):
-        centre = (i + 0.5) * scale
-        lo, hi = max(int(centre - support + 0.5), 0), min(int(centre + support + 0.5), n)
-        j = np.arange(lo, hi)
-        t = (j - centre + 0.5) * ss
-        inside = j[(t > -0.5) & (t <= 0.5)]
-        starts[i], ends[i] = inside[0], inside[-1] + 1
-    csum = np.cumsum(x, axis=axis, dtype=np.int64)
-    csum = np.concatenate([np.zeros_like(np.take(csum, [0], axis=axis)), csum], axis=axis)
-    total = np.take(csum, ends, axis=axis) - np.take(csum, starts, axis=axis)
-    shape = [1] * x.ndim
-    shape[axis] = size
-    weight = (0.5 + (1 << 22) / (ends - starts).astype(np.float64)).astype(np.int64)
-    out = (total * weight.reshape(shape) + (1 << 21)) >> 22
-    return np.clip(out, 0, 255).astype(np.uint8)
+    h6 = h * 6
+    sector_f = np.floor(h6)
+    f = h6 - sector_f
+    p, q, t = v * (1 - s), v * (1 - f * s), v * (1 - (1 - f) * s)
+    sector = sector_f.astype(np.uint8) % 6
+    packed = _unit_to_uint8(v).astype(np.uint32)
+    for k, candidate in enumerate((p, q, t), start=1):
+        packed |= _unit_to_uint8(candidate).astype(np.uint32) << np.uint32(8 * k)
+    channels = [(packed >> (_SECTOR_SOURCES[k] * 8)[sector]).astype(np.uint8)
+                for k in (2, 1, 0)]
+    return cv2.merge(channels)
 
 
 # ------------------------------------------------------------------- corruptions
@@ -495,25 +493,57 @@ def _fog(x: np.ndarray, c: tuple, rng: np.random.Generator) -> np.ndarray:
 
 def _brightness(x: np.ndarray, c: float, rng: np.random.Generator) -> np.ndarray:
     """HSV value ``V' = clip(V + c, 0, 1)`` (hue and saturation kept), in RGB terms."""
-    hsv = _rgb_to_hsv(x[..., ::-1] / 255.)
-    hsv[..., 2] = np.clip(hsv[..., 2] + c, 0, 1)
-    return _to_uint8(np.clip(_hsv_to_rgb(hsv), 0, 1)[..., ::-1] * 255)
+    h, s, v = _hsv_planes(x)
+    return _hsv_planes_to_bgr(h, s, np.clip(v + c, 0, 1))
 
 
-def _contrast(x: np.ndarray, c: float, rng: np.random.Generator) -> np.ndarray:
-    """``y = (x - mean) c + mean``, the mean per channel over the image."""
+def _contrast_per_pixel(x: np.ndarray, c: float) -> np.ndarray:
+    """The reference's operations on every pixel: ``(x / 255 - m) c + m``, float64."""
     xf = x / 255.0
     means = np.mean(xf, axis=(0, 1), keepdims=True)
     return _to_uint8(np.clip((xf - means) * c + means, 0, 1) * 255)
+
+
+def _contrast_table(x: np.ndarray, c: float) -> np.ndarray | None:
+    """The 256 x 3 table of :func:`_contrast_per_pixel`'s outputs, or None if not provably equal.
+
+    Each output depends only on the value ``v`` and its channel's mean ``m``. The
+    reference's ``m`` is a float64 sum whose last bits depend on the summation order; any
+    order is within ``|m_ref - m| <= gamma m``, ``gamma = (n + 2) u`` (recursive summation
+    of ``n`` terms, Higham 2002, Eq. 4.4, plus the divisions; ``u = 2^-53``), of the exact
+    mean ``m`` (from OpenCV's integer sums). An output moves by at most ``|1 - c| gamma m``
+    (plus rounding), so where every entry's truncation is the same at both ends of that
+    interval the table equals the reference's outputs; else None.
+    """
+    n = x.shape[0] * x.shape[1]
+    means = np.asarray(cv2.sumElems(x)[:x.shape[2]]) / (255.0 * n)
+    margin = abs(1 - c) * 2 * (n + 2) * 2.0 ** -53 * means + 1e-12
+    z = (np.arange(256)[:, None] / 255.0 - means) * c + means
+    lo = np.floor(np.clip(z - margin, 0, 1) * 255)
+    hi = np.floor(np.clip(z + margin, 0, 1) * 255)
+    if not np.array_equal(lo, hi):
+        return None
+    return lo.astype(np.uint8)
+
+
+def _contrast(x: np.ndarray, c: float, rng: np.random.Generator) -> np.ndarray:
+    """``y = (x - mean) c + mean``, the mean per channel over the image.
+
+    Applied as a per-channel lookup table where that provably gives the reference's
+    bytes (:func:`_contrast_table`), else per pixel.
+    """
+    table = _contrast_table(x, c)
+    if table is None:
+        return _contrast_per_pixel(x, c)
+    return cv2.LUT(x, table.reshape(256, 1, 3))
 
 
 def _saturate(x: np.ndarray, c: tuple, rng: np.random.Generator) -> np.ndarray:
     """HSV saturation ``S' = clip(S a + b, 0, 1)``, ``c = (a, b)`` (hue and value kept), in RGB
     terms (grey pixels have hue 0, red, so ``b > 0`` tints them red)."""
     a, b = c
-    hsv = _rgb_to_hsv(x[..., ::-1] / 255.)
-    hsv[..., 1] = np.clip(hsv[..., 1] * a + b, 0, 1)
-    return _to_uint8(np.clip(_hsv_to_rgb(hsv), 0, 1)[..., ::-1] * 255)
+    h, s, v = _hsv_planes(x)
+    return _hsv_planes_to_bgr(h, np.clip(s * a + b, 0, 1), v)
 
 
 def _jpeg_compression(x: np.ndarray, c: int, rng: np.random.Generator) -> np.ndarray:
@@ -525,12 +555,14 @@ def _jpeg_compression(x: np.ndarray, c: int, rng: np.random.Generator) -> np.nda
 
 
 def _pixelate(x: np.ndarray, c: float, rng: np.random.Generator) -> np.ndarray:
-    """Pillow's ``BOX`` downscale to ``int(c w) x int(c h)`` (columns, then rows, as Pillow),
-    then nearest upscale back (``INTER_NEAREST_EXACT`` = Pillow's ``NEAREST``)."""
+    """Pillow's ``BOX`` downscale to ``int(c w) x int(c h)`` (at least 1 px), then its
+    ``NEAREST`` upscale back: the reference's own calls (channels are treated alike, so the
+    colour order does not matter)."""
+    from PIL import Image
     h, w = x.shape[:2]
-    small = _pil_box_axis(x, max(1, int(w * c)), axis=1)
-    small = _pil_box_axis(small, max(1, int(h * c)), axis=0)
-    return cv2.resize(small, (w, h), interpolation=cv2.INTER_NEAREST_EXACT)
+    small = Image.fromarray(np.ascontiguousarray(x)).resize(
+        (max(1, int(w * c)), max(1, int(h * c))), Image.Resampling.BOX)
+    return np.asarray(small.resize((w, h), Image.Resampling.NEAREST)).copy()
 
 
 def _elastic_transform(x: np.ndarray, c: float, rng: np.random.Generator) -> np.ndarray:

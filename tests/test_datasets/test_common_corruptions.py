@@ -444,3 +444,34 @@ def test_random_ones_follow_the_reference_for_the_same_draws(name):
         diff = np.abs(ours.astype(int) - ref.astype(int))
         assert diff.max() <= 1 and (diff > 0).mean() < 0.02, \
             (severity, diff.max(), (diff > 0).mean())
+
+
+def test_contrast_table_gives_the_per_pixel_bytes_or_steps_aside():
+    """The lookup table is used where its error bound proves it equal to the reference's
+    per-pixel float64 operations, and a flat image (every value on a truncation edge)
+    falls back to them."""
+    rng = np.random.default_rng(1)
+    images = [natural_image(int(w), int(h), seed=i) for i, (w, h) in
+              enumerate(rng.integers(8, 120, (12, 2)))]
+    images += [rng.integers(0, 256, (31, 17, 3), dtype=np.uint8) for _ in range(12)]
+    taken = 0
+    for img in images:
+        for c in C.CORRUPTION_TABLE['contrast'].levels:
+            taken += C._contrast_table(img, c) is not None
+            assert np.array_equal(C._contrast(img, c, None), C._contrast_per_pixel(img, c))
+    assert taken >= 0.9 * len(images) * 5
+    flat = np.full((9, 11, 3), (10, 128, 250), np.uint8)
+    assert C._contrast_table(flat, 0.2) is None
+    assert np.array_equal(C._contrast(flat, 0.2, None), C._contrast_per_pixel(flat, 0.2))
+
+
+@pytest.mark.parametrize('name', ['brightness', 'saturate'])
+def test_hsv_corruptions_follow_the_reference_on_a_colour_cube(name):
+    """Every colour of a 52^3 cube (each channel 0, 5, ..., 255): the planar HSV round trip
+    gives scikit-image's bytes at every severity, ties between channels and greys included."""
+    levels = np.arange(0, 256, 5, dtype=np.uint8)
+    cube = np.stack(np.meshgrid(levels, levels, levels, indexing='ij'), -1).reshape(52 * 52, 52, 3)
+    for severity in D.SEVERITIES:
+        c = C.CORRUPTION_TABLE[name].levels[severity - 1]
+        ours = C.corrupt(cube, name, severity, np.random.default_rng(0))
+        assert np.array_equal(ours, _reference(name, cube, c)), severity
