@@ -324,8 +324,7 @@ def _impulse_noise(x: np.ndarray, c: float, rng: np.random.Generator) -> np.ndar
     hit = rng.random(x.shape, dtype=np.float32) < c
     salt = rng.random(x.shape, dtype=np.float32) < 0.5
     out = x.copy()
-    out[hit & salt] = 255
-    out[hit & ~salt] = 0
+    np.putmask(out, hit, salt.view(np.uint8) * np.uint8(255))
     return out
 
 
