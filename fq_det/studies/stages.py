@@ -124,10 +124,13 @@ def alpha_report(cfg, checkpoint: str, num_images: int = HPOW_IMAGES) -> list[di
     from fq_det.analysis.alpha_stats import extract_exponents
     from fq_det.models.quantizers import HPOW
 
-    backbone_type = str(cfg.model.get('backbone', {}).get('type', ''))
-    if 'HPOW' in backbone_type:
+    backbone = cfg.model.get('backbone', {})
+    # ResNetPOW / ResNetHPOW name the quantizer in the backbone type, CifarSmallNet and
+    # Plain-10 in ``quant_cfg.type``
+    kind = f"{backbone.get('type', '')} {(backbone.get('quant_cfg') or {}).get('type', '')}"
+    if 'HPOW' in kind:
         exponents = _hpow_exponents(cfg, checkpoint, num_images, HPOW)
-    elif 'POW' in backbone_type:
+    elif 'POW' in kind:
         exponents = extract_exponents(checkpoint)
     else:
         return None

@@ -247,6 +247,28 @@ def test_alpha_report_on_known_alphas(tmp_path) -> None:
     assert alpha_report(plain, str(ckpt)) is None  # no exponents in a plain model
 
 
+def test_alpha_report_reads_the_quantizer_from_quant_cfg(tmp_path) -> None:
+    """The small networks name POW in ``quant_cfg.type``, not in the backbone type."""
+    from mmengine.config import Config
+    from mmengine.registry import MODELS, init_default_scope
+
+    from fq_det.studies.stages import alpha_report
+    cfg = Config.fromfile(str(REPO / 'configs/classification/synthvoc/smallnet_synthvoc-crops.py'))
+    cfg.merge_from_dict({'model.backbone.quant_cfg': dict(type='POW', num_splits=2,
+                                                          exponent='direct')})
+    init_default_scope(cfg.default_scope)
+    model = MODELS.build(cfg.model)
+    alphas = [p for n, p in model.named_parameters() if n.endswith('.alpha')]
+    with torch.no_grad():
+        for p in alphas:
+            p.fill_(0.25)
+    ckpt = tmp_path / 'smallnet_pow.pth'
+    torch.save(dict(state_dict=model.state_dict()), ckpt)
+    rows = alpha_report(cfg, str(ckpt))
+    assert rows[-1]['layer'] == 'ALL' and rows[-1]['count'] == sum(p.numel() for p in alphas)
+    assert rows[-1]['p_mean'] == pytest.approx(0.25) and rows[-1]['frac_quantizing'] == 1.0
+
+
 @pytest.mark.parametrize('override, message', [
     (dict(variants=dict(a=dict(config='configs/nope.py'))), 'config file not found'),
     (dict(reference='missing'), 'reference must name one of the variants'),
