@@ -270,13 +270,6 @@ def _hsv_planes(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return h, s, v
 
 
-def _unit_to_uint8(y: np.ndarray) -> np.ndarray:
-    """``uint8(255 clip(y, 0, 1))``, truncating, as the reference's ``np.uint8``."""
-    y = np.clip(y, 0, 1)
-    y *= 255
-    return y.astype(np.uint8)
-
-
 def _hsv_planes_to_bgr(h: np.ndarray, s: np.ndarray, v: np.ndarray) -> np.ndarray:
     """scikit-image's ``hsv2rgb``, the same operations, clipped to [0, 1] and truncated to
     uint8 BGR: ``p = V (1 - S)``, ``q = V (1 - f S)``, ``t = V (1 - (1 - f) S)``,
@@ -291,9 +284,9 @@ def _hsv_planes_to_bgr(h: np.ndarray, s: np.ndarray, v: np.ndarray) -> np.ndarra
     f = h6 - sector_f
     p, q, t = v * (1 - s), v * (1 - f * s), v * (1 - (1 - f) * s)
     sector = sector_f.astype(np.uint8) % 6
-    packed = _unit_to_uint8(v).astype(np.uint32)
+    packed = _to_uint8(v * 255).astype(np.uint32)
     for k, candidate in enumerate((p, q, t), start=1):
-        packed |= _unit_to_uint8(candidate).astype(np.uint32) << np.uint32(8 * k)
+        packed |= _to_uint8(candidate * 255).astype(np.uint32) << np.uint32(8 * k)
     channels = [(packed >> (_SECTOR_SOURCES[k] * 8)[sector]).astype(np.uint8)
                 for k in (2, 1, 0)]
     return cv2.merge(channels)
