@@ -56,6 +56,19 @@ class DetectionRecords:
         return self.num_gt.shape[0]
 
 
+def _image_arrays(item: Mapping, dtype) -> tuple[np.ndarray, ...]:
+    """``bboxes, scores, labels, gt_bboxes, gt_labels, gt_ignore`` of one image as arrays
+    (boxes and scores in ``dtype``; ``gt_ignore`` all False when absent)."""
+    gt_labels = np.asarray(item['gt_labels'], dtype=np.int64).reshape(-1)
+    return (np.asarray(item['bboxes'], dtype=dtype).reshape(-1, 4),
+            np.asarray(item['scores'], dtype=dtype).reshape(-1),
+            np.asarray(item['labels'], dtype=np.int64).reshape(-1),
+            np.asarray(item['gt_bboxes'], dtype=dtype).reshape(-1, 4),
+            gt_labels,
+            np.asarray(item.get('gt_ignore', np.zeros(len(gt_labels), bool)),
+                       dtype=bool).reshape(-1))
+
+
 def detection_records(images: Sequence[Mapping], num_classes: int, iou_thr: float = 0.5,
                       use_legacy_coordinate: bool = True) -> DetectionRecords:
     """TP/FP flags of every detection, matched per image and class by mmdet's VOC rule.
@@ -70,13 +83,7 @@ def detection_records(images: Sequence[Mapping], num_classes: int, iou_thr: floa
     cols = {k: [] for k in ('image', 'label', 'score', 'tp', 'fp')}
     num_gt = np.zeros((len(images), num_classes), dtype=np.int64)
     for i, item in enumerate(images):
-        bboxes = np.asarray(item['bboxes'], dtype=np.float32).reshape(-1, 4)
-        scores = np.asarray(item['scores'], dtype=np.float32).reshape(-1)
-        labels = np.asarray(item['labels'], dtype=np.int64).reshape(-1)
-        gt_bboxes = np.asarray(item['gt_bboxes'], dtype=np.float32).reshape(-1, 4)
-        gt_labels = np.asarray(item['gt_labels'], dtype=np.int64).reshape(-1)
-        gt_ignore = np.asarray(item.get('gt_ignore', np.zeros(len(gt_labels), bool)),
-                               dtype=bool).reshape(-1)
+        bboxes, scores, labels, gt_bboxes, gt_labels, gt_ignore = _image_arrays(item, np.float32)
         for c in range(num_classes):
             keep = labels == c
             gt_c = gt_labels == c
@@ -200,13 +207,7 @@ def coco_detection_records(images: Sequence[Mapping], num_classes: int,
     cols = {k: [] for k in ('image', 'label', 'score', 'tp', 'fp')}
     num_gt = np.zeros((len(images), num_classes), dtype=np.int64)
     for i, item in enumerate(images):
-        bboxes = np.asarray(item['bboxes'], dtype=np.float64).reshape(-1, 4)
-        scores = np.asarray(item['scores'], dtype=np.float64).reshape(-1)
-        labels = np.asarray(item['labels'], dtype=np.int64).reshape(-1)
-        gt_bboxes = np.asarray(item['gt_bboxes'], dtype=np.float64).reshape(-1, 4)
-        gt_labels = np.asarray(item['gt_labels'], dtype=np.int64).reshape(-1)
-        gt_ignore = np.asarray(item.get('gt_ignore', np.zeros(len(gt_labels), bool)),
-                               dtype=bool).reshape(-1)
+        bboxes, scores, labels, gt_bboxes, gt_labels, gt_ignore = _image_arrays(item, np.float64)
         for c in range(num_classes):
             gt_c = np.flatnonzero(gt_labels == c)
             gt_c = gt_c[np.argsort(gt_ignore[gt_c], kind='mergesort')]  # ignored last
