@@ -257,18 +257,7 @@ def _reference_blur(name: str, bgr: np.ndarray, c, severity: int) -> np.ndarray:
     if name == 'motion_blur':  # shift-and-add of a one-sided Gaussian at the angle drawn
         radius, sigma = c
         angle = np.random.default_rng(severity).uniform(-45, 45)
-        width = 2 * radius + 1
-        k = np.exp(-np.arange(width) ** 2 / (2 * sigma ** 2)) / (np.sqrt(2 * np.pi) * sigma)
-        k /= k.sum()
-        py, px = width * np.sin(np.deg2rad(angle)), width * np.cos(np.deg2rad(angle))
-        hyp = np.hypot(py, px)
-        y = np.zeros(bgr.shape, np.float32)
-        for i in range(width):
-            dy, dx = -int(np.ceil(i * py / hyp - 0.5)), -int(np.ceil(i * px / hyp - 0.5))
-            if abs(dy) >= bgr.shape[0] or abs(dx) >= bgr.shape[1]:
-                break
-            y = y + k[i] * _shift(bgr, dx, dy)
-        return np.uint8(np.clip(y, 0, 255))
+        return np.uint8(np.clip(_reference_motion_layer(bgr, radius, sigma, angle), 0, 255))
     if name == 'zoom_blur':
         x = x.astype(np.float32)
         factors = np.arange(1, c[0], c[1])
@@ -328,8 +317,9 @@ def test_glass_blur_shuffle_is_the_reference_loop(delta):
 
 # ----------------------------- random ones, as the reference computes them from the same draws
 def _reference_motion_layer(layer, radius, sigma, angle):
+    """The reference's ``_motion_blur``: shift-and-add of a one-sided Gaussian at ``angle``."""
     width = 2 * radius + 1
-    k = np.exp(-np.arange(width) ** 2 / (2 * sigma ** 2))
+    k = np.exp(-np.arange(width) ** 2 / (2 * sigma ** 2)) / (np.sqrt(2 * np.pi) * sigma)
     k /= k.sum()
     py, px = width * np.sin(np.deg2rad(angle)), width * np.cos(np.deg2rad(angle))
     hyp = np.hypot(py, px)

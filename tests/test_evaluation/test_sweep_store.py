@@ -97,24 +97,6 @@ def test_data_regenerated_in_place_changes_the_key(tmp_path):
     assert data_identity(cfg)[0]['content_sha256'] != after[0]['content_sha256']
 
 
-def test_study_folder_data_key_follows_the_content(tmp_path):
-    from fq_det.datasets.synthetic_voc import make_synthetic_voc
-    from fq_det.studies import load_study
-    from fq_det.studies.run_folder import _data_key
-    root = tmp_path / 'data'
-    make_synthetic_voc(root, num_train=3, num_test=3, seed=0, image_size=(64, 48))
-    study = load_study(dict(task='classification', data=dict(type='folder', root=str(root)),
-                            variants=dict(plain=dict(config='configs/classification/synthvoc/'
-                                                     'resnet18_synthvoc-crops.py')),
-                            reference='plain', seeds=[0]), str(tmp_path / 'w'),
-                       check_configs=False)
-    key = _data_key(study)
-    assert set(key['content_sha256']) == {'trainval', 'test'}
-    xml = next((root / 'VOC2007/Annotations').iterdir())
-    xml.write_text(xml.read_text().replace('</annotation>', '<!-- edited --></annotation>'))
-    assert _data_key(study)['content_sha256'] != key['content_sha256']
-
-
 def test_sweep_files_follow_the_umask(tmp_path):
     """Written files get the mode a plain write would (mkstemp alone gives 0600, which
     shuts the group out of a shared cluster folder)."""

@@ -634,6 +634,28 @@ def test_run_checks_the_reports_folder_before_training(tmp_path) -> None:
     assert not (Path(study.work_dir) / 'runs').exists() and not study.data_root.exists()
 
 
+def _folder_study(tmp_path: Path, root: Path, num_test: int):
+    """A one-run classification study on a generated VOC-layout folder at ``root``."""
+    from fq_det.datasets.synthetic_voc import make_synthetic_voc
+    make_synthetic_voc(root, num_train=3, num_test=num_test, seed=0, image_size=(64, 48))
+    return load_study(dict(task='classification', data=dict(type='folder', root=str(root)),
+                           variants=dict(plain=dict(config='configs/classification/synthvoc/'
+                                                    'resnet18_synthvoc-crops.py')),
+                           reference='plain', seeds=[0]), str(tmp_path / 'w'),
+                      check_configs=False)
+
+
+def test_study_folder_data_key_follows_the_content(tmp_path):
+    from fq_det.studies.run_folder import _data_key
+    root = tmp_path / 'data'
+    study = _folder_study(tmp_path, root, num_test=3)
+    key = _data_key(study)
+    assert set(key['content_sha256']) == {'trainval', 'test'}
+    xml = next((root / 'VOC2007/Annotations').iterdir())
+    xml.write_text(xml.read_text().replace('</annotation>', '<!-- edited --></annotation>'))
+    assert _data_key(study)['content_sha256'] != key['content_sha256']
+
+
 def test_a_run_on_data_regenerated_in_place_is_stale_and_the_report_says_why(tmp_path) -> None:
     """A folder study's finished run, then the data set made again in place under the same
     ids (byte-identical split files): the run counts as made with other settings ('train
@@ -643,12 +665,7 @@ def test_a_run_on_data_regenerated_in_place_is_stale_and_the_report_says_why(tmp
     from fq_det.datasets.synthetic_voc import make_synthetic_voc
     from fq_det.studies.run_folder import train_key
     data = tmp_path / 'data'
-    make_synthetic_voc(data, num_train=3, num_test=2, seed=0, image_size=(64, 48))
-    study = load_study(dict(task='classification', data=dict(type='folder', root=str(data)),
-                            variants=dict(plain=dict(config='configs/classification/synthvoc/'
-                                                     'resnet18_synthvoc-crops.py')),
-                            reference='plain', seeds=[0]), str(tmp_path / 'w'),
-                       check_configs=False)
+    study = _folder_study(tmp_path, data, num_test=2)
     run_dir = study.run_dir('plain', 0)
     (run_dir / 'sweep').mkdir(parents=True)
     (run_dir / 'run.json').write_text(json.dumps(dict(
